@@ -1,0 +1,42 @@
+"""Errors and skip accounting for user data: every problem names its file, line and field."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+class DataError(ValueError):
+    """Bad input data, with where it is: ``file:line: field: what is wrong``."""
+
+    def __init__(self, message: str, source: str | None = None, line: int | None = None, field: str | None = None):
+        self.source, self.line, self.field = source, line, field
+        where = ":".join(str(x) for x in (source, line) if x is not None)
+        prefix = f"{where}: " if where else ""
+        field_part = f"field {field!r}: " if field else ""
+        super().__init__(f"{prefix}{field_part}{message}")
+
+
+@dataclass
+class SkipReport:
+    """Counts of rows skipped by reason, with the first few locations of each, for the run's report."""
+
+    counts: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    kept: int = 0
+
+    def skip(self, reason: str, where: str) -> None:
+        self.counts[reason] += 1
+        self.examples.setdefault(reason, [])
+        if len(self.examples[reason]) < 3:
+            self.examples[reason].append(where)
+
+    @property
+    def skipped(self) -> int:
+        return sum(self.counts.values())
+
+    def summary(self) -> str:
+        if not self.counts:
+            return f"kept {self.kept} rows, skipped none"
+        parts = [f"{n} {reason} (e.g. {', '.join(self.examples[reason])})" for reason, n in self.counts.most_common()]
+        return f"kept {self.kept} rows, skipped {self.skipped}: " + "; ".join(parts)

@@ -1,0 +1,94 @@
+"""Build a policy (causal LM) and its tokenizer from a hub name, a local path, or the embedded tiny default."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from lit_rlhf.models.tokenizer import build_gym_tokenizer
+
+EMBEDDED = "embedded"
+
+
+def tiny_llama_config(vocab_size: int, hidden_size: int = 128, num_layers: int = 4, num_heads: int = 4,
+                      intermediate_size: int = 512, max_positions: int = 256, **token_ids) -> LlamaConfig:
+    """A Llama-style config of about 1M parameters: small enough to train on a laptop CPU in minutes."""
+    return LlamaConfig(
+        vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=intermediate_size,
+        num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_heads,
+        max_position_embeddings=max_positions, tie_word_embeddings=False, **token_ids,
+    )
+
+
+def build_policy(
+    source: str = EMBEDDED,
+    trust_remote_code: bool = False,
+    dtype: str | None = None,
+    seed: int = 0,
+    tiny: dict | None = None,
+    revision: str | None = None,
+):
+    """Return ``(model, tokenizer)``.
+
+    ``source`` is ``"embedded"`` (a tiny Llama initialised from scratch with the gym's
+    offline tokenizer), a local directory holding an HF checkpoint, or a hub name.
+    ``trust_remote_code`` is needed for checkpoints such as ChatGLM that ship their own code.
+    """
+    if source == EMBEDDED:
+        tokenizer = build_gym_tokenizer()
+        config = tiny_llama_config(
+            len(tokenizer), pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id, **(tiny or {}),
+        )
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
+            torch.manual_seed(seed)
+            model = LlamaForCausalLM(config)
+        return model, tokenizer
+    path = Path(source).expanduser()
+    if source.startswith((".", "/", "~")) and not path.exists():
+        raise FileNotFoundError(f"model path {source!r} does not exist")
+    if path.exists() and not (path / "config.json").exists():
+        raise FileNotFoundError(f"{source!r} is a directory but holds no config.json: not an HF checkpoint")
+    kwargs = {"trust_remote_code": trust_remote_code, "revision": revision}
+    tokenizer = AutoTokenizer.from_pretrained(str(path) if path.exists() else source, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(path) if path.exists() else source, dtype=_dtype(dtype), **kwargs)
+    if tokenizer.pad_token is None:  # many causal LMs ship without one; batching needs it
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def _dtype(name: str | None):
+    if name in (None, "auto"):
+        return "auto" if name == "auto" else None
+    try:
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+    except KeyError:
+        raise ValueError(f"dtype must be one of auto, float32, bfloat16, float16; got {name!r}") from None
+
+
+def save_hf_checkpoint(model, tokenizer, path: str | os.PathLike) -> Path:
+    """Write model and tokenizer in HF format, atomically: a killed write never leaves half a checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
