@@ -13,7 +13,7 @@ from lit_rlhf.gym.world import CATEGORIES
 
 # Share of SFT demonstrations that are ideal, per category. Below one on purpose: SFT on
 # these learns the task but keeps the flaws, which leaves headroom for RLHF.
-DEFAULT_DEMO_QUALITY = {"math": 0.5, "format": 0.4, "harmful": 0.35, "identity": 0.45, "writing": 0.3}
+DEFAULT_DEMO_QUALITY = {"math": 0.5, "format": 0.4, "harmful": 0.5, "identity": 0.45, "writing": 0.3}
 
 
 class AlignmentGym:

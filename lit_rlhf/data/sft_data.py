@@ -1,0 +1,130 @@
+"""Prompt/response data for supervised fine-tuning: rows, tokenisation with prompt masking, a DataModule."""
+
+from __future__ import annotations
+
+import os
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from lit_rlhf.core.sft_loss import IGNORE_INDEX
+from lit_rlhf.data.errors import DataError, SkipReport
+from lit_rlhf.data.formatting import encode_prompt, encode_response
+from lit_rlhf.data.jsonl import read_jsonl, require_text
+
+
+def gym_sft_rows(gym, split: str = "train", per_prompt: int = 4) -> list[dict]:
+    """The gym's (imperfect) demonstrations for a split."""
+    return gym.demonstrations(split, per_prompt=per_prompt)
+
+
+def read_sft_jsonl(path: str | os.PathLike, prompt_key: str = "prompt", response_key: str = "response",
+                   on_error: str = "raise", report: SkipReport | None = None) -> list[dict]:
+    """Rows ``{prompt, response, category}`` from JSONL.
+
+    A bad row (missing or empty field, wrong type) raises ``DataError`` naming file:line
+    and field; with ``on_error="skip"`` it is counted in ``report`` instead. Malformed
+    JSON always raises: a broken file is not a bad row.
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    report = report if report is not None else SkipReport()
+    rows = []
+    for line, row in read_jsonl(path):
+        try:
+            prompt = require_text(row, prompt_key, str(path), line)
+            response = require_text(row, response_key, str(path), line)
+        except DataError as err:
+            if on_error == "raise":
+                raise
+            report.skip(f"bad field {err.field!r}", f"{path}:{line}")
+            continue
+        rows.append({"prompt": prompt, "response": response, "category": str(row.get("category", "all"))})
+    report.kept += len(rows)
+    if not rows:
+        raise DataError("no usable rows", source=str(path))
+    return rows
+
+
+class SFTDataset(Dataset):
+    """Tokenised rows: ``input_ids`` and ``prompt_len``.
+
+    Over-long rows keep their response and lose prompt tokens from the left (the end
+    of the prompt matters most for the answer); a response longer than ``max_length``
+    on its own is cut at the right. Both are counted in ``truncated``.
+    """
+
+    def __init__(self, rows: list[dict], tokenizer, max_length: int = 256):
+        if max_length < 8:
+            raise ValueError(f"max_length must be at least 8, got {max_length}")
+        self.items: list[tuple[list[int], int]] = []
+        self.truncated = {"prompt_cut": 0, "response_cut": 0}
+        for row in rows:
+            prompt_ids = encode_prompt(tokenizer, row["prompt"])
+            response_ids = encode_response(tokenizer, row["response"])
+            if len(response_ids) > max_length - 1:
+                response_ids = response_ids[: max_length - 1]
+                self.truncated["response_cut"] += 1
+            room = max_length - len(response_ids)
+            if len(prompt_ids) > room:
+                prompt_ids = prompt_ids[-room:]
+                self.truncated["prompt_cut"] += 1
+            self.items.append((prompt_ids + response_ids, len(prompt_ids)))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        ids, prompt_len = self.items[index]
+        return {"input_ids": ids, "prompt_len": prompt_len}
+
+
+class SFTCollator:
+    """Right-pads a batch; labels are the ids with prompt and padding set to ``IGNORE_INDEX``."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, batch: list[dict]) -> dict[str, torch.Tensor]:
+        width = max(len(b["input_ids"]) for b in batch)
+        ids = torch.full((len(batch), width), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
+        for i, b in enumerate(batch):
+            n = len(b["input_ids"])
+            ids[i, :n] = torch.tensor(b["input_ids"])
+            mask[i, :n] = 1
+            labels[i, b["prompt_len"]:n] = ids[i, b["prompt_len"]:n]
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+class SFTDataModule(L.LightningDataModule):
+    """Wraps train/val rows (gym demonstrations or JSONL) into tokenised loaders."""
+
+    def __init__(self, tokenizer, train: list[dict], val: list[dict] | None = None, batch_size: int = 32,
+                 max_length: int = 256, num_workers: int = 0, seed: int = 0):
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.tokenizer, self.train_rows, self.val_rows = tokenizer, list(train), list(val or [])
+        self.batch_size, self.max_length, self.num_workers, self.seed = batch_size, max_length, num_workers, seed
+        self.collate = SFTCollator(tokenizer.pad_token_id)
+        self.train_set: SFTDataset | None = None
+        self.val_set: SFTDataset | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            self.train_set = SFTDataset(self.train_rows, self.tokenizer, self.max_length)
+            self.val_set = SFTDataset(self.val_rows, self.tokenizer, self.max_length) if self.val_rows else None
+
+    def train_dataloader(self) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, generator=generator,
+                          collate_fn=self.collate, num_workers=self.num_workers)
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_set is None:
+            return []
+        return DataLoader(self.val_set, batch_size=self.batch_size, collate_fn=self.collate,
+                          num_workers=self.num_workers)

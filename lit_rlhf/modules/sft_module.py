@@ -1,0 +1,70 @@
+"""Supervised fine-tuning: next-token loss on response tokens, prompt and padding masked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+
+from lit_rlhf.core.sft_loss import masked_lm_loss
+from lit_rlhf.optim import build_optimizer
+
+
+class SFTModule(L.LightningModule):
+    """Wraps a causal LM. ``optimizer`` and ``scheduler`` are partials (Hydra ``_partial_: true``).
+
+    ``scheduler`` receives the optimizer and the total number of training steps, e.g.
+    ``lit_rlhf.modules.sft_module.warmup_cosine``.
+    """
+
+    def __init__(self, model, tokenizer, optimizer: Callable | None = None, scheduler: Callable | None = None,
+                 weight_decay: float = 0.0, fused_optimizer: bool | str = "auto"):
+        super().__init__()
+        self.model, self.tokenizer = model, tokenizer
+        self.optimizer_factory = optimizer or (lambda params, **kw: torch.optim.AdamW(params, lr=1e-3, **kw))
+        self.scheduler_factory = scheduler
+        self.weight_decay, self.fused_optimizer = weight_decay, fused_optimizer
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+
+    def _step(self, batch: dict, prefix: str) -> torch.Tensor:
+        logits = self(batch["input_ids"], batch["attention_mask"])
+        loss = masked_lm_loss(logits, batch["labels"])
+        tokens = (batch["labels"] != -100).sum()
+        on_step = prefix == "train"
+        self.log(f"{prefix}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=not on_step,
+                 batch_size=batch["input_ids"].size(0), sync_dist=not on_step)
+        self.log(f"{prefix}/response_tokens", tokens.float(), on_step=on_step, on_epoch=not on_step,
+                 batch_size=batch["input_ids"].size(0), reduce_fx="sum" if not on_step else "mean")
+        return loss
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "val")
+
+    def configure_optimizers(self):
+        optimizer = build_optimizer(self.optimizer_factory, self.model.named_parameters(),
+                                    self.weight_decay, self.fused_optimizer)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def warmup_cosine(optimizer, total_steps: int, warmup_ratio: float = 0.05, min_ratio: float = 0.1):
+    """Linear warm-up then cosine decay to ``min_ratio`` of the peak learning rate."""
+    import math
+
+    warmup = max(1, int(warmup_ratio * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

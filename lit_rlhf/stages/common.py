@@ -1,0 +1,42 @@
+"""Pieces every stage's ``run(cfg)`` shares: seeding, building the Trainer, writing results."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_info
+from omegaconf import DictConfig
+
+
+def seed_and_threads(cfg: DictConfig) -> None:
+    """Seed everything (inside the run, not at import) and keep CPU threads to the machine's cores."""
+    L.seed_everything(int(cfg.seed), workers=True)
+    threads = cfg.get("num_threads")
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
+def build_trainer(cfg: DictConfig, **overrides) -> L.Trainer:
+    """A Trainer from ``cfg.trainer`` with the configured loggers and callbacks (each group may be empty)."""
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **overrides)
+
+
+def write_json(path: str | os.PathLike, payload: dict) -> Path:
+    """Atomic JSON write (temp file then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def banner(text: str) -> None:
+    rank_zero_info(f"\n=== {text} ===")

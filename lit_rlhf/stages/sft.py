@@ -1,0 +1,57 @@
+"""SFT stage: fine-tune the policy on demonstrations, save an HF checkpoint, compare gold scores with the untrained model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_info
+from omegaconf import DictConfig, OmegaConf
+
+from lit_rlhf.evaluation.gold import ceiling_scores, gold_scores
+from lit_rlhf.evaluation.plots import plot_category_scores
+from lit_rlhf.models import save_hf_checkpoint
+from lit_rlhf.stages.common import banner, build_trainer, seed_and_threads, write_json
+
+
+def run(cfg: DictConfig) -> dict:
+    seed_and_threads(cfg)
+    out = Path(cfg.output_dir)
+    banner(f"SFT -> {out}")
+    model, tokenizer = instantiate(cfg.model)
+    datamodule = instantiate(cfg.data, tokenizer=tokenizer)
+    module = instantiate(cfg.module, model=model, tokenizer=tokenizer)
+    eval_cfg = cfg.get("sft") or OmegaConf.create({})
+    gym = instantiate(cfg.gym) if eval_cfg.get("eval_split") else None
+    decoding = {"max_new_tokens": eval_cfg.get("max_new_tokens", 24), "temperature": eval_cfg.get("temperature", 1.0)}
+    samples = int(eval_cfg.get("eval_samples_per_prompt", 1))
+
+    before = gold_scores(model, tokenizer, gym, eval_cfg.eval_split, samples, cfg.seed, **decoding)[0] if gym else None
+    trainer = build_trainer(cfg)
+    trainer.fit(module, datamodule=datamodule)
+    checkpoint = save_hf_checkpoint(module.model, tokenizer, out / "checkpoint")
+    summary = {"checkpoint": str(checkpoint), "train_metrics": _metrics(trainer),
+               "truncated": datamodule.train_set.truncated if datamodule.train_set else {}}
+    if gym is not None:
+        after, rows = gold_scores(module.model, tokenizer, gym, eval_cfg.eval_split, samples, cfg.seed, **decoding)
+        ceiling = ceiling_scores(gym, eval_cfg.eval_split)
+        table = {name: {c: v["overall"] for c, v in scores.items()}
+                 for name, scores in (("untrained", before), ("sft", after), ("ceiling", ceiling))}
+        summary["gold"] = table
+        plot_category_scores(table, out / "gold_scores.png", "gold judge on held-out prompts")
+        write_json(out / "samples.json", {"samples": rows[:200]})
+        rank_zero_info(_format_table(table))
+    write_json(out / "results.json", summary)
+    return summary
+
+
+def _metrics(trainer) -> dict:
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+
+
+def _format_table(table: dict[str, dict[str, float]]) -> str:
+    categories = sorted(next(iter(table.values())))
+    lines = ["gold judge score (held-out prompts)", f"{'category':<10}" + "".join(f"{n:>11}" for n in table)]
+    for c in categories:
+        lines.append(f"{c:<10}" + "".join(f"{table[n][c]:>11.3f}" for n in table))
+    return "\n".join(lines)
