@@ -1,0 +1,253 @@
+"""Preference pairs for reward modelling: reading rows, tokenising (prompt, response), a DataModule.
+
+Rows are ``{prompt, chosen, rejected, category?, margin?, ...}`` (the schema the collection
+stage writes; extra fields are kept but unused). A batch puts the B chosen sequences and
+the B rejected ones into one ``[2B, T]`` tensor so the reward model scores both sides in a
+single forward pass.
+
+Truncation policy: a (prompt, response) longer than ``max_length`` keeps its response and
+loses prompt tokens from the left (the end of a dialogue matters most for judging the
+reply); a response that alone exceeds the budget is cut at the right. Both are counted in
+``PreferenceDataset.truncated`` and reported by the stage.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from lit_rlhf.data.errors import DataError, SkipReport
+from lit_rlhf.data.formatting import encode_prompt, encode_response
+from lit_rlhf.data.jsonl import read_jsonl, require_text
+from lit_rlhf.data.length_balance import bucket_index, bucket_names, check_edges
+
+INPUT_FORMATS = ("chat", "pair")
+
+
+class PreferenceRows(list):
+    """A list of preference rows that also carries the ``SkipReport`` of the reader that made it."""
+
+    def __init__(self, rows=(), report: SkipReport | None = None):
+        super().__init__(rows)
+        self.report = report if report is not None else SkipReport()
+DEFAULT_EDGES = (1, 5, 10, 20, 40)
+
+
+def read_preference_jsonl(path: str | os.PathLike, on_error: str = "raise",
+                          report: SkipReport | None = None) -> list[dict]:
+    """Rows from a preference JSONL file. Bad rows raise ``DataError`` (file:line, field), or with
+    ``on_error="skip"`` are counted in ``report``: missing/empty/non-string fields, identical responses."""
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    report = report if report is not None else SkipReport()
+    source, rows = str(path), []
+    for line, raw in read_jsonl(path):
+        try:
+            row = {key: require_text(raw, key, source, line) for key in ("prompt", "chosen", "rejected")}
+            if row["chosen"].strip() == row["rejected"].strip():
+                raise DataError("chosen and rejected are identical", source, line, "rejected")
+            margin = raw.get("margin", 0.0)
+            if isinstance(margin, bool) or not isinstance(margin, (int, float)):
+                raise DataError(f"expected a number, got {type(margin).__name__}", source, line, "margin")
+        except DataError as err:
+            if on_error == "raise":
+                raise
+            reason = "identical responses" if "identical" in str(err) else f"bad field {err.field!r}"
+            report.skip(reason, f"{source}:{line}")
+            continue
+        rows.append({**raw, **row, "category": str(raw.get("category") or "all"), "margin": float(margin)})
+    report.kept += len(rows)
+    if not rows:
+        raise DataError("no usable rows", source=source)
+    return PreferenceRows(rows, report)
+
+
+def read_preferences(path: str | os.PathLike, format: str = "auto", on_error: str = "raise",
+                     report: SkipReport | None = None) -> list[dict]:
+    """Preference rows from ``format="jsonl"`` (prompt/chosen/rejected) or ``"hh"`` (HH-RLHF transcripts).
+
+    ``"auto"`` picks HH when the first row has no ``prompt`` field.
+    """
+    from lit_rlhf.data.hh_rlhf import read_hh_rlhf
+
+    if format == "auto":
+        first = next(read_jsonl(path), (0, {}))[1]
+        format = "jsonl" if "prompt" in first else "hh"
+    if format == "hh":
+        return read_hh_rlhf(path, on_error=on_error, report=report)
+    if format == "jsonl":
+        return read_preference_jsonl(path, on_error=on_error, report=report)
+    raise ValueError(f"format must be 'auto', 'jsonl' or 'hh', got {format!r}")
+
+
+def resolve_input_format(tokenizer, input_format: str = "auto") -> str:
+    """``"pair"`` (BERT-style sentence-pair encoding: ``[CLS] prompt [SEP] response [SEP]``)
+    for encoder tokenizers that have CLS and SEP and no chat template; ``"chat"`` otherwise
+    (the shared prompt formatting of every stage, response followed by EOS)."""
+    if input_format not in ("auto", *INPUT_FORMATS):
+        raise ValueError(f"input_format must be 'auto' or one of {INPUT_FORMATS}, got {input_format!r}")
+    if input_format == "auto":
+        encoder_like = tokenizer.cls_token_id is not None and tokenizer.sep_token_id is not None
+        input_format = "pair" if encoder_like and not getattr(tokenizer, "chat_template", None) else "chat"
+    if input_format == "chat" and tokenizer.eos_token_id is None:
+        raise ValueError("input_format 'chat' ends each response with EOS, but the tokenizer has no eos_token")
+    return input_format
+
+
+def encode_prompt_response(tokenizer, prompt: str, response: str, max_length: int,
+                           input_format: str = "chat") -> tuple[list[int], dict[str, bool]]:
+    """Token ids of one scored sequence and which parts were cut (see the module's truncation policy)."""
+    if input_format == "pair":
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        response_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
+        special = 3  # [CLS] prompt [SEP] response [SEP]
+    else:
+        prompt_ids, response_ids, special = encode_prompt(tokenizer, prompt), encode_response(tokenizer, response), 0
+    budget = max_length - special
+    cut = {"prompt_cut": False, "response_cut": False}
+    if len(response_ids) > budget - 1:
+        response_ids, cut["response_cut"] = response_ids[: budget - 1], True
+    room = budget - len(response_ids)
+    if len(prompt_ids) > room:
+        prompt_ids, cut["prompt_cut"] = prompt_ids[len(prompt_ids) - room:], True
+    if input_format == "pair":
+        cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
+        return [cls_id, *prompt_ids, sep_id, *response_ids, sep_id], cut
+    return prompt_ids + response_ids, cut
+
+
+class PreferenceDataset(Dataset):
+    """Tokenised pairs with the category and length-difference bucket of each pair (for metrics)."""
+
+    def __init__(self, rows: list[dict], tokenizer, max_length: int = 256, input_format: str = "chat",
+                 categories: list[str] | None = None, bucket_edges: list[int] = DEFAULT_EDGES):
+        if max_length < 8:
+            raise ValueError(f"max_length must be at least 8, got {max_length}")
+        edges = check_edges(list(bucket_edges))
+        self.categories = list(categories or sorted({r.get("category", "all") for r in rows}))
+        index = {c: i for i, c in enumerate(self.categories)}
+        self.truncated = {"prompt_cut": 0, "response_cut": 0}
+        self.items: list[dict] = []
+        for row in rows:
+            sides = {}
+            for side in ("chosen", "rejected"):
+                ids, cut = encode_prompt_response(tokenizer, row["prompt"], row[side], max_length, input_format)
+                for key, was_cut in cut.items():
+                    self.truncated[key] += int(was_cut)
+                sides[side] = ids
+            chosen_len = len(tokenizer(row["chosen"], add_special_tokens=False)["input_ids"])
+            rejected_len = len(tokenizer(row["rejected"], add_special_tokens=False)["input_ids"])
+            self.items.append({
+                "chosen_ids": sides["chosen"], "rejected_ids": sides["rejected"],
+                "chosen_len": chosen_len, "rejected_len": rejected_len,
+                "category_id": index.get(row.get("category", "all"), -1),
+                "bucket_id": bucket_index(chosen_len - rejected_len, edges),
+                "margin": float(row.get("margin", 0.0)),
+            })
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.items[i]
+
+
+class PreferenceCollator:
+    """Right-pads chosen and rejected sequences together into ``input_ids [2B, T]`` (chosen rows first).
+
+    Padding goes to the longest sequence of the batch, not to ``max_length``.
+    """
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, batch: list[dict]) -> dict[str, torch.Tensor]:
+        seqs = [b["chosen_ids"] for b in batch] + [b["rejected_ids"] for b in batch]
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            ids[i, : len(s)] = torch.tensor(s)
+            mask[i, : len(s)] = 1
+        out = {"input_ids": ids, "attention_mask": mask}
+        for key in ("chosen_len", "rejected_len", "category_id", "bucket_id"):
+            out[key] = torch.tensor([b[key] for b in batch], dtype=torch.long)
+        out["margin"] = torch.tensor([b["margin"] for b in batch], dtype=torch.float)
+        return out
+
+
+class PreferenceDataModule(L.LightningDataModule):
+    """Train/val/test preference rows -> loaders of paired batches.
+
+    ``length_balance`` (e.g. :class:`lit_rlhf.data.length_balance.LengthBalancer`) is applied to
+    the training rows only; held-out rows keep their natural length distribution. Without
+    ``val`` rows, ``val_fraction`` of the training rows (seeded) is held out instead.
+    """
+
+    def __init__(self, tokenizer, train: list[dict], val: list[dict] | None = None, test: list[dict] | None = None,
+                 batch_size: int = 16, max_length: int = 256, length_balance=None, val_fraction: float = 0.0,
+                 input_format: str = "auto", bucket_edges: list[int] = DEFAULT_EDGES, num_workers: int = 0,
+                 seed: int = 0):
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.skip_reports = {name: rows.report for name, rows in (("train", train), ("val", val), ("test", test))
+                             if isinstance(rows, PreferenceRows)}
+        train, val = list(train), list(val or [])
+        if not val and val_fraction > 0:
+            shuffled = train[:]
+            random.Random(f"{seed}:val-split").shuffle(shuffled)
+            n_val = max(1, int(round(val_fraction * len(shuffled))))
+            val, train = shuffled[:n_val], shuffled[n_val:]
+        self.tokenizer, self.train_rows, self.val_rows, self.test_rows = tokenizer, train, val, list(test or [])
+        self.batch_size, self.max_length, self.num_workers, self.seed = batch_size, max_length, num_workers, seed
+        self.length_balance, self.bucket_edges = length_balance, check_edges(list(bucket_edges))
+        self.input_format = resolve_input_format(tokenizer, input_format)
+        all_rows = self.train_rows + self.val_rows + self.test_rows
+        self.categories = sorted({r.get("category", "all") for r in all_rows})
+        self.bucket_names = bucket_names(self.bucket_edges)
+        self.balance_report = None
+        self.collate = PreferenceCollator(tokenizer.pad_token_id)
+        self.train_set = self.val_set = self.test_set = None
+
+    def _dataset(self, rows: list[dict]) -> PreferenceDataset | None:
+        if not rows:
+            return None
+        return PreferenceDataset(rows, self.tokenizer, self.max_length, self.input_format, self.categories,
+                                 self.bucket_edges)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        rows = self.train_rows
+        if self.length_balance is not None:
+            rows, self.balance_report = self.length_balance(rows, self.tokenizer)
+            if not rows:
+                raise ValueError("length balancing removed every training pair; use mode=upsample or other edges")
+        self.train_set = self._dataset(rows)
+        self.val_set, self.test_set = self._dataset(self.val_rows), self._dataset(self.test_rows)
+
+    @property
+    def truncated(self) -> dict[str, dict[str, int]]:
+        sets = {"train": self.train_set, "val": self.val_set, "test": self.test_set}
+        return {name: ds.truncated for name, ds in sets.items() if ds is not None}
+
+    def train_dataloader(self) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, generator=generator,
+                          collate_fn=self.collate, num_workers=self.num_workers)
+
+    def _eval_loader(self, dataset) -> DataLoader | list:
+        if dataset is None:
+            return []
+        return DataLoader(dataset, batch_size=self.batch_size, collate_fn=self.collate, num_workers=self.num_workers)
+
+    def val_dataloader(self):
+        return self._eval_loader(self.val_set)
+
+    def test_dataloader(self):
+        return self._eval_loader(self.test_set)

@@ -1,0 +1,65 @@
+"""Reward-model stage: train on preference pairs, save an HF checkpoint, report held-out metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_info
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from lit_rlhf.modules.reward_metrics import evaluate_pairs
+from lit_rlhf.stages.common import banner, build_trainer, seed_and_threads, write_json
+
+
+def run(cfg: DictConfig) -> dict:
+    """Train ``cfg.module`` on ``cfg.data`` with a Trainer from ``cfg.trainer``; write
+    ``<output_dir>/checkpoint`` (HF, reloads with ``AutoModelForSequenceClassification``) and
+    ``<output_dir>/metrics.json``."""
+    seed_and_threads(cfg)
+    out = Path(cfg.output_dir)
+    banner(f"reward model -> {out}")
+    options = cfg.get("reward") or OmegaConf.create({})
+    model, tokenizer = instantiate(cfg.model)
+    datamodule = instantiate(cfg.data, tokenizer=tokenizer)
+    module = instantiate(cfg.module, model=model, tokenizer=tokenizer)
+    trainer = build_trainer(_without_generation_callbacks(cfg))
+    trainer.fit(module, datamodule=datamodule)
+    summary = {"train_metrics": _metrics(trainer), "truncated": datamodule.truncated,
+               "skipped": {name: report.summary() for name, report in datamodule.skip_reports.items()},
+               "length_balance": datamodule.balance_report.as_dict() if datamodule.balance_report else None,
+               "pairs": {"train": len(datamodule.train_set), "val": len(datamodule.val_rows),
+                         "test": len(datamodule.test_rows)}}
+    if datamodule.balance_report is not None:
+        rank_zero_info(datamodule.balance_report.format())
+    if datamodule.test_rows:  # per-category and per-length-bucket accuracies, as test/reward/...
+        summary["test_metrics"] = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+    eval_rows = datamodule.test_rows or datamodule.val_rows
+    if eval_rows:
+        judge = instantiate(cfg.gym).judge if options.get("gold_eval", False) else None
+        summary["heldout"] = evaluate_pairs(module.scorer, eval_rows, judge, tokenizer)
+        summary["heldout_split"] = "test" if datamodule.test_rows else "val"
+        rank_zero_info(f"held-out ({summary['heldout_split']}): "
+                       + ", ".join(f"{k}={v:.3f}" for k, v in summary["heldout"].items()))
+    stats = summary.get("heldout", {})
+    checkpoint = module.scorer.save(out / "checkpoint", extra={
+        "score_mean": stats.get("score_mean"), "score_std": stats.get("score_std")})
+    summary["checkpoint"] = str(checkpoint)
+    write_json(out / "metrics.json", summary)
+    return summary
+
+
+def _without_generation_callbacks(cfg: DictConfig) -> DictConfig:
+    """Drop callback entries that are empty or lack ``_target_`` (e.g. a debug preset shrinking the
+    generation monitor that a reward model, which does not generate, leaves out)."""
+    callbacks = cfg.get("callbacks") or {}
+    kept = {name: c for name, c in callbacks.items()
+            if c is not None and "_target_" in c and not str(c._target_).endswith("GoldJudgeMonitor")}
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.callbacks = kept
+    return cfg
+
+
+def _metrics(trainer) -> dict:
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}

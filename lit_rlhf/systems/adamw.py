@@ -1,0 +1,97 @@
+"""AdamW construction: weight decay only on matrices, fused kernels where the device has them.
+
+Shared by the standard optimizer (``build_adamw``) and the in-backward one
+(``lit_rlhf.systems.fused_optimizer.FusedBackwardAdamW``) so both see identical groups.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lit_rlhf.optim import fused_supported
+
+# Keys a param group may set for itself; anything else is kept as a label (e.g. "name").
+ADAMW_KEYS = ("lr", "betas", "eps", "weight_decay")
+
+
+def _as_groups(params_or_groups) -> list[dict]:
+    """Normalise a module, parameters, ``(name, param)`` pairs or group dicts to group dicts."""
+    if isinstance(params_or_groups, nn.Module):
+        params_or_groups = params_or_groups.parameters()
+    items = list(params_or_groups)
+    if not items:
+        raise ValueError("no parameters given to the optimizer")
+    if isinstance(items[0], dict):
+        return [dict(group, params=[group["params"]] if isinstance(group["params"], torch.Tensor)
+                     else list(group["params"])) for group in items]
+    if isinstance(items[0], tuple):
+        items = [param for _, param in items]
+    return [{"params": items}]
+
+
+def adamw_param_groups(params_or_groups, weight_decay: float) -> list[dict]:
+    """Split every group into a decayed part (tensors of 2+ dims) and an undecayed part.
+
+    Biases and norm gains are not decayed: shrinking a gain toward 0 only scales the signal
+    down. A group's own ``weight_decay`` overrides the default for its decayed part; other
+    keys (``lr``, labels) are kept on both parts. Frozen parameters are left out; empty
+    parts are dropped.
+    """
+    out = []
+    for group in _as_groups(params_or_groups):
+        params = [p for p in group["params"] if p.requires_grad]
+        options = {k: v for k, v in group.items() if k != "params"}
+        decay = options.pop("weight_decay", weight_decay)
+        matrices = [p for p in params if p.dim() >= 2]
+        vectors = [p for p in params if p.dim() < 2]
+        if matrices:
+            out.append({**options, "params": matrices, "weight_decay": decay})
+        if vectors:
+            out.append({**options, "params": vectors, "weight_decay": 0.0})
+    if not out:
+        raise ValueError("every parameter given to the optimizer is frozen (requires_grad=False)")
+    return out
+
+
+def adamw_kernel_options(params: list[torch.Tensor], fused: bool | str = "auto") -> dict:
+    """``{"fused": True}`` where fused kernels exist (``"auto"``) or are forced; else torch's default.
+
+    Torch's default is the multi-tensor ``foreach`` path on CUDA and a per-tensor loop on CPU.
+    """
+    if fused == "auto":
+        fused = fused_supported(params)
+    if fused:
+        return {"fused": True}
+    return {"foreach": True} if all(p.device.type == "cuda" for p in params) else {}
+
+
+def build_adamw(params_or_groups, lr: float, weight_decay: float = 0.0, betas: tuple[float, float] = (0.9, 0.999),
+                eps: float = 1e-8, fused: bool | str = "auto") -> torch.optim.AdamW:
+    """A ``torch.optim.AdamW`` with decay only on 2-D+ tensors and fused kernels when supported.
+
+    ``params_or_groups``: a module, an iterable of parameters or ``(name, param)`` pairs, or
+    param-group dicts (each may set its own ``lr``, e.g. policy and critic in one optimizer;
+    see ``actor_critic_param_groups``).
+    """
+    groups = adamw_param_groups(params_or_groups, weight_decay)
+    params = [p for g in groups for p in g["params"]]
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                             **adamw_kernel_options(params, fused))
+
+
+def actor_critic_param_groups(policy: nn.Module, critic: nn.Module, policy_lr: float,
+                              critic_lr: float) -> list[dict]:
+    """Two labelled groups, ``policy`` and ``critic``, for one optimizer stepping both after one backward.
+
+    Parameters the critic shares with the policy (a value head on the policy's trunk) are
+    optimised once, in the policy group, at the policy's learning rate.
+    """
+    policy_params = [p for p in policy.parameters() if p.requires_grad]
+    seen = {id(p) for p in policy_params}
+    critic_params = [p for p in critic.parameters() if p.requires_grad and id(p) not in seen]
+    groups = [{"params": policy_params, "lr": policy_lr, "name": "policy"}]
+    if critic_params:
+        groups.append({"params": critic_params, "lr": critic_lr, "name": "critic"})
+    return groups
+
