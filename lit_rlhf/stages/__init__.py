@@ -9,6 +9,7 @@ STAGES = {
     "sft": "lit_rlhf.stages.sft",
     "preferences": "lit_rlhf.stages.preferences",
     "reward_model": "lit_rlhf.stages.reward_model",
+    "ppo": "lit_rlhf.stages.ppo",
 }
 
 

@@ -1,0 +1,61 @@
+"""Every PPO knob in one dataclass, checked when built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class PPOConfig:
+    """Hyper-parameters of one PPO iteration (rollout, then ``ppo_epochs`` passes of minibatch updates)."""
+
+    max_new_tokens: int = 24
+    """Longest sampled response, in tokens."""
+    temperature: float = 1.0
+    """Sampling temperature; log-probs are taken at the same temperature."""
+    top_p: float = 1.0
+    ppo_epochs: int = 4
+    """Passes over each rollout batch."""
+    num_minibatches: int = 2
+    """Minibatches per pass; one optimizer step each."""
+    clip_range: float = 0.2
+    """ε of the clipped policy ratio."""
+    value_clip_range: float = 0.2
+    """ε of the clipped value update."""
+    value_loss_coef: float = 0.5
+    """Weight of the critic's loss in the fused actor-critic loss."""
+    entropy_coef: float = 0.0
+    gamma: float = 1.0
+    lam: float = 0.95
+    kl_coef: float = 0.05
+    """β of the per-token KL penalty against the reference (SFT) policy (the initial β when adaptive)."""
+    kl_estimator: str = "k1"
+    adaptive_kl: bool = False
+    kl_target: float | None = None
+    kl_horizon: float = 10000.0
+    whiten_advantages: bool = True
+    reward_normalization: str = "none"
+    """none | running | batch. The paper uses the reference baseline and no other normalisation."""
+    reference_baseline: bool = True
+    """Use r(x, y) - r(x, y_ref) with y_ref the SFT model's own answer (needs ``ref_scores``)."""
+    ntp_coef: float = 0.0
+    """λ of L = L_PPO + λ·L_NTP on SFT batches, against capability forgetting; 0 turns it off."""
+    max_grad_norm: float | None = 1.0
+    policy_lr: float = 1e-4
+    critic_lr: float = 3e-4
+    weight_decay: float = 0.0
+
+    def __post_init__(self):
+        checks = {
+            "max_new_tokens": self.max_new_tokens >= 1, "temperature": self.temperature > 0,
+            "top_p": 0 < self.top_p <= 1, "ppo_epochs": self.ppo_epochs >= 1,
+            "num_minibatches": self.num_minibatches >= 1, "clip_range": self.clip_range > 0,
+            "value_clip_range": self.value_clip_range > 0, "gamma": 0 <= self.gamma <= 1, "lam": 0 <= self.lam <= 1,
+            "kl_coef": self.kl_coef >= 0, "kl_estimator": self.kl_estimator in ("k1", "k2", "k3"),
+            "reward_normalization": self.reward_normalization in ("none", "running", "batch"),
+            "ntp_coef": self.ntp_coef >= 0, "policy_lr": self.policy_lr > 0, "critic_lr": self.critic_lr > 0,
+            "kl_target": not self.adaptive_kl or (self.kl_target or 0) > 0,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError("invalid PPO config values: " + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad))

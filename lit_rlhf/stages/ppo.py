@@ -1,0 +1,98 @@
+"""PPO stage: SFT policy + trained reward model -> PPO policy, evaluated against SFT by the gold judge."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_info
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from lit_rlhf.evaluation.gold import judge_responses
+from lit_rlhf.evaluation.pairwise import format_table, outcomes, win_tie_loss
+from lit_rlhf.generation import generate
+from lit_rlhf.models import save_hf_checkpoint
+from lit_rlhf.models.reward_model import RewardModel
+from lit_rlhf.models.value_model import ValueModel
+from lit_rlhf.modules.ppo_module import PPOModule
+from lit_rlhf.ppo.prompts import filter_by_reward_variance, reference_baseline
+from lit_rlhf.stages.common import banner, build_trainer, seed_and_threads, write_json
+
+
+def collate_prompts(rows: list[dict]) -> dict:
+    return {"prompt": [r["prompt"] for r in rows], "category": [r.get("category", "all") for r in rows]}
+
+
+def run(cfg: DictConfig) -> dict:
+    seed_and_threads(cfg)
+    out = Path(cfg.output_dir)
+    options = cfg.ppo
+    banner(f"PPO -> {out}")
+    policy, tokenizer = instantiate(cfg.model)
+    reference = copy.deepcopy(policy)
+    reward_model = RewardModel.load(options.reward_model)
+    gym = instantiate(cfg.gym)
+    rows = [{"prompt": p.text, "category": p.category}
+            for p in gym.prompts("train", list(options.categories) if options.categories else None)]
+    reports: dict = {}
+    if options.prompt_filter.enabled:
+        rows, reports["prompt_filter"] = filter_by_reward_variance(
+            reference, tokenizer, reward_model.score, rows, options.prompt_filter.k,
+            options.prompt_filter.min_variance, options.config.max_new_tokens, seed=cfg.seed)
+    config = instantiate(options.config)
+    ref_scores = None
+    if config.reference_baseline:
+        cache = reference_baseline(reference, tokenizer, reward_model.score, [r["prompt"] for r in rows],
+                                   out / "reference_baseline.jsonl", options.config.max_new_tokens, seed=cfg.seed)
+        ref_scores = {p: v["score"] for p, v in cache.items()}
+    ntp_batches = None
+    if config.ntp_coef > 0:
+        datamodule = instantiate(cfg.data, tokenizer=tokenizer)
+        datamodule.setup("fit")
+        ntp_batches = datamodule.train_dataloader()
+    critic = _critic(options.critic_init, policy, reward_model, tokenizer)
+    judge = gym.judge
+    module = PPOModule(policy, tokenizer, reward_model.score, config, reference=reference, critic=critic,
+                       ref_scores=ref_scores, ntp_batches=ntp_batches,
+                       monitor=lambda ps, rs: [judge.score(p, r).overall for p, r in zip(ps, rs)])
+    loader = DataLoader(rows, batch_size=options.prompts_per_iteration, shuffle=True, drop_last=True,
+                        collate_fn=collate_prompts)
+    trainer = build_trainer(cfg)
+    trainer.fit(module, train_dataloaders=loader)
+    checkpoint = save_hf_checkpoint(module.policy, tokenizer, out / "checkpoint")
+    summary = {"checkpoint": str(checkpoint), "prompts": len(rows), **reports,
+               "train_metrics": {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}}
+    summary["vs_sft"] = compare_with_gold(module.policy, reference, tokenizer, gym, options.eval, cfg.seed)
+    write_json(out / "results.json", summary)
+    return summary
+
+
+def _critic(init: str, policy, reward_model: RewardModel, tokenizer):
+    if init == "policy":
+        return ValueModel.from_policy(policy)
+    if init == "reward_model":
+        if reward_model.tokenizer.get_vocab() != tokenizer.get_vocab():
+            raise ValueError("ppo.critic_init=reward_model needs the reward model to share the policy's tokenizer; "
+                             "use ppo.critic_init=policy")
+        return ValueModel.from_reward_model(reward_model.model)
+    raise ValueError(f"ppo.critic_init must be 'policy' or 'reward_model', got {init!r}")
+
+
+def compare_with_gold(policy, sft, tokenizer, gym, options: DictConfig, seed: int) -> dict:
+    """PPO vs SFT on held-out prompts, several samples each, judged by the gold judge (evaluation only)."""
+    prompts = gym.prompts(options.split)
+    texts = [p.text for p in prompts]
+    results, categories, scores = [], [], {"ppo": [], "sft": []}
+    for k in range(options.samples_per_prompt):
+        for name, model in (("ppo", policy), ("sft", sft)):
+            responses = generate(model, tokenizer, texts, max_new_tokens=options.max_new_tokens, seed=seed + 1000 + k)
+            scores[name].append([gym.judge.score_prompt(p, r).overall for p, r in zip(prompts, responses)])
+            if k == 0:
+                scores[f"{name}_means"] = judge_responses(gym.judge, prompts, responses)
+        results += outcomes(scores["ppo"][k], scores["sft"][k])
+        categories += [p.category for p in prompts]
+    table = win_tie_loss(results, categories)
+    rank_zero_info(format_table(table, "PPO", "SFT"))
+    return {"win_tie_loss": table, "gold_ppo": scores["ppo_means"], "gold_sft": scores["sft_means"]}

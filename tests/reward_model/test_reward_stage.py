@@ -1,0 +1,46 @@
+import json
+
+from hydra.utils import instantiate
+from transformers import AutoModelForSequenceClassification
+
+from lit_rlhf.cli.train import train
+from lit_rlhf.models.reward_model import RewardModel
+
+SMALL = ["debug=fast", "model.tiny.num_layers=1", "model.tiny.hidden_size=32", "model.tiny.intermediate_size=64",
+         "data.train.pairs_per_prompt=1"]
+
+
+def test_experiment_composes_into_the_reward_model_stage(compose_config):
+    cfg = compose_config("experiment=gym_reward_model", "debug=fast")
+    assert cfg.stage == "reward_model"
+    assert cfg.output_dir.endswith("reward_model")
+    assert cfg.module.max_length == cfg.data.max_length and cfg.module.optimizer._partial_ is True
+
+
+def test_config_builds_balanced_gym_data_and_the_module(compose_config):
+    cfg = compose_config("experiment=gym_reward_model", "stage=reward_model", *SMALL)
+    model, tokenizer = instantiate(cfg.model)
+    dm = instantiate(cfg.data, tokenizer=tokenizer)
+    module = instantiate(cfg.module, model=model, tokenizer=tokenizer)
+    dm.setup("fit")
+    assert dm.balance_report is not None and len(dm.train_set) < len(dm.train_rows)
+    assert module.prior_coef == cfg.module.prior_coef and dm.skip_reports["train"].kept == len(dm.train_rows)
+    unbalanced = instantiate(compose_config("experiment=gym_reward_model", "data.length_balance=null").data,
+                             tokenizer=tokenizer)
+    assert unbalanced.length_balance is None
+
+
+def test_stage_smoke_run_saves_a_reloadable_checkpoint_and_metrics(compose_config, tmp_path):
+    cfg = compose_config("experiment=gym_reward_model", "stage=reward_model", *SMALL)
+    summary = train(cfg)
+    out = tmp_path / "reward_model"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics == json.loads(json.dumps(summary, sort_keys=True))
+    assert {"accuracy", "gold_accuracy", "label_gold_accuracy", "length_pearson"} <= set(metrics["heldout"])
+    assert "test/reward/accuracy" in metrics["test_metrics"] and metrics["length_balance"]["mode"] == "downsample"
+    assert set(metrics["truncated"]) == {"train", "val", "test"}
+    assert metrics["skipped"]["train"].startswith("kept ")  # the gym's skip report (ties, identical pairs)
+    model = AutoModelForSequenceClassification.from_pretrained(out / "checkpoint")
+    assert type(model).__name__ == "LlamaForSequenceClassification"
+    scores = RewardModel.load(out / "checkpoint").score(["who are you ?"], ["i am an ai model ."])
+    assert len(scores) == 1
