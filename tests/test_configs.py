@@ -16,7 +16,10 @@ def test_every_experiment_composes(compose_config, experiment):
     cfg = compose_config(f"experiment={experiment}", "debug=fast")
     from lit_rlhf.stages import STAGES
 
-    assert cfg.stage in STAGES
+    import yaml
+
+    declared = yaml.safe_load((Path(__file__).parents[1] / "conf" / "experiment" / f"{experiment}.yaml").read_text())
+    assert cfg.stage == declared["stage"] and cfg.stage in STAGES
     assert cfg.trainer.max_epochs == 1  # the debug group shrinks it
     assert str(cfg.output_dir).endswith(cfg.stage)
 

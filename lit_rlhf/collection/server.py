@@ -96,6 +96,8 @@ class AnnotationServer:
         # Bind here, so port 0 gives a free port that is known before the thread starts.
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted sockets inherit this; without it Nagle's algorithm and delayed ACKs add ~40 ms per request.
+        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._socket.bind((self.host, self.port))
         self.port = self._socket.getsockname()[1]
         config = uvicorn.Config(create_app(self.store), log_level=self.log_level, access_log=False,

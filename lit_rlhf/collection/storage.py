@@ -24,7 +24,9 @@ from lit_rlhf.collection.votes import Vote, check_choice, check_ratings
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pairs (
     pair_id TEXT PRIMARY KEY, prompt TEXT NOT NULL, category TEXT NOT NULL,
-    response_a TEXT NOT NULL, response_b TEXT NOT NULL, meta TEXT NOT NULL, added_at REAL NOT NULL);
+    response_a TEXT NOT NULL, response_b TEXT NOT NULL, meta TEXT NOT NULL, added_at REAL NOT NULL,
+    n_served INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS pairs_by_served ON pairs(n_served);
 CREATE TABLE IF NOT EXISTS assignments (
     pair_id TEXT NOT NULL REFERENCES pairs(pair_id), annotator TEXT NOT NULL, shown_order TEXT NOT NULL,
     assigned_at REAL NOT NULL, PRIMARY KEY (pair_id, annotator));
@@ -91,12 +93,15 @@ class AnnotationStore:
         return db
 
     @contextmanager
-    def _transaction(self):
+    def _transaction(self, durable: bool = True):
         # Writers of this process queue on a Python lock: SQLite's own busy handler sleeps in
         # steps of milliseconds, which under many concurrent annotators costs far more than waiting
         # in line. Other processes are still kept out by SQLite's lock (busy timeout 60 s).
         db = self._connection()
         with self._write_lock:
+            # Labels are fsynced before the call returns; a lost assignment is harmless (it is made again),
+            # so those commits skip the fsync. In WAL mode the next durable commit persists them too.
+            db.execute(f"PRAGMA synchronous={self.synchronous if durable else 'NORMAL'}")
             db.execute("BEGIN IMMEDIATE")  # take the write lock up front: no upgrade deadlocks
             try:
                 yield db
@@ -124,7 +129,7 @@ class AnnotationStore:
                     if row != (p.prompt, p.response_a, p.response_b):
                         raise ValueError(f"pair id {p.pair_id!r} already holds a different pair")
                     continue
-                db.execute("INSERT INTO pairs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                db.execute("INSERT INTO pairs VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
                            (p.pair_id, p.prompt, p.category, p.response_a, p.response_b,
                             json.dumps(p.meta), time.time()))
                 added += 1
@@ -145,7 +150,7 @@ class AnnotationStore:
         if not annotator or not annotator.strip():
             raise ValueError("annotator id must be a non-empty string")
         now = time.time()
-        with self._transaction() as db:
+        with self._transaction(durable=False) as db:
             row = db.execute(
                 """SELECT a.pair_id, a.shown_order, a.assigned_at FROM assignments a
                    LEFT JOIN labels l ON l.pair_id = a.pair_id AND l.annotator = a.annotator
@@ -164,6 +169,7 @@ class AnnotationStore:
 
     def _assign_new(self, db, annotator: str, now: float):
         # Active load of a pair: its labels plus served-and-pending assignments that have not timed out.
+        # Walking the n_served index stops at the first open pair, so the least-served one wins cheaply.
         row = db.execute(
             """SELECT p.pair_id FROM pairs p
                WHERE NOT EXISTS (SELECT 1 FROM assignments a WHERE a.pair_id = p.pair_id AND a.annotator = ?)
@@ -171,13 +177,14 @@ class AnnotationStore:
                    + (SELECT COUNT(*) FROM assignments a WHERE a.pair_id = p.pair_id AND a.assigned_at > ?
                         AND NOT EXISTS (SELECT 1 FROM labels l2 WHERE l2.pair_id = a.pair_id
                                         AND l2.annotator = a.annotator)) < ?
-               ORDER BY (SELECT COUNT(*) FROM assignments a WHERE a.pair_id = p.pair_id), p.rowid LIMIT 1""",
+               ORDER BY p.n_served, p.rowid LIMIT 1""",
             (annotator, now - self.assignment_timeout_s, self.labels_per_pair)).fetchone()
         if row is None:
             return None
         pair_id = row[0]
         shown_order = random.Random(f"{self.seed}:{pair_id}:{annotator}").choice(("AB", "BA"))
         db.execute("INSERT INTO assignments VALUES (?, ?, ?, ?)", (pair_id, annotator, shown_order, now))
+        db.execute("UPDATE pairs SET n_served = n_served + 1 WHERE pair_id = ?", (pair_id,))
         return pair_id, shown_order, now
 
     # -- labels ------------------------------------------------------------------------------------

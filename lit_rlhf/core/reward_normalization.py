@@ -69,7 +69,8 @@ class RunningMeanStdNormalizer:
         # Moments are taken around the current running mean (the same on every rank), which keeps
         # the sum-of-squares form accurate in float64 and needs a single all-reduce.
         x = scores.detach().double().flatten() - self.mean
-        moments = torch.stack([torch.tensor(float(x.numel()), dtype=x.dtype, device=x.device), x.sum(), x.square().sum()])
+        count = torch.tensor(float(x.numel()), dtype=x.dtype, device=x.device)
+        moments = torch.stack([count, x.sum(), x.square().sum()])
         if self.all_reduce_sum is not None:
             moments = self.all_reduce_sum(moments)
         n, shifted_sum, shifted_sq = (float(v) for v in moments.tolist())

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable
-from itertools import cycle
+from collections.abc import Callable
+import random
 
+import numpy as np
 import lightning as L
 import torch
 
@@ -30,14 +31,14 @@ class PPOModule(L.LightningModule):
 
     ``reward_fn(prompts, responses) -> list[float]`` is typically ``RewardModel.score``.
     ``ref_scores`` maps each training prompt to r(x, y_ref) (see ``lit_rlhf.ppo.prompts``).
-    ``ntp_batches`` is an iterable of SFT batches (``input_ids``, ``attention_mask``, ``labels``)
-    cycled alongside rollouts when ``config.ntp_coef > 0``. Batches from the dataloader are
-    dicts with a ``prompt`` list (and optionally ``category``).
+    ``ntp_batches(k)`` returns the k-th SFT batch (``input_ids``, ``attention_mask``, ``labels``),
+    e.g. ``lit_rlhf.data.ntp.IndexedBatches``; one is drawn per update when ``config.ntp_coef > 0``.
+    Batches from the dataloader are dicts with a ``prompt`` list (and optionally ``category``).
     """
 
     def __init__(self, policy, tokenizer, reward_fn: RewardFn, config: PPOConfig | None = None, reference=None,
                  critic: torch.nn.Module | None = None, ref_scores: dict[str, float] | None = None,
-                 ntp_batches: Iterable[dict] | None = None, monitor: Callable | None = None):
+                 ntp_batches: Callable[[int], dict] | None = None, monitor: Callable | None = None):
         super().__init__()
         self.automatic_optimization = False
         self.config = config or PPOConfig()
@@ -50,11 +51,12 @@ class PPOModule(L.LightningModule):
                              "build them with lit_rlhf.ppo.prompts.reference_baseline or set reference_baseline=False")
         self.ref_scores = dict(ref_scores or {})
         self.ntp_batches = ntp_batches
-        self._ntp_iter = None
+        self.ntp_step = 0  # which NTP batch comes next; checkpointed for exact resume
         self.monitor = monitor  # e.g. the gym's gold judge: logged, never optimised
         c = self.config
         self.kl_controller = build_kl_controller(c.kl_coef, c.adaptive_kl, c.kl_target, c.kl_horizon)
-        self.normalizer = build_reward_normalizer(c.reward_normalization)
+        # Running reward statistics are summed over ranks, so every rank normalises alike.
+        self.normalizer = build_reward_normalizer(c.reward_normalization, all_reduce_sum=self._sum_over_ranks)
 
     def configure_optimizers(self):
         c = self.config
@@ -111,9 +113,8 @@ class PPOModule(L.LightningModule):
     def _ntp_loss(self) -> torch.Tensor | None:
         if self.config.ntp_coef == 0 or self.ntp_batches is None:
             return None
-        if self._ntp_iter is None:
-            self._ntp_iter = cycle(self.ntp_batches)
-        batch = {k: v.to(self.device) for k, v in next(self._ntp_iter).items()}
+        batch = {k: v.to(self.device) for k, v in self.ntp_batches(self.ntp_step).items()}
+        self.ntp_step += 1
         logits = self.policy(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                              use_cache=False).logits
         return masked_lm_loss(logits, batch["labels"])
@@ -144,15 +145,33 @@ class PPOModule(L.LightningModule):
                 for k, v in stats.items():
                     totals[k] = totals.get(k, 0.0) + float(v)
                 updates += 1
-        self.kl_controller.update(float(info["stats"]["objective/kl"]), n)
+        self.kl_controller.update(float(self._mean_over_ranks(info["stats"]["objective/kl"])), n * self._world())
         metrics = {k: float(v) for k, v in info["stats"].items()}
         metrics.update({k: v / updates for k, v in totals.items()})
         metrics.update(self._critic_quality(rollout))
         if self.monitor is not None:
             metrics["gold/rollout"] = float(sum(self.monitor(prompts, info["responses"])) / n)
-        self.log_dict(metrics, prog_bar=False, on_step=True, on_epoch=False, batch_size=n)
+        self.log_dict(metrics, prog_bar=False, on_step=True, on_epoch=False, batch_size=n, sync_dist=True)
         self.log("reward", metrics["reward/raw"], prog_bar=True, on_step=True, batch_size=n)
         self.last_rollout = {"prompts": prompts, "responses": info["responses"], "raw": info["raw"].tolist()}
+
+    @property
+    def model(self):
+        """The policy, under the name callbacks shared with ``SFTModule`` look for."""
+        return self.policy
+
+    def _world(self) -> int:
+        return self.trainer.world_size if self._trainer is not None else 1
+
+    def _mean_over_ranks(self, value: torch.Tensor) -> torch.Tensor:
+        if self._world() == 1:
+            return value
+        return self.trainer.strategy.reduce(value.detach().clone().to(self.device), reduce_op="mean")
+
+    def _sum_over_ranks(self, value: torch.Tensor) -> torch.Tensor:
+        if self._world() == 1:
+            return value
+        return self.trainer.strategy.reduce(value.to(self.device), reduce_op="sum").to(value.device)
 
     @staticmethod
     def _critic_quality(rollout: Rollout) -> dict[str, float]:
@@ -164,8 +183,13 @@ class PPOModule(L.LightningModule):
 
     # ---- checkpoint: the RL state beyond parameters and optimizer ----------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["ppo_state"] = {"kl_controller": self.kl_controller.state_dict(),
-                                   "normalizer": self.normalizer.state_dict(), "ref_scores": self.ref_scores}
+        checkpoint["ppo_state"] = {
+            "kl_controller": self.kl_controller.state_dict(), "normalizer": self.normalizer.state_dict(),
+            "ref_scores": self.ref_scores, "ntp_step": self.ntp_step,
+            # Sampling and minibatch shuffling draw from these; restoring them makes a resumed run exact.
+            "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": _numpy_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+        }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("ppo_state", {})
@@ -173,3 +197,17 @@ class PPOModule(L.LightningModule):
             self.kl_controller.load_state_dict(state["kl_controller"])
             self.normalizer.load_state_dict(state["normalizer"])
             self.ref_scores = state["ref_scores"]
+            self.ntp_step = state["ntp_step"]
+            rng = state["rng"]
+            torch.set_rng_state(rng["torch"])
+            random.setstate(rng["python"])
+            kind, keys, pos, has_gauss, cached = rng["numpy"]
+            np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+            if rng["cuda"] is not None and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def _numpy_state() -> tuple:
+    """NumPy's RNG state as plain Python values: checkpoints load with ``weights_only=True``."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return kind, keys.tolist(), int(pos), int(has_gauss), float(cached)

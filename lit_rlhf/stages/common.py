@@ -13,6 +13,8 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig
 
+from lit_rlhf.systems.checkpoint_io import AtomicCheckpointIO
+
 
 def seed_and_threads(cfg: DictConfig) -> None:
     """Seed everything (inside the run, not at import) and keep CPU threads to the machine's cores."""
@@ -28,6 +30,7 @@ def build_trainer(cfg: DictConfig, **overrides) -> L.Trainer:
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     if not loggers:  # a learning-rate monitor has nowhere to write without a logger; Lightning would refuse
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    overrides.setdefault("plugins", [AtomicCheckpointIO()])
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **overrides)
 
 

@@ -10,6 +10,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
+from lit_rlhf.data.ntp import IndexedBatches
 from lit_rlhf.evaluation.gold import judge_responses
 from lit_rlhf.evaluation.pairwise import format_table, outcomes, win_tie_loss
 from lit_rlhf.generation import generate
@@ -49,9 +50,7 @@ def run(cfg: DictConfig) -> dict:
         ref_scores = {p: v["score"] for p, v in cache.items()}
     ntp_batches = None
     if config.ntp_coef > 0:
-        datamodule = instantiate(cfg.data, tokenizer=tokenizer)
-        datamodule.setup("fit")
-        ntp_batches = datamodule.train_dataloader()
+        ntp_batches = IndexedBatches.from_datamodule(instantiate(cfg.data, tokenizer=tokenizer), seed=cfg.seed)
     critic = _critic(options.critic_init, policy, reward_model, tokenizer)
     judge = gym.judge
     module = PPOModule(policy, tokenizer, reward_model.score, config, reference=reference, critic=critic,

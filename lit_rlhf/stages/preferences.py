@@ -65,5 +65,6 @@ def _load_policy(source: str, policy_cfg: DictConfig, seed: int):
         raise FileNotFoundError(
             f"policy checkpoint {source!r} does not exist: run `lit-rlhf-train experiment=gym_sft` first, "
             "or set preferences.policy.source to an HF checkpoint (or 'embedded' to try the pipeline untrained)")
+    tiny = policy_cfg.get("tiny")
     return build_policy(source, trust_remote_code=bool(policy_cfg.trust_remote_code), dtype=policy_cfg.dtype,
-                        seed=seed)
+                        seed=seed, tiny=OmegaConf.to_container(tiny) if tiny else None)

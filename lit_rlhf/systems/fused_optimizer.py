@@ -95,7 +95,8 @@ class FusedBackwardAdamW(torch.optim.Optimizer):
         groups, index = [], 0
         for group in self.param_groups:
             n = len(group["params"])
-            groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": list(range(index, index + n))})
+            options = {k: v for k, v in group.items() if k != "params"}
+            groups.append({**options, "params": list(range(index, index + n))})
             index += n
         return {"param_groups": groups, "per_param": [inner.state_dict() for _, _, inner in self._inner]}
 

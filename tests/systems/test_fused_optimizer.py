@@ -55,6 +55,7 @@ def test_updates_happen_in_backward_and_free_gradients():
     before = [p.detach().clone() for p in model.parameters()]
     opt = FusedBackwardAdamW(model.parameters(), lr=0.1)
     _loss(model, 0).backward()
+    assert opt.hooks_active
     assert all(p.grad is None for p in model.parameters())
     assert all(not torch.equal(p, b) for p, b in zip(model.parameters(), before))
 
