@@ -4,7 +4,9 @@ Both train the embedded tiny Llama reward model (identical initial weights) on t
 pre-tokenised gym preference pairs, batch size B pairs (2B sequences in one forward for
 both), AdamW at the same learning rate, gradient clipping at 1.0, for a fixed number of
 steps. Timing starts after ``--warmup`` steps and ends with training; the script prints
-pairs/second for each and their ratio. Runs alternate (ours, TRL, ours, TRL, ...) and the
+pairs/second for each and their ratio. Both pad each batch to its longest sequence; lit_rlhf
+additionally batches pairs of similar length together (``group_by_length``, on by default),
+and is also timed with it off to show where the difference comes from. Runs alternate (ours, TRL, ours, TRL, ...) and the
 median is reported, because the CPU may be shared.
 
     python benchmarks/bench_reward_model.py --steps 40 --batch-size 32 --repeats 3
@@ -42,12 +44,13 @@ class LightningTimer(L.Callback):
         self.end = time.perf_counter()
 
 
-def run_ours(args, model_state, datamodule) -> float:
+def run_ours(args, model_state, datamodule, group_by_length: bool = True) -> float:
     model, tokenizer = build_reward_model(seed=0)
     model.load_state_dict(model_state)
     module = RewardModelModule(model, tokenizer, optimizer=partial(torch.optim.AdamW, lr=args.lr),
                                prior_coef=args.prior_coef, max_length=args.max_length, fused_optimizer="auto")
     timer = LightningTimer(args.warmup)
+    datamodule.group_by_length = group_by_length
     trainer = L.Trainer(max_steps=args.steps, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
                         num_sanity_val_steps=0, gradient_clip_val=1.0, callbacks=[timer])
@@ -118,22 +121,34 @@ def main() -> None:
         print(f"TRL {trl.__version__}")
     except ImportError as err:
         trl_error = f"TRL is not installed ({err}); pip install trl to compare"
-    ours, theirs = [], []
+    ours, plain, theirs = [], [], []
     for _ in range(args.repeats):
         ours.append(run_ours(args, state, datamodule))
-        print(f"  lit_rlhf RewardModelModule: {ours[-1]:8.1f} pairs/s", flush=True)
+        print(f"  lit_rlhf RewardModelModule:                   {ours[-1]:8.1f} pairs/s", flush=True)
+        plain.append(run_ours(args, state, datamodule, group_by_length=False))
+        print(f"  lit_rlhf RewardModelModule, group_by_length=0: {plain[-1]:8.1f} pairs/s", flush=True)
         if trl_error is None:
             try:
                 theirs.append(run_trl(args, state, datamodule))
-                print(f"  TRL RewardTrainer:          {theirs[-1]:8.1f} pairs/s", flush=True)
+                print(f"  TRL RewardTrainer:                            {theirs[-1]:8.1f} pairs/s", flush=True)
             except Exception as err:  # report exactly why TRL could not run, keep our number
                 trl_error = f"TRL RewardTrainer failed: {type(err).__name__}: {err}"
-    print(f"lit_rlhf: {statistics.median(ours):.1f} pairs/s (median of {len(ours)})")
+    padding = padding_share(datamodule, True), padding_share(datamodule, False)
+    print(f"padding share of the batches: {padding[0]:.0%} grouped by length, {padding[1]:.0%} shuffled (as TRL)")
+    print(f"lit_rlhf: {statistics.median(ours):.1f} pairs/s (median of {len(ours)}); "
+          f"without length grouping {statistics.median(plain):.1f} pairs/s")
     if trl_error:
         print(trl_error)
         return
     print(f"TRL:      {statistics.median(theirs):.1f} pairs/s (median of {len(theirs)})")
-    print(f"ratio lit_rlhf / TRL: {statistics.median(ours) / statistics.median(theirs):.2f}x")
+    print(f"ratio lit_rlhf / TRL: {statistics.median(ours) / statistics.median(theirs):.2f}x "
+          f"(without length grouping: {statistics.median(plain) / statistics.median(theirs):.2f}x)")
+
+
+def padding_share(datamodule, group_by_length: bool) -> float:
+    datamodule.group_by_length = group_by_length
+    masks = [batch["attention_mask"] for batch in datamodule.train_dataloader()]
+    return 1.0 - sum(m.sum().item() for m in masks) / sum(m.numel() for m in masks)
 
 
 if __name__ == "__main__":

@@ -49,3 +49,18 @@ def spread_over_categories(prompts: list, n: int) -> list:
             elif len(out) < n:
                 out.append(item)
     return out
+
+
+class RolloutSamplePrinter(L.Callback):
+    """Every ``every_n_batches`` RL iterations, print a few prompts with the policy's sampled responses and rewards."""
+
+    def __init__(self, every_n_batches: int = 10, n_samples: int = 2):
+        self.every_n_batches, self.n_samples = every_n_batches, n_samples
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        rollout = getattr(pl_module, "last_rollout", None)
+        if rollout is None or batch_idx % self.every_n_batches:
+            return
+        for prompt, response, reward in list(zip(rollout["prompts"], rollout["responses"], rollout["raw"]))[
+                : self.n_samples]:
+            rank_zero_info(f"[step {trainer.global_step}] reward={reward:+.3f} {prompt!r} -> {response!r}")

@@ -1,19 +1,10 @@
-"""Optimizer construction shared by every stage: decay only on matrices, fused AdamW where the device has it."""
+"""Optimizers from Hydra partials, with the same decay groups and fused-kernel choice as ``build_adamw``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import torch
-
-
-def decay_param_groups(named_params: Iterable[tuple[str, torch.nn.Parameter]], weight_decay: float) -> list[dict]:
-    """Two groups: 2-D+ weights decay, biases and norm gains do not (decaying a gain only shrinks the signal)."""
-    decay, no_decay = [], []
-    for _, p in named_params:
-        if p.requires_grad:
-            (decay if p.dim() >= 2 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def fused_supported(params: list[torch.Tensor]) -> bool:
@@ -25,12 +16,11 @@ def fused_supported(params: list[torch.Tensor]) -> bool:
 def build_optimizer(factory: Callable, named_params, weight_decay: float = 0.0, fused: bool | str = "auto"):
     """Call a partial optimizer (e.g. ``torch.optim.AdamW`` from Hydra's ``_partial_``) on decay groups.
 
-    ``fused="auto"`` turns on fused kernels when every parameter is on a device that has them.
+    Decay applies to matrices only; ``fused="auto"`` turns on fused kernels when every
+    parameter sits on a device that has them (see ``lit_rlhf.systems.adamw``).
     """
-    groups = decay_param_groups(named_params, weight_decay)
-    kwargs = {}
-    if fused == "auto":
-        kwargs["fused"] = fused_supported([p for g in groups for p in g["params"]]) or None
-    elif fused:
-        kwargs["fused"] = True
-    return factory([g for g in groups if g["params"]], **kwargs)
+    from lit_rlhf.systems.adamw import adamw_kernel_options, adamw_param_groups
+
+    groups = adamw_param_groups(named_params, weight_decay)
+    params = [p for g in groups for p in g["params"]]
+    return factory(groups, **adamw_kernel_options(params, fused))

@@ -128,7 +128,8 @@ def longer_win_rates(comparisons: Iterable[tuple[int, int, str]], buckets=LENGTH
 
 def length_statistics(pairs: Sequence[Comparison], votes: Iterable[Vote], judge=None) -> dict:
     """Longer-wins rates of individual votes, and (with a gold judge) of the gold preference on the same pairs,
-    plus a logistic fit of the annotators' length bias in utility per 10 words (see ``fit_length_bias``)."""
+    plus logistic fits of the length bias in utility per 10 words (see ``fit_length_bias``): one per
+    annotator, their median as ``length_bias``, and a pooled fit over all votes for comparison."""
     by_id = {p.pair_id: p for p in pairs}
     votes = [v for v in votes if v.pair_id in by_id]
     stats = {"votes": longer_win_rates((by_id[v.pair_id].len_a, by_id[v.pair_id].len_b, v.choice) for v in votes)}
@@ -139,10 +140,20 @@ def length_statistics(pairs: Sequence[Comparison], votes: Iterable[Vote], judge=
                 for p in pairs if utility[p.pair_id][0] != utility[p.pair_id][1])
         stats["gold"] = longer_win_rates(gold)
         decisive = [v for v in votes if v.choice in ("A", "B")]
-        stats["fitted_length_bias"] = fit_length_bias(
-            [utility[v.pair_id][0] - utility[v.pair_id][1] for v in decisive],
-            [by_id[v.pair_id].len_a - by_id[v.pair_id].len_b for v in decisive],
-            [v.choice == "A" for v in decisive])
+
+        def fit(subset):
+            return fit_length_bias([utility[v.pair_id][0] - utility[v.pair_id][1] for v in subset],
+                                   [by_id[v.pair_id].len_a - by_id[v.pair_id].len_b for v in subset],
+                                   [v.choice == "A" for v in subset])
+
+        # Per annotator, because each has its own noise: pooling annotators of different temperatures
+        # (and random ones) shrinks the utility weight more than the length weight and inflates the ratio.
+        per_annotator = {a: fit([v for v in decisive if v.annotator == a])
+                         for a in sorted({v.annotator for v in decisive})}
+        estimates = sorted(f["length_bias"] for f in per_annotator.values() if not math.isnan(f["length_bias"]))
+        median = (estimates[(len(estimates) - 1) // 2] + estimates[len(estimates) // 2]) / 2 if estimates else math.nan
+        stats["fitted_length_bias"] = {**fit(decisive), "pooled_length_bias": fit(decisive)["length_bias"],
+                                       "length_bias": median, "per_annotator": per_annotator}
     return stats
 
 

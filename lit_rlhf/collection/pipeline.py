@@ -112,6 +112,8 @@ def format_report(report: dict) -> str:
         lines.append(f"  {bucket:>6}: {stats['longer_wins']:.3f} (n={stats['n']}){gold_part}")
     if "fitted_length_bias" in length:
         fit = length["fitted_length_bias"]
-        lines.append(f"fitted annotator length bias: {fit['length_bias']:.3f} utility per 10 words (n={fit['n']})")
+        per = ", ".join(f"{a} {f['length_bias']:.2f}" for a, f in fit["per_annotator"].items())
+        lines.append(f"fitted length bias (utility per 10 words): median over annotators {fit['length_bias']:.3f} "
+                     f"[{per}]; pooled {fit['pooled_length_bias']:.3f} (n={fit['n']})")
     lines.append(f"preference rows per category: {report['categories']}")
     return "\n".join(lines)

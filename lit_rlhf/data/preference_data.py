@@ -18,7 +18,7 @@ import random
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lit_rlhf.data.errors import DataError, SkipReport
 from lit_rlhf.data.formatting import encode_prompt, encode_response
@@ -180,18 +180,50 @@ class PreferenceCollator:
         return out
 
 
+class LengthGroupedBatchSampler(Sampler):
+    """Shuffled batches of pairs of similar length, so a batch carries little padding.
+
+    Each epoch (seeded, a new order every time): shuffle all pairs, cut them into
+    mega-batches of ``batch_size * mega_factor`` pairs, sort each mega-batch by the longer
+    side of the pair, cut into batches, shuffle the batch order. This is the usual
+    "group by length" of HF Trainer, applied to pairs.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int = 0, mega_factor: int = 16):
+        self.lengths, self.batch_size, self.seed, self.mega = lengths, batch_size, seed, batch_size * mega_factor
+        self.epoch = 0
+
+    def __iter__(self):
+        rng = random.Random(f"{self.seed}:length-groups:{self.epoch}")
+        self.epoch += 1
+        order = list(range(len(self.lengths)))
+        rng.shuffle(order)
+        batches = []
+        for start in range(0, len(order), self.mega):
+            mega = sorted(order[start:start + self.mega], key=lambda i: self.lengths[i])
+            batches += [mega[i:i + self.batch_size] for i in range(0, len(mega), self.batch_size)]
+        rng.shuffle(batches)
+        return iter(batches)
+
+    def __len__(self) -> int:
+        full, rest = divmod(len(self.lengths), self.mega)
+        return full * -(-self.mega // self.batch_size) + -(-rest // self.batch_size)
+
+
 class PreferenceDataModule(L.LightningDataModule):
     """Train/val/test preference rows -> loaders of paired batches.
 
     ``length_balance`` (e.g. :class:`lit_rlhf.data.length_balance.LengthBalancer`) is applied to
     the training rows only; held-out rows keep their natural length distribution. Without
     ``val`` rows, ``val_fraction`` of the training rows (seeded) is held out instead.
+    ``group_by_length`` batches training pairs of similar length together
+    (:class:`LengthGroupedBatchSampler`) so that little compute goes to padding.
     """
 
     def __init__(self, tokenizer, train: list[dict], val: list[dict] | None = None, test: list[dict] | None = None,
                  batch_size: int = 16, max_length: int = 256, length_balance=None, val_fraction: float = 0.0,
-                 input_format: str = "auto", bucket_edges: list[int] = DEFAULT_EDGES, num_workers: int = 0,
-                 seed: int = 0):
+                 input_format: str = "auto", bucket_edges: list[int] = DEFAULT_EDGES, group_by_length: bool = True,
+                 num_workers: int = 0, seed: int = 0):
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -206,6 +238,7 @@ class PreferenceDataModule(L.LightningDataModule):
         self.tokenizer, self.train_rows, self.val_rows, self.test_rows = tokenizer, train, val, list(test or [])
         self.batch_size, self.max_length, self.num_workers, self.seed = batch_size, max_length, num_workers, seed
         self.length_balance, self.bucket_edges = length_balance, check_edges(list(bucket_edges))
+        self.group_by_length = group_by_length
         self.input_format = resolve_input_format(tokenizer, input_format)
         all_rows = self.train_rows + self.val_rows + self.test_rows
         self.categories = sorted({r.get("category", "all") for r in all_rows})
@@ -237,6 +270,12 @@ class PreferenceDataModule(L.LightningDataModule):
         return {name: ds.truncated for name, ds in sets.items() if ds is not None}
 
     def train_dataloader(self) -> DataLoader:
+        distributed = self.trainer is not None and self.trainer.world_size > 1
+        if self.group_by_length and not distributed:  # under DDP, Lightning's distributed sampler takes over
+            lengths = [max(len(i["chosen_ids"]), len(i["rejected_ids"])) for i in self.train_set.items]
+            sampler = LengthGroupedBatchSampler(lengths, self.batch_size, self.seed)
+            return DataLoader(self.train_set, batch_sampler=sampler, collate_fn=self.collate,
+                              num_workers=self.num_workers)
         generator = torch.Generator().manual_seed(self.seed)
         return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, generator=generator,
                           collate_fn=self.collate, num_workers=self.num_workers)

@@ -22,6 +22,7 @@ from lit_rlhf.models.value_model import ValueModel
 from lit_rlhf.ppo.config import PPOConfig
 from lit_rlhf.ppo.rollout import (Rollout, decode_responses, response_logprobs, response_values, sample_rollout)
 from lit_rlhf.systems.adamw import actor_critic_param_groups, build_adamw
+from lit_rlhf.systems.fused_optimizer import FusedBackwardAdamW
 
 RewardFn = Callable[[list[str], list[str]], list[float]]
 
@@ -61,6 +62,8 @@ class PPOModule(L.LightningModule):
     def configure_optimizers(self):
         c = self.config
         groups = actor_critic_param_groups(self.policy, self.critic, c.policy_lr, c.critic_lr)
+        if c.fused_backward:
+            return FusedBackwardAdamW(groups, lr=c.policy_lr, weight_decay=c.weight_decay)
         return build_adamw(groups, lr=c.policy_lr, weight_decay=c.weight_decay)
 
     # ---- rollout -------------------------------------------------------------------------------
@@ -138,7 +141,9 @@ class PPOModule(L.LightningModule):
                     loss = loss + c.ntp_coef * ntp
                     stats["ntp/loss"] = ntp.detach()
                 optimizer.zero_grad(set_to_none=True)
-                self.manual_backward(loss)  # one backward for actor and critic (fused update)
+                # One backward for actor and critic (fused update); with fused_backward the
+                # parameters are already stepped when it returns and step() only closes the update.
+                self.manual_backward(loss)
                 if c.max_grad_norm:
                     self.clip_gradients(optimizer, gradient_clip_val=c.max_grad_norm, gradient_clip_algorithm="norm")
                 optimizer.step()

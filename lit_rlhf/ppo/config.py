@@ -41,6 +41,10 @@ class PPOConfig:
     ntp_coef: float = 0.0
     """λ of L = L_PPO + λ·L_NTP on SFT batches, against capability forgetting; 0 turns it off."""
     max_grad_norm: float | None = 1.0
+    """Global gradient-norm clipping; must be None with ``fused_backward``."""
+    fused_backward: bool = False
+    """Step each parameter inside backward and free its gradient at once (``FusedBackwardAdamW``):
+    lower peak memory; incompatible with global gradient clipping and accumulation."""
     policy_lr: float = 1e-4
     critic_lr: float = 3e-4
     weight_decay: float = 0.0
@@ -55,6 +59,8 @@ class PPOConfig:
             "reward_normalization": self.reward_normalization in ("none", "running", "batch"),
             "ntp_coef": self.ntp_coef >= 0, "policy_lr": self.policy_lr > 0, "critic_lr": self.critic_lr > 0,
             "kl_target": not self.adaptive_kl or (self.kl_target or 0) > 0,
+            # no moment exists in which all gradients are alive to take their global norm
+            "max_grad_norm": not (self.fused_backward and self.max_grad_norm),
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

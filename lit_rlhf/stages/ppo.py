@@ -59,7 +59,11 @@ def run(cfg: DictConfig) -> dict:
     loader = DataLoader(rows, batch_size=options.prompts_per_iteration, shuffle=True, drop_last=True,
                         collate_fn=collate_prompts)
     trainer = build_trainer(cfg)
-    trainer.fit(module, train_dataloaders=loader)
+    last = out / "checkpoints" / "last.ckpt"  # written by the checkpoint callback; a killed run resumes from it
+    resume = str(last) if options.get("resume", True) and last.exists() else None
+    if resume:
+        rank_zero_info(f"resuming PPO from {resume}")
+    trainer.fit(module, train_dataloaders=loader, ckpt_path=resume)
     checkpoint = save_hf_checkpoint(module.policy, tokenizer, out / "checkpoint")
     summary = {"checkpoint": str(checkpoint), "prompts": len(rows), **reports,
                "train_metrics": {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}}

@@ -141,3 +141,23 @@ def test_config_rejects_bad_values_by_name():
         PPOConfig(kl_estimator="k9")
     with pytest.raises(ValueError, match="kl_target"):
         PPOConfig(adaptive_kl=True)
+
+
+def test_fused_backward_optimizer_matches_the_standard_step(policy):
+    """Stepping each parameter inside backward gives the same update as one AdamW step after backward."""
+    results = []
+    for fused in (False, True):
+        model, tokenizer = build_policy("embedded", seed=0, tiny={"hidden_size": 32, "num_layers": 1,
+                                                                   "num_heads": 2, "intermediate_size": 64})
+        config = PPOConfig(reference_baseline=False, max_new_tokens=5, ppo_epochs=1, num_minibatches=2,
+                           max_grad_norm=None, fused_backward=fused, policy_lr=1e-3, critic_lr=1e-3)
+        module = PPOModule(model, tokenizer, gold, config)
+        loader = DataLoader([{"prompt": p} for p in PROMPTS], batch_size=8, collate_fn=collate_prompts)
+        torch.manual_seed(0)
+        L.Trainer(max_epochs=1, limit_train_batches=1, logger=False, enable_checkpointing=False, accelerator="cpu",
+                  enable_progress_bar=False, enable_model_summary=False).fit(module, loader)
+        results.append(dict(module.named_parameters()))
+    for name, param in results[0].items():
+        torch.testing.assert_close(results[1][name], param, atol=1e-5, rtol=1e-4, msg=name)
+    with pytest.raises(ValueError, match="max_grad_norm"):
+        PPOConfig(fused_backward=True, max_grad_norm=1.0)

@@ -97,3 +97,20 @@ def test_input_format_resolution(tokenizer):
     assert resolve_input_format(tokenizer) == "chat"
     with pytest.raises(ValueError, match="input_format"):
         resolve_input_format(tokenizer, "triple")
+
+
+def test_length_grouped_batches_cover_every_pair_once_and_cut_padding(tokenizer):
+    from lit_rlhf.data.preference_data import LengthGroupedBatchSampler
+
+    lengths = [3 + (i * 7) % 40 for i in range(100)]
+    sampler = LengthGroupedBatchSampler(lengths, batch_size=8, seed=0, mega_factor=4)
+    first, second = list(sampler), list(sampler)
+    assert sorted(i for b in first for i in b) == list(range(100)) and len(first) == len(sampler)
+    assert first != second  # a new order every epoch
+
+    def padded(batches):
+        return sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+    shuffled = list(range(100))
+    random_batches = [shuffled[i:i + 8] for i in range(0, 100, 8)]
+    assert padded(first) < 0.8 * padded(random_batches)

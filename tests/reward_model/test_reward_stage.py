@@ -18,7 +18,7 @@ def test_experiment_composes_into_the_reward_model_stage(compose_config):
 
 
 def test_config_builds_balanced_gym_data_and_the_module(compose_config):
-    cfg = compose_config("experiment=gym_reward_model", "stage=reward_model", *SMALL)
+    cfg = compose_config("experiment=gym_reward_model", *SMALL)
     model, tokenizer = instantiate(cfg.model)
     dm = instantiate(cfg.data, tokenizer=tokenizer)
     module = instantiate(cfg.module, model=model, tokenizer=tokenizer)
@@ -31,7 +31,7 @@ def test_config_builds_balanced_gym_data_and_the_module(compose_config):
 
 
 def test_stage_smoke_run_saves_a_reloadable_checkpoint_and_metrics(compose_config, tmp_path):
-    cfg = compose_config("experiment=gym_reward_model", "stage=reward_model", *SMALL)
+    cfg = compose_config("experiment=gym_reward_model", *SMALL)
     summary = train(cfg)
     out = tmp_path / "reward_model"
     metrics = json.loads((out / "metrics.json").read_text())

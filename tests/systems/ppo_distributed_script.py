@@ -1,0 +1,99 @@
+"""Trains PPOModule on several processes and writes what each rank saw (tests/systems/test_ddp_ppo.py,
+tests/systems/test_fsdp_gpu.py).
+
+    python tests/systems/ppo_distributed_script.py OUT_DIR                                  # DDP, 2 CPU ranks, gloo
+    python tests/systems/ppo_distributed_script.py OUT_DIR --strategy fsdp --accelerator gpu --devices 2
+
+Lightning's launcher re-executes this script once per extra rank (same arguments), so every
+rank runs the same code; each writes ``rank<k>.json`` (its local raw rewards, the logged,
+rank-synchronised metrics, the KL coefficient and normaliser state) and ``rank<k>.pt`` (the
+policy's parameters after training).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from lit_rlhf.gym import AlignmentGym
+from lit_rlhf.models import build_policy
+from lit_rlhf.modules.ppo_module import PPOModule
+from lit_rlhf.ppo.config import PPOConfig
+from lit_rlhf.stages.ppo import collate_prompts
+from lit_rlhf.systems.strategies import ddp_strategy, fsdp_strategy
+
+TINY = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64}
+PROMPTS_PER_RANK_STEP = 4
+
+
+def toy_reward(prompts: list[str], responses: list[str]) -> list[float]:
+    """Deterministic and varied: characters per word, a length cost, a bonus for each prompt word reused."""
+    scores = []
+    for prompt, response in zip(prompts, responses):
+        words = response.split()
+        chars = sum(len(w) for w in words) / max(1, len(words))
+        scores.append(chars - 0.2 * len(words) + 0.5 * len(set(words) & set(prompt.split())))
+    return scores
+
+
+class RankRecorder(L.Callback):
+    """After every training step: this rank's raw rewards and the metrics as logged (synchronised)."""
+
+    def __init__(self):
+        self.rows = []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        metrics = trainer.callback_metrics
+        self.rows.append({
+            "prompts": module.last_rollout["prompts"], "raw": module.last_rollout["raw"],
+            "logged_raw": float(metrics["reward/raw"]), "logged_kl": float(metrics["objective/kl"]),
+            "kl_coef_after": module.kl_controller.value,
+        })
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out_dir")
+    parser.add_argument("--strategy", choices=("ddp", "fsdp"), default="ddp")
+    parser.add_argument("--iterations", type=int, default=2)
+    parser.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--devices", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    L.seed_everything(0)
+    gym = AlignmentGym(seed=0)
+    prompts = [p.text for p in gym.prompts("train")[::7]][:args.devices * PROMPTS_PER_RANK_STEP * args.iterations]
+    model, tokenizer = build_policy("embedded", seed=0, tiny=TINY)
+    config = PPOConfig(max_new_tokens=6, ppo_epochs=2, num_minibatches=2, policy_lr=1e-3, critic_lr=1e-3,
+                       reference_baseline=False, reward_normalization="running", adaptive_kl=True, kl_target=0.01,
+                       kl_horizon=50)
+    module = PPOModule(model, tokenizer, toy_reward, config)
+    loader = DataLoader([{"prompt": p} for p in prompts], batch_size=PROMPTS_PER_RANK_STEP,
+                        collate_fn=collate_prompts)
+    if args.strategy == "ddp":
+        strategy = ddp_strategy(process_group_backend="gloo" if args.accelerator == "cpu" else None)
+    else:  # Lightning runs FSDP on GPUs only
+        strategy = fsdp_strategy(mixed_precision="bf16")
+    recorder = RankRecorder()
+    trainer = L.Trainer(accelerator=args.accelerator, devices=args.devices, strategy=strategy, max_epochs=1,
+                        limit_train_batches=args.iterations, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[recorder])
+    trainer.fit(module, loader)
+    out, rank = Path(args.out_dir), trainer.global_rank
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().clone() for k, v in trainer.strategy.lightning_module_state_dict().items()
+             if k.startswith("policy.")}
+    if rank == 0 or args.strategy == "ddp":  # FSDP's full state dict is gathered on rank 0 only
+        torch.save(state, out / f"rank{rank}.pt")
+    payload = {"rank": rank, "world_size": trainer.world_size, "steps": recorder.rows,
+               "normalizer": module.normalizer.state_dict(), "kl_coef": module.kl_controller.value}
+    (out / f"rank{rank}.json").write_text(json.dumps(payload, indent=1))
+
+
+if __name__ == "__main__":
+    main()
