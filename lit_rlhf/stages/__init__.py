@@ -10,6 +10,7 @@ STAGES = {
     "preferences": "lit_rlhf.stages.preferences",
     "reward_model": "lit_rlhf.stages.reward_model",
     "ppo": "lit_rlhf.stages.ppo",
+    "dpo": "lit_rlhf.stages.dpo",
 }
 
 

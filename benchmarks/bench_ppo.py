@@ -1,0 +1,299 @@
+"""Seconds per PPO iteration: lit_rlhf's PPOModule vs TRL's PPOTrainer, same models and workload, side by side.
+
+    python benchmarks/bench_ppo.py                 # 3 repeats per variant, alternated
+    python benchmarks/bench_ppo.py --skip-trl      # lit_rlhf only (standard vs in-backward optimizer)
+
+Workload (both libraries): 16 prompts x 32 new tokens sampled per iteration, 4 PPO epochs of
+2 minibatches (8 optimizer steps per iteration), the embedded tiny Llama policy, a frozen copy
+as reference, a critic initialised from a tiny decoder reward model, and a second tiny decoder
+reward model (``build_reward_model("embedded")``) giving the rewards. No gradient clipping
+(TRL's PPO loop has none), no reward normalisation, no reference baseline (TRL has none).
+One CPU thread everywhere (``torch.set_num_threads(1)``).
+
+TRL removed PPO in 1.x; ``trl==0.29.1`` still ships it as ``trl.experimental.ppo``. It runs in
+its own virtualenv (``benchmarks/.venv-trl``, made on first use with pinned torch, trl and the
+same transformers as lit_rlhf's environment) as a subprocess that loads the same models from
+HF checkpoints written by this script and prints JSON.
+
+Variants, each a fresh process, alternated ``--repeats`` times (the machine is shared and noisy):
+
+- ``lit``: PPOModule with its default optimizer (one fused-kernel AdamW over actor and critic);
+- ``lit_fused_backward``: the same with ``FusedBackwardAdamW`` (AdamW stepped inside backward);
+- ``trl``: TRL 0.29.1 ``PPOTrainer``.
+
+Each run does ``--warmup`` untimed iterations then ``--iterations`` timed ones; a run reports
+the median over its timed iterations, and the table shows the median over repeats. Peak live
+gradient bytes are measured during the warm-up iteration (all ``.grad`` tensors alive at each
+post-accumulate-grad event, maximum over every backward).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+PROMPTS, NEW_TOKENS, PPO_EPOCHS, MINIBATCHES = 16, 32, 4, 2
+LR, KL_COEF = 1e-5, 0.05
+TRL_VENV = Path(__file__).resolve().parent / ".venv-trl"
+TRL_PINS = ["torch==2.13.0", "trl==0.29.1"]
+VARIANTS = ("lit", "lit_fused_backward", "trl")
+
+
+class GradObserver:
+    """Peak bytes of all ``.grad`` tensors alive at any post-accumulate-grad event while ``active``."""
+
+    def __init__(self, params):
+        self.params, self.active, self.peak = [p for p in params if p.requires_grad], True, 0
+        for p in self.params:
+            p.register_post_accumulate_grad_hook(self.observe)
+
+    def observe(self, _=None):
+        if self.active:
+            self.peak = max(self.peak, sum(p.grad.numel() * p.grad.element_size()
+                                           for p in self.params if p.grad is not None))
+
+
+class IterationClock:
+    """Wall time between consecutive iteration ends; the first interval starts at ``start()``."""
+
+    def __init__(self):
+        self.marks: list[float] = []
+
+    def start(self):
+        self.marks = [time.perf_counter()]
+
+    def tick(self):
+        self.marks.append(time.perf_counter())
+
+    def intervals(self) -> list[float]:
+        return [b - a for a, b in zip(self.marks, self.marks[1:])]
+
+
+# ---- workload shared by both sides: written once as HF checkpoints -----------------------------------
+def write_workload(workdir: Path) -> None:
+    from lit_rlhf.data.formatting import encode_prompt
+    from lit_rlhf.gym import AlignmentGym
+    from lit_rlhf.models import build_policy, save_hf_checkpoint
+    from lit_rlhf.models.reward_model import build_reward_model
+
+    policy, tokenizer = build_policy("embedded", seed=0)
+    save_hf_checkpoint(policy, tokenizer, workdir / "policy")
+    for name, seed in (("reward", 1), ("critic", 2)):
+        model, rm_tokenizer = build_reward_model("embedded", seed=seed)
+        save_hf_checkpoint(model, rm_tokenizer, workdir / name)
+    prompts = [p.text for p in AlignmentGym(seed=0).prompts("train")[:PROMPTS]]
+    rows = [{"prompt": p, "input_ids": encode_prompt(tokenizer, p)} for p in prompts]
+    (workdir / "prompts.json").write_text(json.dumps(rows))
+
+
+def _count_bytes(params) -> int:
+    return sum(p.numel() * p.element_size() for p in params if p.requires_grad)
+
+
+# ---- lit_rlhf side ---------------------------------------------------------------------------------
+def run_lit(workdir: Path, warmup: int, iterations: int, fused_backward: bool) -> dict:
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from lit_rlhf.models import build_policy
+    from lit_rlhf.models.reward_model import RewardModel, build_reward_model
+    from lit_rlhf.models.value_model import ValueModel
+    from lit_rlhf.modules.ppo_module import PPOModule
+    from lit_rlhf.ppo.config import PPOConfig
+    from lit_rlhf.stages.ppo import collate_prompts
+    from lit_rlhf.systems.adamw import actor_critic_param_groups
+    from lit_rlhf.systems.fused_optimizer import FusedBackwardAdamW
+
+    class FusedBackwardPPO(PPOModule):
+        def configure_optimizers(self):
+            c = self.config
+            return FusedBackwardAdamW(actor_critic_param_groups(self.policy, self.critic, c.policy_lr, c.critic_lr),
+                                      lr=c.policy_lr, weight_decay=c.weight_decay)
+
+    class Clock(L.Callback):
+        def __init__(self):
+            self.clock = IterationClock()
+
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            if batch_idx == 0:
+                self.clock.start()
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            self.clock.tick()
+            observer.active = False  # peak gradients from the first iteration only
+            lengths.append(float(trainer.callback_metrics["rollout/response_length"]))
+
+    L.seed_everything(0, verbose=False)
+    policy, tokenizer = build_policy(str(workdir / "policy"))
+    reward = RewardModel(*build_reward_model(str(workdir / "reward")))
+    critic = ValueModel.from_reward_model(build_reward_model(str(workdir / "critic"))[0])
+    config = PPOConfig(max_new_tokens=NEW_TOKENS, ppo_epochs=PPO_EPOCHS, num_minibatches=MINIBATCHES,
+                       reference_baseline=False, max_grad_norm=None, kl_coef=KL_COEF, policy_lr=LR, critic_lr=LR,
+                       whiten_advantages=True)
+    module = (FusedBackwardPPO if fused_backward else PPOModule)(policy, tokenizer, reward.score, config, critic=critic)
+    observer = GradObserver(list(module.policy.parameters()) + list(module.critic.parameters()))
+    lengths: list[float] = []
+    rows = [{"prompt": r["prompt"]} for r in json.loads((workdir / "prompts.json").read_text())]
+    loader = DataLoader(rows * (warmup + iterations), batch_size=PROMPTS, collate_fn=collate_prompts)
+    clock = Clock()
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[clock])
+    trainer.fit(module, loader)
+    times = clock.clock.intervals()[warmup:]
+    return {"sec_per_iter": statistics.median(times), "iter_times": times, "peak_grad_bytes": observer.peak,
+            "trainable_bytes": _count_bytes(observer.params), "response_tokens": statistics.fmean(lengths)}
+
+
+# ---- TRL side (runs inside benchmarks/.venv-trl: no lit_rlhf imports here) ---------------------------
+def run_trl(workdir: Path, warmup: int, iterations: int) -> dict:
+    import transformers
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
+    from trl.experimental.ppo import PPOConfig, PPOTrainer
+
+    class Clock(TrainerCallback):
+        def __init__(self):
+            self.clock, self.eos = IterationClock(), []
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.clock.start()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.clock.tick()
+            observer.active = False
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "val/num_eos_tokens" in logs:
+                self.eos.append(float(logs["val/num_eos_tokens"]))
+
+    transformers.set_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(workdir / "policy")
+    policy = AutoModelForCausalLM.from_pretrained(workdir / "policy")
+    reference = AutoModelForCausalLM.from_pretrained(workdir / "policy")
+    reward = AutoModelForSequenceClassification.from_pretrained(workdir / "reward", num_labels=1)
+    critic = AutoModelForSequenceClassification.from_pretrained(workdir / "critic", num_labels=1)
+    rows = json.loads((workdir / "prompts.json").read_text())
+    dataset = Dataset.from_dict({"input_ids": [r["input_ids"] for r in rows]})
+    args = PPOConfig(
+        output_dir=str(workdir / "trl_out"), per_device_train_batch_size=PROMPTS, gradient_accumulation_steps=1,
+        num_mini_batches=MINIBATCHES, num_ppo_epochs=PPO_EPOCHS, response_length=NEW_TOKENS,
+        local_rollout_forward_batch_size=PROMPTS, total_episodes=PROMPTS * (warmup + iterations),
+        learning_rate=LR, kl_coef=KL_COEF, temperature=1.0, stop_token="eos", missing_eos_penalty=None,
+        num_sample_generations=0, report_to="none", save_strategy="no", logging_steps=1, use_cpu=True, seed=0,
+        dataloader_num_workers=0, disable_tqdm=True, lr_scheduler_type="constant", max_grad_norm=None,
+    )
+    trainer = PPOTrainer(args=args, processing_class=tokenizer, model=policy, ref_model=reference,
+                         reward_model=reward, value_model=critic, train_dataset=dataset)
+    observer = GradObserver(trainer.model.parameters())
+    clock = Clock()
+    trainer.add_callback(clock)
+    trainer.train()
+    times = clock.clock.intervals()[warmup:]
+    return {"sec_per_iter": statistics.median(times), "iter_times": times, "peak_grad_bytes": observer.peak,
+            "trainable_bytes": _count_bytes(observer.params), "eos_tokens_per_iter": clock.eos,
+            "trl_version": __import__("trl").__version__, "transformers_version": transformers.__version__}
+
+
+def ensure_trl_venv() -> tuple[Path | None, str]:
+    """The TRL virtualenv's python, made on first use; or None and why it cannot be had."""
+    python = TRL_VENV / "bin" / "python"
+    check = [str(python), "-c", "import trl.experimental.ppo, transformers; print(transformers.__version__)"]
+    if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
+        return python, "ready"
+    from importlib.metadata import version
+
+    pins = TRL_PINS + [f"transformers=={version('transformers')}"]
+    steps = [[sys.executable, "-m", "venv", "--clear", str(TRL_VENV)],  # no system site-packages
+             [str(python), "-m", "pip", "install", "-q", *pins]]
+    print(f"creating {TRL_VENV} with {' '.join(pins)} ...", flush=True)
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True)
+        if done.returncode != 0:
+            return None, f"`{' '.join(step)}` failed: {(done.stderr or done.stdout).strip()[-800:]}"
+    done = subprocess.run(check, capture_output=True, text=True)
+    if done.returncode != 0:
+        return None, f"trl.experimental.ppo does not import: {done.stderr.strip()[-800:]}"
+    return python, "created"
+
+
+def _child(python, variant: str, workdir: Path, args) -> dict:
+    cmd = [str(python), __file__, "--variant", variant, "--workdir", str(workdir), "--warmup", str(args.warmup),
+           "--iterations", str(args.iterations)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"{variant} failed:\n{(done.stderr or done.stdout)[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _report(results: dict[str, list[dict]], trl_note: str, args) -> None:
+    print(f"workload: {PROMPTS} prompts x {NEW_TOKENS} new tokens, {PPO_EPOCHS} PPO epochs x {MINIBATCHES} "
+          f"minibatches, 1 CPU thread; {args.repeats} repeats x {args.iterations} timed iterations "
+          f"(+{args.warmup} warm-up), medians")
+    summary = {v: statistics.median(r["sec_per_iter"] for r in runs) for v, runs in results.items() if runs}
+    print(f"{'variant':22s} {'s/iteration':>12s} {'runs (median s/it)':>40s} {'peak grad MiB':>14s}")
+    for variant, runs in results.items():
+        if runs:
+            per_run = " ".join(f"{r['sec_per_iter']:.2f}" for r in runs)
+            print(f"{variant:22s} {summary[variant]:12.3f} {per_run:>40s} {runs[0]['peak_grad_bytes'] / 2**20:14.2f}")
+    if "trl" in summary:
+        print(f"TRL / lit_rlhf time per iteration: {summary['trl'] / summary['lit']:.2f}x")
+    else:
+        print(f"TRL not run: {trl_note}")
+    lit, fused = results["lit"][0], results["lit_fused_backward"][0]
+    print(f"in-backward / standard AdamW: time {summary['lit_fused_backward'] / summary['lit']:.2f}x, "
+          f"peak live gradients {fused['peak_grad_bytes'] / lit['peak_grad_bytes']:.3f}x "
+          f"({fused['peak_grad_bytes'] / 2**20:.2f} vs {lit['peak_grad_bytes'] / 2**20:.2f} MiB; trainable "
+          f"parameters {lit['trainable_bytes'] / 2**20:.2f} MiB)")
+    print("mean response tokens (lit):", round(lit["response_tokens"], 1),
+          "| EOS per iteration (trl):", results["trl"][0]["eos_tokens_per_iter"] if results["trl"] else "n/a")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--skip-trl", action="store_true")
+    parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # child-process mode
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.variant:
+        workdir = Path(args.workdir)
+        if args.variant == "trl":
+            out = run_trl(workdir, args.warmup, args.iterations)
+        else:
+            out = run_lit(workdir, args.warmup, args.iterations, args.variant == "lit_fused_backward")
+        print(json.dumps({"variant": args.variant, **out}))
+        return
+    trl_python, trl_note = (None, "--skip-trl") if args.skip_trl else ensure_trl_venv()
+    pythons = {"lit": sys.executable, "lit_fused_backward": sys.executable, "trl": trl_python}
+    results: dict[str, list[dict]] = {v: [] for v in VARIANTS}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        write_workload(workdir)
+        for _ in range(args.repeats):  # alternate, so background load hits every variant alike
+            for variant in VARIANTS:
+                if pythons[variant] is None:
+                    continue
+                try:
+                    results[variant].append(_child(pythons[variant], variant, workdir, args))
+                except RuntimeError as err:
+                    if variant != "trl":
+                        raise
+                    trl_note, pythons["trl"] = str(err), None
+    _report(results, trl_note, args)
+
+
+if __name__ == "__main__":
+    main()
