@@ -21,8 +21,10 @@ Variants, each a fresh process, alternated ``--repeats`` times (the machine is s
 - ``lit_fused_backward``: the same with ``FusedBackwardAdamW`` (AdamW stepped inside backward);
 - ``trl``: TRL 0.29.1 ``PPOTrainer``.
 
-Each run does ``--warmup`` untimed iterations then ``--iterations`` timed ones; a run reports
-the median over its timed iterations, and the table shows the median over repeats. Peak live
+Each run does ``--warmup`` untimed iterations then ``--iterations`` timed ones and reports the
+median over its timed iterations of both CPU time (``time.process_time``: with one thread it
+counts the work and barely depends on other jobs sharing the cores) and wall time; the table
+shows medians over repeats. Peak live
 gradient bytes are measured during the warm-up iteration (all ``.grad`` tensors alive at each
 post-accumulate-grad event, maximum over every backward).
 """
@@ -63,19 +65,26 @@ class GradObserver:
 
 
 class IterationClock:
-    """Wall time between consecutive iteration ends; the first interval starts at ``start()``."""
+    """Wall and CPU time between consecutive iteration ends; the first interval starts at ``start()``.
+
+    With one thread per process, CPU time (``time.process_time``) counts the work done and hardly
+    depends on how many other jobs share the cores; wall time does.
+    """
 
     def __init__(self):
-        self.marks: list[float] = []
+        self.marks: list[tuple[float, float]] = []
 
     def start(self):
-        self.marks = [time.perf_counter()]
+        self.marks = [(time.perf_counter(), time.process_time())]
 
     def tick(self):
-        self.marks.append(time.perf_counter())
+        self.marks.append((time.perf_counter(), time.process_time()))
 
-    def intervals(self) -> list[float]:
-        return [b - a for a, b in zip(self.marks, self.marks[1:])]
+    def intervals(self, warmup: int) -> dict:
+        wall = [b[0] - a[0] for a, b in zip(self.marks, self.marks[1:])][warmup:]
+        cpu = [b[1] - a[1] for a, b in zip(self.marks, self.marks[1:])][warmup:]
+        return {"sec_per_iter": statistics.median(wall), "cpu_sec_per_iter": statistics.median(cpu),
+                "iter_times": wall, "iter_cpu_times": cpu}
 
 
 # ---- workload shared by both sides: written once as HF checkpoints -----------------------------------
@@ -148,8 +157,7 @@ def run_lit(workdir: Path, warmup: int, iterations: int, fused_backward: bool) -
     trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[clock])
     trainer.fit(module, loader)
-    times = clock.clock.intervals()[warmup:]
-    return {"sec_per_iter": statistics.median(times), "iter_times": times, "peak_grad_bytes": observer.peak,
+    return {**clock.clock.intervals(warmup), "peak_grad_bytes": observer.peak,
             "trainable_bytes": _count_bytes(observer.params), "response_tokens": statistics.fmean(lengths)}
 
 
@@ -197,8 +205,7 @@ def run_trl(workdir: Path, warmup: int, iterations: int) -> dict:
     clock = Clock()
     trainer.add_callback(clock)
     trainer.train()
-    times = clock.clock.intervals()[warmup:]
-    return {"sec_per_iter": statistics.median(times), "iter_times": times, "peak_grad_bytes": observer.peak,
+    return {**clock.clock.intervals(warmup), "peak_grad_bytes": observer.peak,
             "trainable_bytes": _count_bytes(observer.params), "eos_tokens_per_iter": clock.eos,
             "trl_version": __import__("trl").__version__, "transformers_version": transformers.__version__}
 
@@ -238,24 +245,27 @@ def _child(python, variant: str, workdir: Path, args) -> dict:
 def _report(results: dict[str, list[dict]], trl_note: str, args) -> None:
     print(f"workload: {PROMPTS} prompts x {NEW_TOKENS} new tokens, {PPO_EPOCHS} PPO epochs x {MINIBATCHES} "
           f"minibatches, 1 CPU thread; {args.repeats} repeats x {args.iterations} timed iterations "
-          f"(+{args.warmup} warm-up), medians")
-    summary = {v: statistics.median(r["sec_per_iter"] for r in runs) for v, runs in results.items() if runs}
-    print(f"{'variant':22s} {'s/iteration':>12s} {'runs (median s/it)':>40s} {'peak grad MiB':>14s}")
-    for variant, runs in results.items():
-        if runs:
-            per_run = " ".join(f"{r['sec_per_iter']:.2f}" for r in runs)
-            print(f"{variant:22s} {summary[variant]:12.3f} {per_run:>40s} {runs[0]['peak_grad_bytes'] / 2**20:14.2f}")
-    if "trl" in summary:
-        print(f"TRL / lit_rlhf time per iteration: {summary['trl'] / summary['lit']:.2f}x")
+          f"(+{args.warmup} warm-up); medians over repeats")
+    ran = {v: runs for v, runs in results.items() if runs}
+    wall = {v: statistics.median(r["sec_per_iter"] for r in runs) for v, runs in ran.items()}
+    cpu = {v: statistics.median(r["cpu_sec_per_iter"] for r in runs) for v, runs in ran.items()}
+    print(f"{'variant':20s} {'CPU s/it':>9s} {'wall s/it':>10s} {'CPU s/it of each run':>32s} {'peak grad MiB':>14s}")
+    for variant, runs in ran.items():
+        per_run = " ".join(f"{r['cpu_sec_per_iter']:.2f}" for r in runs)
+        print(f"{variant:20s} {cpu[variant]:9.3f} {wall[variant]:10.3f} {per_run:>32s} "
+              f"{runs[0]['peak_grad_bytes'] / 2**20:14.2f}")
+    if "trl" in ran:
+        print(f"TRL / lit_rlhf per iteration: {cpu['trl'] / cpu['lit']:.2f}x CPU time, "
+              f"{wall['trl'] / wall['lit']:.2f}x wall time")
     else:
         print(f"TRL not run: {trl_note}")
-    lit, fused = results["lit"][0], results["lit_fused_backward"][0]
-    print(f"in-backward / standard AdamW: time {summary['lit_fused_backward'] / summary['lit']:.2f}x, "
-          f"peak live gradients {fused['peak_grad_bytes'] / lit['peak_grad_bytes']:.3f}x "
-          f"({fused['peak_grad_bytes'] / 2**20:.2f} vs {lit['peak_grad_bytes'] / 2**20:.2f} MiB; trainable "
-          f"parameters {lit['trainable_bytes'] / 2**20:.2f} MiB)")
+    lit, fused = ran["lit"][0], ran["lit_fused_backward"][0]
+    print(f"in-backward / standard AdamW: {cpu['lit_fused_backward'] / cpu['lit']:.2f}x CPU time, "
+          f"{wall['lit_fused_backward'] / wall['lit']:.2f}x wall time; peak live gradients "
+          f"{fused['peak_grad_bytes'] / lit['peak_grad_bytes']:.3f}x ({fused['peak_grad_bytes'] / 2**20:.2f} vs "
+          f"{lit['peak_grad_bytes'] / 2**20:.2f} MiB; trainable parameters {lit['trainable_bytes'] / 2**20:.2f} MiB)")
     print("mean response tokens (lit):", round(lit["response_tokens"], 1),
-          "| EOS per iteration (trl):", results["trl"][0]["eos_tokens_per_iter"] if results["trl"] else "n/a")
+          "| EOS per iteration (trl):", ran["trl"][0]["eos_tokens_per_iter"] if "trl" in ran else "n/a")
 
 
 def main() -> None:

@@ -131,7 +131,7 @@ def main() -> None:
             try:
                 theirs.append(run_trl(args, state, datamodule))
                 print(f"  TRL RewardTrainer:                            {theirs[-1]:8.1f} pairs/s", flush=True)
-            except Exception as err:  # report exactly why TRL could not run, keep our number
+            except Exception as err:  # noqa: BLE001 -- report exactly why TRL could not run, keep our number
                 trl_error = f"TRL RewardTrainer failed: {type(err).__name__}: {err}"
     padding = padding_share(datamodule, True), padding_share(datamodule, False)
     print(f"padding share of the batches: {padding[0]:.0%} grouped by length, {padding[1]:.0%} shuffled (as TRL)")

@@ -102,14 +102,19 @@ def plot_drift(curves: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def rolling(values: list[float], window: int = 10) -> list[float]:
+        # Batches are grouped by length, so single-batch statistics are noisy; show a running mean.
+        return [sum(values[max(0, i - window + 1):i + 1]) / len(values[max(0, i - window + 1):i + 1])
+                for i in range(len(values))]
+
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     for coef, curve in curves.items():
         steps = [s["step"] for s in curve["steps"]]
         label = "no prior" if float(coef) == 0 else f"prior lambda={coef}"
-        axes[0].plot(steps, [s["mean"] for s in curve["steps"]], label=label)
-        axes[1].plot(steps, [s["std"] for s in curve["steps"]], label=label)
-    axes[0].set_title("score mean (training batches)")
-    axes[1].set_title("score std (training batches)")
+        axes[0].plot(steps, rolling([s["mean"] for s in curve["steps"]]), label=label)
+        axes[1].plot(steps, rolling([s["std"] for s in curve["steps"]]), label=label)
+    axes[0].set_title("score mean (training batches, 10-step running mean)")
+    axes[1].set_title("score std (training batches, 10-step running mean)")
     for ax in axes:
         ax.set_xlabel("step")
         ax.axhline(0, color="grey", lw=0.5)
@@ -131,10 +136,14 @@ def main() -> None:
     parser.add_argument("--drift-epochs", type=int, default=12)
     parser.add_argument("--drift-lr", type=float, default=3e-3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--plot-only", action="store_true", help="redraw the PNG from an existing results.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.plot_only:
+        plot_drift(json.loads((out / "results.json").read_text())["score_prior"], out / "score_drift.png")
+        return
     gym = AlignmentGym(seed=0)
     test_rows = gym_preference_rows(gym, "test", pairs_per_prompt=4, length_bias=args.length_bias, seed=123)
     print(f"held-out pairs: {len(test_rows)} ({test_rows.report.summary()})", flush=True)

@@ -22,6 +22,7 @@ Choices (all configurable):
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass, field
 
@@ -55,7 +56,7 @@ def bucket_names(edges: list[int]) -> list[str]:
 
 def check_edges(edges: list[int]) -> list[int]:
     edges = [int(e) for e in edges]
-    if not edges or edges[0] < 1 or any(b <= a for a, b in zip(edges, edges[1:])):
+    if not edges or edges[0] < 1 or any(b <= a for a, b in itertools.pairwise(edges)):
         raise ValueError(f"bucket edges must be increasing integers starting at >= 1, got {edges}")
     return edges
 

@@ -233,7 +233,7 @@ class PreferenceDataModule(L.LightningDataModule):
         if not val and val_fraction > 0:
             shuffled = train[:]
             random.Random(f"{seed}:val-split").shuffle(shuffled)
-            n_val = max(1, int(round(val_fraction * len(shuffled))))
+            n_val = max(1, round(val_fraction * len(shuffled)))
             val, train = shuffled[:n_val], shuffled[n_val:]
         self.tokenizer, self.train_rows, self.val_rows, self.test_rows = tokenizer, train, val, list(test or [])
         self.batch_size, self.max_length, self.num_workers, self.seed = batch_size, max_length, num_workers, seed

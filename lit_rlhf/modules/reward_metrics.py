@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torchmetrics import MeanMetric, Metric, PearsonCorrCoef, SpearmanCorrCoef
 
@@ -87,7 +89,7 @@ class RewardMetrics(torch.nn.Module):
         for kind, names, metric in (("category", self.categories, self.by_category),
                                     ("length_diff", self.buckets, self.by_bucket)):
             for name, value in zip(names, metric.compute().tolist()):
-                if value == value:  # not NaN
+                if not math.isnan(value):  # a group that saw no pair has no accuracy
                     out[f"{prefix}/accuracy_by_{kind}/{name}"] = value
         mean, std = self.moments.compute()
         out[f"{prefix}/score_mean"], out[f"{prefix}/score_std"] = float(mean), float(std)

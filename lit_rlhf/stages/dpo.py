@@ -52,6 +52,7 @@ def run(cfg: DictConfig) -> dict:
         ntp_batches = IndexedBatches.from_datamodule(instantiate(cfg.data, tokenizer=tokenizer), seed=int(cfg.seed))
     module = DPOModule(policy, tokenizer, config, ntp_batches=ntp_batches, optimizer=instantiate(options.optimizer),
                        weight_decay=float(options.weight_decay))
+    policy.train()  # from_pretrained returns eval mode; Lightning keeps whatever mode it finds
     trainer = build_trainer(cfg)
     trainer.fit(module, datamodule=datamodule, ckpt_path=options.get("resume_from"))
     checkpoint = save_hf_checkpoint(module.policy, tokenizer, out / "checkpoint")

@@ -56,8 +56,10 @@ def run(cfg: DictConfig) -> dict:
     write_json(out / "report.json", report)
     rank_zero_info(format_report(report))
     rank_zero_info(f"preference data set: {paths['preferences']} ({len(rows)} rows); report: {out / 'report.json'}")
-    return {"preferences": paths["preferences"], "rows": len(rows), "report": str(out / "report.json"),
-            "filtering": report["filtering"], "length": report["length"]}
+    summary = {"preferences": paths["preferences"], "rows": len(rows), "report": str(out / "report.json"),
+               "filtering": report["filtering"], "length": report["length"]}
+    write_json(out / "results.json", summary)  # written last: marks the stage as done
+    return summary
 
 
 def _load_policy(source: str, policy_cfg: DictConfig, seed: int):

@@ -15,7 +15,7 @@ from lit_rlhf.stages.common import banner, build_trainer, seed_and_threads, writ
 def run(cfg: DictConfig) -> dict:
     """Train ``cfg.module`` on ``cfg.data`` with a Trainer from ``cfg.trainer``; write
     ``<output_dir>/checkpoint`` (HF, reloads with ``AutoModelForSequenceClassification``) and
-    ``<output_dir>/metrics.json``."""
+    ``<output_dir>/results.json``."""
     seed_and_threads(cfg)
     out = Path(cfg.output_dir)
     banner(f"reward model -> {out}")
@@ -45,7 +45,7 @@ def run(cfg: DictConfig) -> dict:
     checkpoint = module.scorer.save(out / "checkpoint", extra={
         "score_mean": stats.get("score_mean"), "score_std": stats.get("score_std")})
     summary["checkpoint"] = str(checkpoint)
-    write_json(out / "metrics.json", summary)
+    write_json(out / "results.json", summary)  # written last: marks the stage as done
     return summary
 
 

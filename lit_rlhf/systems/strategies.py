@@ -15,6 +15,7 @@ import importlib
 from collections.abc import Sequence
 
 import torch
+from lightning.pytorch.strategies import ModelParallelStrategy
 from torch import nn
 
 DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
@@ -26,6 +27,14 @@ def _names(block_classes: str | Sequence[str]) -> tuple[str, ...]:
     if not names or not all(isinstance(n, str) and n for n in names):
         raise ValueError(f"block_classes must be one or more class names, got {block_classes!r}")
     return names
+
+
+def _dtype(value: str | None, key: str) -> torch.dtype | None:
+    if value is None:
+        return None
+    if value not in DTYPES:
+        raise ValueError(f"{key} must be one of {sorted(DTYPES)} or null, got {value!r}")
+    return DTYPES[value]
 
 
 def _import_class(path: str) -> type:
@@ -95,16 +104,12 @@ def fsdp_mixed_precision(mixed_precision: str | None, reduce_dtype: str | None =
     Buffers are left in float32 (``buffer_dtype=None``): Llama-style rotary ``inv_freq`` buffers
     lose position resolution in bf16. Sharded master weights stay float32 either way.
     """
-    if mixed_precision is None:
+    compute, reduce = _dtype(mixed_precision, "mixed_precision"), _dtype(reduce_dtype, "reduce_dtype")
+    if compute is None:
         return None
     from torch.distributed.fsdp import MixedPrecision
 
-    for key, value in (("mixed_precision", mixed_precision), ("reduce_dtype", reduce_dtype)):
-        if value is not None and value not in DTYPES:
-            raise ValueError(f"{key} must be one of {sorted(DTYPES)} or null, got {value!r}")
-    return MixedPrecision(param_dtype=DTYPES[mixed_precision],
-                          reduce_dtype=DTYPES[reduce_dtype] if reduce_dtype else DTYPES[mixed_precision],
-                          buffer_dtype=None)
+    return MixedPrecision(param_dtype=compute, reduce_dtype=reduce or compute, buffer_dtype=None)
 
 
 def fsdp_strategy(block_classes: str | Sequence[str] = "LlamaDecoderLayer", mixed_precision: str | None = "bf16",
@@ -139,20 +144,41 @@ def fsdp_strategy(block_classes: str | Sequence[str] = "LlamaDecoderLayer", mixe
     )
 
 
-def fsdp2_strategy(data_parallel_size: int | str = "auto", tensor_parallel_size: int | str = 1,
+def fsdp2_strategy(block_classes: str | Sequence[str] = "LlamaDecoderLayer", mixed_precision: str | None = "bf16",
+                   reduce_dtype: str | None = "fp32", data_parallel_size: int | str = "auto",
                    save_distributed_checkpoint: bool = True, process_group_backend: str | None = None):
-    """Lightning's ``ModelParallelStrategy``: FSDP2 (``fully_shard``) applied by the module itself.
+    """FSDP2 (``fully_shard``) through Lightning's ``ModelParallelStrategy``; see :class:`FSDP2Strategy`."""
+    return FSDP2Strategy(block_classes, mixed_precision, reduce_dtype, data_parallel_size=data_parallel_size,
+                         tensor_parallel_size=1, save_distributed_checkpoint=save_distributed_checkpoint,
+                         process_group_backend=process_group_backend)
 
-    The strategy only builds the device mesh; the LightningModule's ``configure_model`` must
-    shard its models (see :func:`fully_shard_blocks`). FSDP2 is the strategy under which
-    ``FusedBackwardAdamW`` can step inside backward: its post-accumulate-grad hooks fire on
-    the sharded gradients after the reduce-scatter.
+
+class FSDP2Strategy(ModelParallelStrategy):
+    """Lightning's ``ModelParallelStrategy`` that knows how to shard the module's models block by block.
+
+    Lightning asks the LightningModule to apply FSDP2 in ``configure_model``; a module does so with
+    ``self.trainer.strategy.shard_models(self.policy, self.critic, self.reference)``. FSDP2 is the
+    strategy under which ``FusedBackwardAdamW`` can step inside backward: post-accumulate-grad
+    hooks fire on the sharded gradients after the reduce-scatter.
     """
-    from lightning.pytorch.strategies import ModelParallelStrategy
 
-    return ModelParallelStrategy(data_parallel_size=data_parallel_size, tensor_parallel_size=tensor_parallel_size,
-                                 save_distributed_checkpoint=save_distributed_checkpoint,
-                                 process_group_backend=process_group_backend)
+    def __init__(self, block_classes: str | Sequence[str] = "LlamaDecoderLayer", mixed_precision: str | None = "bf16",
+                 reduce_dtype: str | None = "fp32", **kwargs):
+        super().__init__(**kwargs)
+        self.block_classes = _names(block_classes)
+        for key, value in (("mixed_precision", mixed_precision), ("reduce_dtype", reduce_dtype)):
+            _dtype(value, key)  # a bad name fails when the strategy is built, not when sharding
+        self.mixed_precision, self.reduce_dtype = mixed_precision, reduce_dtype
+
+    def setup_environment(self) -> None:
+        if self._data_parallel_size == "auto":  # every process shards (Lightning's "auto" means one per node)
+            self._data_parallel_size = self.num_nodes * self.num_processes
+        super().setup_environment()
+
+    def shard_models(self, *models: nn.Module) -> None:
+        mesh = self.device_mesh["data_parallel"]
+        for model in models:
+            fully_shard_blocks(model, mesh, self.block_classes, self.mixed_precision, self.reduce_dtype)
 
 
 def fully_shard_blocks(model: nn.Module, mesh, block_classes: str | Sequence[str] = "LlamaDecoderLayer",
@@ -163,12 +189,12 @@ def fully_shard_blocks(model: nn.Module, mesh, block_classes: str | Sequence[str
     Call it from ``LightningModule.configure_model`` with ``self.device_mesh["data_parallel"]``,
     once per trained or frozen model (policy, critic, reference), before the optimizer is built.
     """
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+    from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
-    policy = MixedPrecisionPolicy()
-    if mixed_precision is not None:
-        policy = MixedPrecisionPolicy(param_dtype=DTYPES[mixed_precision],
-                                      reduce_dtype=DTYPES[reduce_dtype] if reduce_dtype else None)
+    if isinstance(model, FSDPModule):  # already sharded (configure_model may run again, e.g. fit then test)
+        return model
+    policy = MixedPrecisionPolicy(param_dtype=_dtype(mixed_precision, "mixed_precision"),
+                                  reduce_dtype=_dtype(reduce_dtype, "reduce_dtype"))
     for block in BlockMatcher(block_classes).find(model):
         fully_shard(block, mesh=mesh, mp_policy=policy, reshard_after_forward=reshard_after_forward)
     fully_shard(model, mesh=mesh, mp_policy=policy, reshard_after_forward=reshard_after_forward)

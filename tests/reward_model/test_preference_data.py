@@ -1,12 +1,17 @@
 import json
 
 import pytest
-import torch
 
 from lit_rlhf.data.errors import DataError, SkipReport
 from lit_rlhf.data.length_balance import LengthBalancer
-from lit_rlhf.data.preference_data import (PreferenceCollator, PreferenceDataModule, PreferenceDataset,
-                                           encode_prompt_response, read_preference_jsonl, resolve_input_format)
+from lit_rlhf.data.preference_data import (
+    PreferenceCollator,
+    PreferenceDataModule,
+    PreferenceDataset,
+    encode_prompt_response,
+    read_preference_jsonl,
+    resolve_input_format,
+)
 from lit_rlhf.models.tokenizer import build_gym_tokenizer
 
 

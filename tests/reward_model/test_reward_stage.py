@@ -7,7 +7,7 @@ from lit_rlhf.cli.train import train
 from lit_rlhf.models.reward_model import RewardModel
 
 SMALL = ["debug=fast", "model.tiny.num_layers=1", "model.tiny.hidden_size=32", "model.tiny.intermediate_size=64",
-         "data.train.pairs_per_prompt=1"]
+         "data.train.pairs_per_prompt=1", "data.test.pairs_per_prompt=1"]
 
 
 def test_experiment_composes_into_the_reward_model_stage(compose_config):
@@ -34,7 +34,7 @@ def test_stage_smoke_run_saves_a_reloadable_checkpoint_and_metrics(compose_confi
     cfg = compose_config("experiment=gym_reward_model", *SMALL)
     summary = train(cfg)
     out = tmp_path / "reward_model"
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "results.json").read_text())
     assert metrics == json.loads(json.dumps(summary, sort_keys=True))
     assert {"accuracy", "gold_accuracy", "label_gold_accuracy", "length_pearson"} <= set(metrics["heldout"])
     assert "test/reward/accuracy" in metrics["test_metrics"] and metrics["length_balance"]["mode"] == "downsample"
@@ -44,3 +44,32 @@ def test_stage_smoke_run_saves_a_reloadable_checkpoint_and_metrics(compose_confi
     assert type(model).__name__ == "LlamaForSequenceClassification"
     scores = RewardModel.load(out / "checkpoint").score(["who are you ?"], ["i am an ai model ."])
     assert len(scores) == 1
+
+
+def test_preference_file_errors_name_file_and_line(compose_config, tmp_path):
+    import pytest
+
+    from lit_rlhf.data.errors import DataError
+
+    rows = tmp_path / "prefs.jsonl"
+    rows.write_text(json.dumps({"prompt": "hi", "chosen": "a .", "rejected": "b ."}) + "\n"
+                    + json.dumps({"prompt": "hi", "chosen": "a ."}) + "\n")
+    cfg = compose_config("experiment=gym_reward_model", "data=preferences", f"data.train.path={rows}", *SMALL[:4])
+    with pytest.raises(Exception) as err:  # Hydra's instantiate wraps it; the CLI prints the cause
+        train(cfg)
+    cause = err.value if isinstance(err.value, DataError) else err.value.__cause__
+    assert isinstance(cause, DataError) and str(cause).startswith(f"{rows}:2: field 'rejected': missing")
+
+
+def test_reward_model_starts_from_an_sft_checkpoint(tmp_path):
+    import torch
+
+    from lit_rlhf.models import build_policy, save_hf_checkpoint
+    from lit_rlhf.models.reward_model import build_reward_model
+
+    policy, tokenizer = build_policy(tiny={"hidden_size": 32, "num_layers": 1, "num_heads": 2,
+                                           "intermediate_size": 64})
+    save_hf_checkpoint(policy, tokenizer, tmp_path / "sft")
+    model, _ = build_reward_model(str(tmp_path / "sft"))
+    assert type(model).__name__ == "LlamaForSequenceClassification" and model.config.num_labels == 1
+    torch.testing.assert_close(model.model.embed_tokens.weight, policy.model.embed_tokens.weight)

@@ -25,7 +25,7 @@ from lit_rlhf.models import build_policy
 from lit_rlhf.modules.ppo_module import PPOModule
 from lit_rlhf.ppo.config import PPOConfig
 from lit_rlhf.stages.ppo import collate_prompts
-from lit_rlhf.systems.strategies import ddp_strategy, fsdp_strategy
+from lit_rlhf.systems.strategies import ddp_strategy, fsdp2_strategy, fsdp_strategy
 
 TINY = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64}
 PROMPTS_PER_RANK_STEP = 4
@@ -39,6 +39,13 @@ def toy_reward(prompts: list[str], responses: list[str]) -> list[float]:
         chars = sum(len(w) for w in words) / max(1, len(words))
         scores.append(chars - 0.2 * len(words) + 0.5 * len(set(words) & set(prompt.split())))
     return scores
+
+
+class ShardedPPOModule(PPOModule):
+    """FSDP2: Lightning lets the module shard its own models."""
+
+    def configure_model(self):
+        self.trainer.strategy.shard_models(self.policy, self.critic, self.reference)
 
 
 class RankRecorder(L.Callback):
@@ -59,7 +66,7 @@ class RankRecorder(L.Callback):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out_dir")
-    parser.add_argument("--strategy", choices=("ddp", "fsdp"), default="ddp")
+    parser.add_argument("--strategy", choices=("ddp", "fsdp", "fsdp2"), default="ddp")
     parser.add_argument("--iterations", type=int, default=2)
     parser.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--devices", type=int, default=2)
@@ -72,13 +79,16 @@ def main() -> None:
     config = PPOConfig(max_new_tokens=6, ppo_epochs=2, num_minibatches=2, policy_lr=1e-3, critic_lr=1e-3,
                        reference_baseline=False, reward_normalization="running", adaptive_kl=True, kl_target=0.01,
                        kl_horizon=50)
-    module = PPOModule(model, tokenizer, toy_reward, config)
+    module = (ShardedPPOModule if args.strategy == "fsdp2" else PPOModule)(model, tokenizer, toy_reward, config)
     loader = DataLoader([{"prompt": p} for p in prompts], batch_size=PROMPTS_PER_RANK_STEP,
                         collate_fn=collate_prompts)
     if args.strategy == "ddp":
         strategy = ddp_strategy(process_group_backend="gloo" if args.accelerator == "cpu" else None)
-    else:  # Lightning runs FSDP on GPUs only
+    elif args.strategy == "fsdp":  # Lightning runs FSDP1 on GPUs only
         strategy = fsdp_strategy(mixed_precision="bf16")
+    else:
+        strategy = fsdp2_strategy(mixed_precision="bf16" if args.accelerator == "gpu" else None,
+                                  process_group_backend="gloo" if args.accelerator == "cpu" else None)
     recorder = RankRecorder()
     trainer = L.Trainer(accelerator=args.accelerator, devices=args.devices, strategy=strategy, max_epochs=1,
                         limit_train_batches=args.iterations, logger=False, enable_checkpointing=False,
@@ -88,9 +98,13 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().clone() for k, v in trainer.strategy.lightning_module_state_dict().items()
              if k.startswith("policy.")}
-    if rank == 0 or args.strategy == "ddp":  # FSDP's full state dict is gathered on rank 0 only
+    state = {k: v.full_tensor() if hasattr(v, "full_tensor") else v for k, v in state.items()}  # FSDP2 shards
+    if rank == 0 or args.strategy != "fsdp":  # FSDP1's full state dict is gathered on rank 0 only
         torch.save(state, out / f"rank{rank}.pt")
+    from torch.distributed.fsdp import FSDPModule
+
     payload = {"rank": rank, "world_size": trainer.world_size, "steps": recorder.rows,
+               "fsdp2_units": sum(isinstance(m, FSDPModule) for m in module.modules()),
                "normalizer": module.normalizer.state_dict(), "kl_coef": module.kl_controller.value}
     (out / f"rank{rank}.json").write_text(json.dumps(payload, indent=1))
 

@@ -1,7 +1,9 @@
 """PPO on 2 CPU ranks (DDP, gloo): rewards and statistics reduced across ranks, ranks stay in lockstep.
 
 The training script runs in a subprocess (Lightning's launcher re-executes it for rank 1);
-each rank writes its local raw rewards, the logged metrics and its final parameters.
+each rank writes its local raw rewards, the logged metrics and its final parameters. The
+last test runs the same checks under FSDP2 (``fully_shard`` via Lightning's
+``ModelParallelStrategy``) in float32; bf16 and FSDP1 need a GPU (``test_fsdp_gpu.py``).
 """
 
 import json
@@ -21,13 +23,17 @@ SCRIPT = Path(__file__).with_name("ppo_distributed_script.py")
 ITERATIONS = 2
 
 
+def run_two_ranks(out: Path, *extra: str) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, str(SCRIPT), str(out), "--iterations", str(ITERATIONS), *extra], env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp_ppo")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, str(SCRIPT), str(out), "--iterations", str(ITERATIONS)], env=env,
-                          capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_two_ranks(out)
     return [json.loads((out / f"rank{k}.json").read_text()) for k in (0, 1)], out
 
 
@@ -35,6 +41,7 @@ def ranks(tmp_path_factory):
 def test_ranks_train_on_different_prompts(ranks):
     (r0, r1), _ = ranks
     assert r0["world_size"] == r1["world_size"] == 2
+    assert r0["fsdp2_units"] == 0
     assert len(r0["steps"]) == len(r1["steps"]) == ITERATIONS
     for s0, s1 in zip(r0["steps"], r1["steps"]):
         assert not set(s0["prompts"]) & set(s1["prompts"])  # the distributed sampler split the prompts
@@ -87,3 +94,22 @@ def test_policy_parameters_are_identical_on_both_ranks_and_trained(ranks):
                                                         "intermediate_size": 64})
     moved = [n for n, p in initial.named_parameters() if not torch.equal(p, p0[f"policy.{n}"])]
     assert len(moved) == len(list(initial.parameters()))
+
+
+@pytest.mark.slow
+def test_fsdp2_shards_and_reduces_like_ddp(tmp_path):
+    run_two_ranks(tmp_path, "--strategy", "fsdp2")
+    r0, r1 = (json.loads((tmp_path / f"rank{k}.json").read_text()) for k in (0, 1))
+    assert len(r0["steps"]) == len(r1["steps"]) == ITERATIONS
+    assert r0["fsdp2_units"] == 3 * 2  # policy, critic, reference: one decoder layer each, plus each root
+    for s0, s1 in zip(r0["steps"], r1["steps"]):
+        assert not set(s0["prompts"]) & set(s1["prompts"])
+        assert s0["logged_raw"] == pytest.approx(statistics.fmean(s0["raw"] + s1["raw"]), abs=1e-5)
+        assert s0["kl_coef_after"] == s1["kl_coef_after"]
+    everything = [x for rank in (r0, r1) for step in rank["steps"] for x in step["raw"]]
+    assert r0["normalizer"] == r1["normalizer"] and r0["normalizer"]["count"] == len(everything)
+    assert r0["normalizer"]["mean"] == pytest.approx(statistics.fmean(everything), abs=1e-9)
+    p0, p1 = (torch.load(tmp_path / f"rank{k}.pt", weights_only=True) for k in (0, 1))
+    assert p0.keys() == p1.keys() and p0
+    for name in p0:
+        assert torch.equal(p0[name], p1[name]), name

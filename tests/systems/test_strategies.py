@@ -40,8 +40,10 @@ def test_fsdp_wraps_each_decoder_layer_in_bf16_with_fp32_reduction(compose_confi
     assert "auto_wrap_policy" in fsdp._activation_checkpointing_kwargs
 
 
-def test_fsdp2_is_lightnings_model_parallel_strategy(compose_config):
-    assert isinstance(_strategy(compose_config, "fsdp2"), ModelParallelStrategy)
+def test_fsdp2_is_lightnings_model_parallel_strategy_with_the_block_names(compose_config):
+    fsdp2 = _strategy(compose_config, "fsdp2", "strategy.block_classes=[Qwen2DecoderLayer]")
+    assert isinstance(fsdp2, ModelParallelStrategy)
+    assert fsdp2.block_classes == ("Qwen2DecoderLayer",) and fsdp2.mixed_precision == "bf16"
 
 
 def test_block_classes_by_dotted_path_and_clear_errors():

@@ -1,0 +1,72 @@
+"""``lit-rlhf-pipeline``: every stage in order, each reading the previous stage's output from disk."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from lit_rlhf.cli.train import train
+
+
+def stage_plan(path: str | Path | None = None) -> list[dict]:
+    """The ``stages`` list of ``conf/pipeline.yaml`` (name and overrides per stage)."""
+    if path is None:
+        import lit_rlhf.conf
+
+        path = Path(lit_rlhf.conf.__file__).parent / "pipeline.yaml"
+    plan = OmegaConf.to_container(OmegaConf.load(path))["stages"]
+    for i, stage in enumerate(plan):
+        if not isinstance(stage, dict) or "name" not in stage:
+            raise ValueError(f"{path}: stages[{i}] needs a `name` (and optional `overrides`), got {stage!r}")
+    return plan
+
+
+def compose_stage(overrides: list[str]):
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("lit_rlhf.conf", version_base="1.3"):
+        return compose("train", overrides=overrides)
+
+
+def run_pipeline(overrides: list[str] | None = None, only: list[str] | None = None, force: list[str] | None = None,
+                 plan: list[dict] | None = None) -> dict:
+    """Run the planned stages; a stage with a ``results.json`` is skipped unless named in ``force``."""
+    plan = plan if plan is not None else stage_plan()
+    names = [s["name"] for s in plan]
+    for requested in (only or []) + [f for f in (force or []) if f != "all"]:
+        if requested not in names:
+            raise ValueError(f"unknown pipeline stage {requested!r}; stages: {names}")
+    summaries: dict[str, dict] = {}
+    for index, stage in enumerate(plan, start=1):
+        if only and stage["name"] not in only:
+            continue
+        cfg = compose_stage(list(stage.get("overrides", [])) + list(overrides or []))
+        done = Path(cfg.output_dir) / "results.json"
+        forced = force and (stage["name"] in force or "all" in force)
+        print(f"\n##### [{index}/{len(plan)}] {stage['name']} -> {cfg.output_dir}", flush=True)
+        if done.exists() and not forced:
+            print(f"      done before ({done}); skipped. Re-run it with --force {stage['name']}", flush=True)
+            summaries[stage["name"]] = {"skipped": True, "results": str(done)}
+            continue
+        started = time.monotonic()
+        summaries[stage["name"]] = train(cfg)
+        print(f"      {stage['name']} finished in {time.monotonic() - started:.0f}s", flush=True)
+    return summaries
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="lit-rlhf-pipeline", description="SFT -> preference data -> reward model -> PPO -> DPO, on the "
+        "embedded gym by default. Extra arguments are Hydra overrides applied to every stage.")
+    parser.add_argument("overrides", nargs="*", help="e.g. paths.artifacts=/tmp/run seed=1")
+    parser.add_argument("--only", nargs="+", metavar="STAGE", help="run just these stages")
+    parser.add_argument("--force", nargs="+", metavar="STAGE", help="re-run these stages (or 'all') even if done")
+    args = parser.parse_args(argv)
+    try:
+        run_pipeline(args.overrides, args.only, args.force)
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        parser.exit(2, f"lit-rlhf-pipeline: error: {err}\n")
+    return 0
