@@ -11,14 +11,15 @@ reward model (``build_reward_model("embedded")``) giving the rewards. No gradien
 One CPU thread everywhere (``torch.set_num_threads(1)``).
 
 TRL removed PPO in 1.x; ``trl==0.29.1`` still ships it as ``trl.experimental.ppo``. It runs in
-its own virtualenv (``benchmarks/.venv-trl``, made on first use with pinned torch, trl and the
-same transformers as lit_rlhf's environment) as a subprocess that loads the same models from
-HF checkpoints written by this script and prints JSON.
+its own virtualenv (``~/.cache/lit_rlhf/venv-trl-0.29.1``, or ``$LIT_RLHF_TRL_VENV``; made on
+first use with pinned torch, trl and the same transformers as lit_rlhf's environment) as a
+subprocess that loads the same models from HF checkpoints written by this script and prints JSON.
 
 Variants, each a fresh process, alternated ``--repeats`` times (the machine is shared and noisy):
 
 - ``lit``: PPOModule with its default optimizer (one fused-kernel AdamW over actor and critic);
-- ``lit_fused_backward``: the same with ``FusedBackwardAdamW`` (AdamW stepped inside backward);
+- ``lit_fused_backward``: the same with ``PPOConfig(fused_backward=True)`` (``FusedBackwardAdamW``,
+  AdamW stepped inside backward);
 - ``trl``: TRL 0.29.1 ``PPOTrainer``.
 
 Each run does ``--warmup`` untimed iterations then ``--iterations`` timed ones and reports the
@@ -45,7 +46,8 @@ import torch
 
 PROMPTS, NEW_TOKENS, PPO_EPOCHS, MINIBATCHES = 16, 32, 4, 2
 LR, KL_COEF = 1e-5, 0.05
-TRL_VENV = Path(__file__).resolve().parent / ".venv-trl"
+# Outside the repository, so the 1 GB environment can never be committed by accident.
+TRL_VENV = Path(os.environ.get("LIT_RLHF_TRL_VENV", Path.home() / ".cache" / "lit_rlhf" / "venv-trl-0.29.1"))
 TRL_PINS = ["torch==2.13.0", "trl==0.29.1"]
 VARIANTS = ("lit", "lit_fused_backward", "trl")
 
@@ -119,14 +121,6 @@ def run_lit(workdir: Path, warmup: int, iterations: int, fused_backward: bool) -
     from lit_rlhf.modules.ppo_module import PPOModule
     from lit_rlhf.ppo.config import PPOConfig
     from lit_rlhf.stages.ppo import collate_prompts
-    from lit_rlhf.systems.adamw import actor_critic_param_groups
-    from lit_rlhf.systems.fused_optimizer import FusedBackwardAdamW
-
-    class FusedBackwardPPO(PPOModule):
-        def configure_optimizers(self):
-            c = self.config
-            return FusedBackwardAdamW(actor_critic_param_groups(self.policy, self.critic, c.policy_lr, c.critic_lr),
-                                      lr=c.policy_lr, weight_decay=c.weight_decay)
 
     class Clock(L.Callback):
         def __init__(self):
@@ -147,8 +141,8 @@ def run_lit(workdir: Path, warmup: int, iterations: int, fused_backward: bool) -
     critic = ValueModel.from_reward_model(build_reward_model(str(workdir / "critic"))[0])
     config = PPOConfig(max_new_tokens=NEW_TOKENS, ppo_epochs=PPO_EPOCHS, num_minibatches=MINIBATCHES,
                        reference_baseline=False, max_grad_norm=None, kl_coef=KL_COEF, policy_lr=LR, critic_lr=LR,
-                       whiten_advantages=True)
-    module = (FusedBackwardPPO if fused_backward else PPOModule)(policy, tokenizer, reward.score, config, critic=critic)
+                       whiten_advantages=True, fused_backward=fused_backward)
+    module = PPOModule(policy, tokenizer, reward.score, config, critic=critic)
     observer = GradObserver(list(module.policy.parameters()) + list(module.critic.parameters()))
     lengths: list[float] = []
     rows = [{"prompt": r["prompt"]} for r in json.loads((workdir / "prompts.json").read_text())]
@@ -161,7 +155,7 @@ def run_lit(workdir: Path, warmup: int, iterations: int, fused_backward: bool) -
             "trainable_bytes": _count_bytes(observer.params), "response_tokens": statistics.fmean(lengths)}
 
 
-# ---- TRL side (runs inside benchmarks/.venv-trl: no lit_rlhf imports here) ---------------------------
+# ---- TRL side (runs inside the TRL virtualenv: no lit_rlhf imports here) -----------------------------
 def run_trl(workdir: Path, warmup: int, iterations: int) -> dict:
     import transformers
     from datasets import Dataset
@@ -214,19 +208,20 @@ def ensure_trl_venv() -> tuple[Path | None, str]:
     """The TRL virtualenv's python, made on first use; or None and why it cannot be had."""
     python = TRL_VENV / "bin" / "python"
     check = [str(python), "-c", "import trl.experimental.ppo, transformers; print(transformers.__version__)"]
-    if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
+    if python.exists() and subprocess.run(check, capture_output=True, check=False).returncode == 0:
         return python, "ready"
     from importlib.metadata import version
 
     pins = TRL_PINS + [f"transformers=={version('transformers')}"]
+    TRL_VENV.parent.mkdir(parents=True, exist_ok=True)
     steps = [[sys.executable, "-m", "venv", "--clear", str(TRL_VENV)],  # no system site-packages
              [str(python), "-m", "pip", "install", "-q", *pins]]
     print(f"creating {TRL_VENV} with {' '.join(pins)} ...", flush=True)
     for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True)
+        done = subprocess.run(step, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             return None, f"`{' '.join(step)}` failed: {(done.stderr or done.stdout).strip()[-800:]}"
-    done = subprocess.run(check, capture_output=True, text=True)
+    done = subprocess.run(check, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return None, f"trl.experimental.ppo does not import: {done.stderr.strip()[-800:]}"
     return python, "created"
@@ -236,7 +231,7 @@ def _child(python, variant: str, workdir: Path, args) -> dict:
     cmd = [str(python), __file__, "--variant", variant, "--workdir", str(workdir), "--warmup", str(args.warmup),
            "--iterations", str(args.iterations)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{variant} failed:\n{(done.stderr or done.stdout)[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

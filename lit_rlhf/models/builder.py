@@ -49,18 +49,28 @@ def build_policy(
             torch.manual_seed(seed)
             model = LlamaForCausalLM(config)
         return model, tokenizer
+    name = checkpoint_name(source, "model")
+    kwargs = {"trust_remote_code": trust_remote_code, "revision": revision}
+    tokenizer = load_tokenizer(name, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(name, dtype=_dtype(dtype), **kwargs)
+    return model.train(), tokenizer  # from_pretrained returns eval mode; this model is for training
+
+
+def checkpoint_name(source: str, what: str) -> str:
+    """A local checkpoint directory (checked) or a hub name, as ``from_pretrained`` takes it."""
     path = Path(source).expanduser()
     if source.startswith((".", "/", "~")) and not path.exists():
-        raise FileNotFoundError(f"model path {source!r} does not exist")
+        raise FileNotFoundError(f"{what} path {source!r} does not exist")
     if path.exists() and not (path / "config.json").exists():
         raise FileNotFoundError(f"{source!r} is a directory but holds no config.json: not an HF checkpoint")
-    kwargs = {"trust_remote_code": trust_remote_code, "revision": revision}
-    tokenizer = AutoTokenizer.from_pretrained(str(path) if path.exists() else source, **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(
-        str(path) if path.exists() else source, dtype=_dtype(dtype), **kwargs)
+    return str(path) if path.exists() else source
+
+
+def load_tokenizer(name: str, **kwargs):
+    tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
     if tokenizer.pad_token is None:  # many causal LMs ship without one; batching needs it
         tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+    return tokenizer
 
 
 def _dtype(name: str | None):

@@ -26,10 +26,11 @@ import os
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, LlamaForSequenceClassification
+from transformers import AutoModelForSequenceClassification, LlamaForSequenceClassification
 
 from lit_rlhf.data.preference_data import encode_prompt_response, resolve_input_format
-from lit_rlhf.models.builder import EMBEDDED, _dtype, save_hf_checkpoint, tiny_llama_config
+from lit_rlhf.models.builder import (EMBEDDED, _dtype, checkpoint_name, load_tokenizer, save_hf_checkpoint,
+                                     tiny_llama_config)
 from lit_rlhf.models.tokenizer import build_gym_tokenizer
 
 SIDECAR = "reward_model.json"
@@ -54,23 +55,15 @@ def build_reward_model(source: str = EMBEDDED, trust_remote_code: bool = False, 
             torch.manual_seed(seed)
             model = LlamaForSequenceClassification(config)
         return model, tokenizer
-    source = resolve_package_path(source)
-    path = Path(source).expanduser()
-    if source.startswith((".", "/", "~")) and not path.exists():
-        raise FileNotFoundError(f"reward model path {source!r} does not exist")
-    if path.exists() and not (path / "config.json").exists():
-        raise FileNotFoundError(f"{source!r} is a directory but holds no config.json: not an HF checkpoint")
-    name = str(path) if path.exists() else source
+    name = checkpoint_name(resolve_package_path(source), "reward model")
     kwargs = {"trust_remote_code": trust_remote_code, "revision": revision}
-    tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
-    if tokenizer.pad_token is None:  # many causal LMs ship without one; batching needs it
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(name, **kwargs)
     with torch.random.fork_rng(devices=[]):  # the fresh head is initialised from the seed
         torch.manual_seed(seed)
         model = AutoModelForSequenceClassification.from_pretrained(name, num_labels=1, dtype=_dtype(dtype), **kwargs)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    return model, tokenizer
+    return model.train(), tokenizer  # from_pretrained returns eval mode; this model is for training
 
 
 def resolve_package_path(source: str) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from torch.distributed.fsdp import FSDPModule
 from torch.utils.data import DataLoader
 
 from lit_rlhf.gym import AlignmentGym
@@ -70,6 +71,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=2)
     parser.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--devices", type=int, default=2)
+    parser.add_argument("--fused-backward", action="store_true", help="AdamW stepped inside backward")
     args = parser.parse_args()
     torch.set_num_threads(1)
     L.seed_everything(0)
@@ -78,7 +80,8 @@ def main() -> None:
     model, tokenizer = build_policy("embedded", seed=0, tiny=TINY)
     config = PPOConfig(max_new_tokens=6, ppo_epochs=2, num_minibatches=2, policy_lr=1e-3, critic_lr=1e-3,
                        reference_baseline=False, reward_normalization="running", adaptive_kl=True, kl_target=0.01,
-                       kl_horizon=50)
+                       kl_horizon=50, fused_backward=args.fused_backward,
+                       max_grad_norm=None)  # unclipped in every run, so runs compare across strategies
     module = (ShardedPPOModule if args.strategy == "fsdp2" else PPOModule)(model, tokenizer, toy_reward, config)
     loader = DataLoader([{"prompt": p} for p in prompts], batch_size=PROMPTS_PER_RANK_STEP,
                         collate_fn=collate_prompts)
@@ -101,8 +104,6 @@ def main() -> None:
     state = {k: v.full_tensor() if hasattr(v, "full_tensor") else v for k, v in state.items()}  # FSDP2 shards
     if rank == 0 or args.strategy != "fsdp":  # FSDP1's full state dict is gathered on rank 0 only
         torch.save(state, out / f"rank{rank}.pt")
-    from torch.distributed.fsdp import FSDPModule
-
     payload = {"rank": rank, "world_size": trainer.world_size, "steps": recorder.rows,
                "fsdp2_units": sum(isinstance(m, FSDPModule) for m in module.modules()),
                "normalizer": module.normalizer.state_dict(), "kl_coef": module.kl_controller.value}
