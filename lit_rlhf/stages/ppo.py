@@ -14,6 +14,7 @@ from lit_rlhf.data.ntp import IndexedBatches
 from lit_rlhf.evaluation.gold import judge_responses
 from lit_rlhf.evaluation.pairwise import format_table, outcomes, win_tie_loss
 from lit_rlhf.generation import generate
+from lit_rlhf.gym.probes import PASS_AT, probe_pass_rates
 from lit_rlhf.models import save_hf_checkpoint
 from lit_rlhf.models.reward_model import RewardModel
 from lit_rlhf.models.value_model import ValueModel
@@ -98,4 +99,18 @@ def compare_with_gold(policy, sft, tokenizer, gym, options: DictConfig, seed: in
         categories += [p.category for p in prompts]
     table = win_tie_loss(results, categories)
     rank_zero_info(format_table(table, "PPO", "SFT"))
-    return {"win_tie_loss": table, "gold_ppo": scores["ppo_means"], "gold_sft": scores["sft_means"]}
+    probes = {name: probe_rates(model, tokenizer, gym, options, seed) for name, model in (("ppo", policy), ("sft", sft))}
+    rank_zero_info(f"capability probes (pass rate): PPO {probes['ppo']}, SFT {probes['sft']}")
+    return {"win_tie_loss": table, "gold_ppo": scores["ppo_means"], "gold_sft": scores["sft_means"],
+            "probes": probes["ppo"], "probes_sft": probes["sft"]}
+
+
+def probe_rates(model, tokenizer, gym, options: DictConfig, seed: int, samples: int = 4) -> dict[str, float]:
+    """Identity and format pass rates on held-out (val + test) probe prompts, several samples each."""
+    prompts = [p for split in ("val", "test") for p in gym.prompts(split, list(PASS_AT))] * samples
+    responses = []
+    for k in range(samples):
+        chunk = prompts[: len(prompts) // samples]
+        responses += generate(model, tokenizer, [p.text for p in chunk], max_new_tokens=options.max_new_tokens,
+                              seed=seed + 2000 + k)
+    return probe_pass_rates(gym.judge, prompts, responses)
