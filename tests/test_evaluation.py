@@ -36,7 +36,7 @@ def test_probes_by_hand():
 
 
 def test_a_model_compared_with_itself_only_ties():
-    from lit_rlhf.stages.ppo import compare_with_gold
+    from lit_rlhf.evaluation.compare import compare_with_gold
 
     model, tokenizer = build_policy(tiny={"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64})
     options = OmegaConf.create({"split": "test", "samples_per_prompt": 1, "max_new_tokens": 4})

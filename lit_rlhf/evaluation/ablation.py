@@ -18,7 +18,7 @@ def ablation_rows(root: str | Path) -> dict[str, dict]:
         table, probes = r["vs_sft"]["win_tie_loss"]["all"], r["vs_sft"].get("probes", {})
         rows[path.parent.name] = {
             "win-loss vs SFT": table["win_minus_loss"], "95% interval": table["ci95"],
-            "gold (PPO)": r["vs_sft"]["gold_ppo"]["all"]["overall"],
+            "gold (PPO)": r["vs_sft"]["gold_policy"]["all"]["overall"],
             "reward std across prompts": r["train_metrics"].get("reward/used_std"),
             "KL at end": r["train_metrics"].get("objective/kl"),
             "identity probe": probes.get("identity"), "format probe": probes.get("format"),

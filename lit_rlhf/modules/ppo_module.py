@@ -22,7 +22,7 @@ from lit_rlhf.models.value_model import ValueModel
 from lit_rlhf.ppo.config import PPOConfig
 from lit_rlhf.ppo.rollout import (Rollout, decode_responses, response_logprobs, response_values, sample_rollout)
 from lit_rlhf.systems.adamw import actor_critic_param_groups, build_adamw
-from lit_rlhf.systems.fused_optimizer import FusedBackwardAdamW
+from lit_rlhf.systems.fused_optimizer import FusedBackwardAdamW, check_fused_backward_compatible
 
 RewardFn = Callable[[list[str], list[str]], list[float]]
 
@@ -63,8 +63,21 @@ class PPOModule(L.LightningModule):
         c = self.config
         groups = actor_critic_param_groups(self.policy, self.critic, c.policy_lr, c.critic_lr)
         if c.fused_backward:
+            check_fused_backward_compatible(strategy=self._strategy_name(), precision=str(self.trainer.precision))
             return FusedBackwardAdamW(groups, lr=c.policy_lr, weight_decay=c.weight_decay)
         return build_adamw(groups, lr=c.policy_lr, weight_decay=c.weight_decay)
+
+    def configure_model(self) -> None:
+        """Under FSDP2 (``strategy=fsdp2``) shard policy, critic and reference block by block."""
+        shard = getattr(self.trainer.strategy, "shard_models", None) if self._trainer is not None else None
+        if shard is not None:
+            shard(self.policy, self.critic, self.reference)
+
+    def _strategy_name(self) -> str | None:
+        from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
+
+        strategy = self.trainer.strategy
+        return "ddp" if isinstance(strategy, DDPStrategy) else "fsdp" if isinstance(strategy, FSDPStrategy) else None
 
     # ---- rollout -------------------------------------------------------------------------------
     @torch.no_grad()
@@ -157,7 +170,7 @@ class PPOModule(L.LightningModule):
         if self.monitor is not None:
             metrics["gold/rollout"] = float(sum(self.monitor(prompts, info["responses"])) / n)
         self.log_dict(metrics, prog_bar=False, on_step=True, on_epoch=False, batch_size=n, sync_dist=True)
-        self.log("reward", metrics["reward/raw"], prog_bar=True, on_step=True, batch_size=n)
+        self.log("reward", metrics["reward/raw"], prog_bar=True, on_step=True, batch_size=n, sync_dist=True)
         self.last_rollout = {"prompts": prompts, "responses": info["responses"], "raw": info["raw"].tolist()}
 
     @property

@@ -29,7 +29,7 @@ from lit_rlhf.models import save_hf_checkpoint
 from lit_rlhf.models.reward_model import RewardModel
 from lit_rlhf.modules.dpo_module import DPOModule
 from lit_rlhf.stages.common import banner, build_trainer, seed_and_threads, write_json
-from lit_rlhf.stages.ppo import compare_with_gold
+from lit_rlhf.evaluation.compare import compare_with_gold
 
 
 def run(cfg: DictConfig) -> dict:
@@ -60,7 +60,7 @@ def run(cfg: DictConfig) -> dict:
                "truncated": datamodule.truncated,
                "train_metrics": {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}}
     sft, _ = instantiate(cfg.model)  # the SFT policy again, for the comparison (not kept during training)
-    summary["vs_sft"] = compare_with_gold(module.policy, sft, tokenizer, gym, options.eval, int(cfg.seed))
+    summary["vs_sft"] = compare_with_gold(module.policy, sft, tokenizer, gym, options.eval, int(cfg.seed), name="dpo")
     summary["response_words"] = response_lengths({"dpo": module.policy, "sft": sft}, tokenizer, gym, options.eval,
                                                  int(cfg.seed))
     rank_zero_info("mean response length (words): " + ", ".join(

@@ -7,14 +7,11 @@ from pathlib import Path
 
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_info
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
 from lit_rlhf.data.ntp import IndexedBatches
-from lit_rlhf.evaluation.gold import judge_responses
-from lit_rlhf.evaluation.pairwise import format_table, outcomes, win_tie_loss
-from lit_rlhf.generation import generate
-from lit_rlhf.gym.probes import PASS_AT, probe_pass_rates
+from lit_rlhf.evaluation.compare import compare_with_gold
 from lit_rlhf.models import save_hf_checkpoint
 from lit_rlhf.models.reward_model import RewardModel
 from lit_rlhf.models.value_model import ValueModel
@@ -64,11 +61,14 @@ def run(cfg: DictConfig) -> dict:
     resume = str(last) if options.get("resume", True) and last.exists() else None
     if resume:
         rank_zero_info(f"resuming PPO from {resume}")
+    reward_model.model.to(trainer.strategy.root_device)
     trainer.fit(module, train_dataloaders=loader, ckpt_path=resume)
+    if not trainer.is_global_zero:  # one rank writes the checkpoint and runs the evaluation
+        return {}
     checkpoint = save_hf_checkpoint(module.policy, tokenizer, out / "checkpoint")
     summary = {"checkpoint": str(checkpoint), "prompts": len(rows), **reports,
                "train_metrics": {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}}
-    summary["vs_sft"] = compare_with_gold(module.policy, reference, tokenizer, gym, options.eval, cfg.seed)
+    summary["vs_sft"] = compare_with_gold(module.policy, reference, tokenizer, gym, options.eval, cfg.seed, name="ppo")
     write_json(out / "results.json", summary)
     return summary
 
@@ -82,35 +82,3 @@ def _critic(init: str, policy, reward_model: RewardModel, tokenizer):
                              "use ppo.critic_init=policy")
         return ValueModel.from_reward_model(reward_model.model)
     raise ValueError(f"ppo.critic_init must be 'policy' or 'reward_model', got {init!r}")
-
-
-def compare_with_gold(policy, sft, tokenizer, gym, options: DictConfig, seed: int) -> dict:
-    """PPO vs SFT on held-out prompts, several samples each, judged by the gold judge (evaluation only)."""
-    prompts = gym.prompts(options.split)
-    texts = [p.text for p in prompts]
-    results, categories, scores = [], [], {"ppo": [], "sft": []}
-    for k in range(options.samples_per_prompt):
-        for name, model in (("ppo", policy), ("sft", sft)):
-            responses = generate(model, tokenizer, texts, max_new_tokens=options.max_new_tokens, seed=seed + 1000 + k)
-            scores[name].append([gym.judge.score_prompt(p, r).overall for p, r in zip(prompts, responses)])
-            if k == 0:
-                scores[f"{name}_means"] = judge_responses(gym.judge, prompts, responses)
-        results += outcomes(scores["ppo"][k], scores["sft"][k])
-        categories += [p.category for p in prompts]
-    table = win_tie_loss(results, categories)
-    rank_zero_info(format_table(table, "PPO", "SFT"))
-    probes = {name: probe_rates(model, tokenizer, gym, options, seed) for name, model in (("ppo", policy), ("sft", sft))}
-    rank_zero_info(f"capability probes (pass rate): PPO {probes['ppo']}, SFT {probes['sft']}")
-    return {"win_tie_loss": table, "gold_ppo": scores["ppo_means"], "gold_sft": scores["sft_means"],
-            "probes": probes["ppo"], "probes_sft": probes["sft"]}
-
-
-def probe_rates(model, tokenizer, gym, options: DictConfig, seed: int, samples: int = 4) -> dict[str, float]:
-    """Identity and format pass rates on held-out (val + test) probe prompts, several samples each."""
-    prompts = [p for split in ("val", "test") for p in gym.prompts(split, list(PASS_AT))] * samples
-    responses = []
-    for k in range(samples):
-        chunk = prompts[: len(prompts) // samples]
-        responses += generate(model, tokenizer, [p.text for p in chunk], max_new_tokens=options.max_new_tokens,
-                              seed=seed + 2000 + k)
-    return probe_pass_rates(gym.judge, prompts, responses)

@@ -91,7 +91,7 @@ for ax, key in zip(axes, ["reward/raw", "objective/kl", "gold/rollout"]):
 plt.tight_layout(); plt.show()"""),
     ("md", "## 4. PPO vs SFT under the gold judge (held-out prompts)"),
     ("code", """from lit_rlhf.evaluation.pairwise import format_table
-from lit_rlhf.stages.ppo import compare_with_gold
+from lit_rlhf.evaluation.compare import compare_with_gold
 from omegaconf import OmegaConf
 
 result = compare_with_gold(ppo.policy, sft_policy, tokenizer, gym,

@@ -12,7 +12,7 @@ TINY = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size":
 
 
 def _strategy(compose_config, name, *overrides):
-    return instantiate(compose_config(f"+strategy={name}", *overrides).strategy)
+    return instantiate(compose_config(f"strategy={name}", *overrides).strategy)
 
 
 def test_single_is_lightnings_auto(compose_config):
