@@ -24,3 +24,16 @@ def build_optimizer(factory: Callable, named_params, weight_decay: float = 0.0, 
     groups = adamw_param_groups(named_params, weight_decay)
     params = [p for g in groups for p in g["params"]]
     return factory(groups, **adamw_kernel_options(params, fused))
+
+
+def optimizers_for(module, named_params, factory: Callable, scheduler_factory: Callable | None = None,
+                   weight_decay: float = 0.0, fused: bool | str = "auto"):
+    """What ``configure_optimizers`` returns: the optimizer, plus a per-step scheduler when one is given.
+
+    ``scheduler_factory(optimizer, total_steps=...)`` gets the Trainer's estimate of the steps.
+    """
+    optimizer = build_optimizer(factory, named_params, weight_decay, fused)
+    if scheduler_factory is None:
+        return optimizer
+    scheduler = scheduler_factory(optimizer, total_steps=int(module.trainer.estimated_stepping_batches))
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -14,9 +14,9 @@ def test_there_are_experiments():
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes(compose_config, experiment):
     cfg = compose_config(f"experiment={experiment}", "debug=fast")
-    from lit_rlhf.stages import STAGES
-
     import yaml
+
+    from lit_rlhf.stages import STAGES
 
     declared = yaml.safe_load((Path(__file__).parents[1] / "conf" / "experiment" / f"{experiment}.yaml").read_text())
     assert cfg.stage == declared["stage"] and cfg.stage in STAGES

@@ -4,7 +4,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lit_rlhf.generation import generate, left_pad
 from lit_rlhf.gym import AlignmentGym
-from lit_rlhf.gym.responses import flawed_response, ideal_response
+from lit_rlhf.gym.responses import ideal_response
 from lit_rlhf.models import build_policy, save_hf_checkpoint
 
 

@@ -1,6 +1,5 @@
 """Execute every notebook top to bottom, as a user would, with artifacts in a temporary folder."""
 
-import os
 from pathlib import Path
 
 import nbformat

@@ -82,7 +82,12 @@ def _add_pairs(args) -> int:
 
 
 def _export(args) -> int:
-    from lit_rlhf.collection.pipeline import Collection, filter_and_report, format_report, write_collection
+    from lit_rlhf.collection.pipeline import (
+        Collection,
+        filter_and_report,
+        format_report,
+        write_collection,
+    )
     from lit_rlhf.stages.common import write_json
 
     if not Path(args.db).exists():

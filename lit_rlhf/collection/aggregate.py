@@ -9,8 +9,8 @@ over that prompt's responses) is built and every pair whose edge lies on a cycle
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Hashable, Iterable, Sequence
 
 from lit_rlhf.collection.pairs import Comparison, word_count
 from lit_rlhf.collection.votes import Vote

@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter, defaultdict
-from typing import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 
 from lit_rlhf.collection.pairs import Comparison
 from lit_rlhf.collection.votes import CHOICES, Vote

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from lit_rlhf.collection.pairs import Comparison, pair_id_for
 from lit_rlhf.collection.votes import Vote, check_choice, check_ratings

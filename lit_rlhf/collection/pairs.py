@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 from lit_rlhf.collection.prompts import Prompt
 from lit_rlhf.data.errors import SkipReport

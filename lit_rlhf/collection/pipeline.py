@@ -7,14 +7,19 @@ annotation server, pairs imported from a file) because they only exchange ``Comp
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from lit_rlhf.collection.aggregate import drop_report, filter_pairs, preference_rows
 from lit_rlhf.collection.agreement import agreement_report, length_statistics
 from lit_rlhf.collection.io import save_hf, write_pairs, write_votes
-from lit_rlhf.collection.pairs import Comparison, Decoding, build_comparisons, sample_responses
+from lit_rlhf.collection.pairs import (
+    Comparison,
+    Decoding,
+    build_comparisons,
+    sample_responses,
+)
 from lit_rlhf.collection.prompts import Prompt, SelectionReport
 from lit_rlhf.collection.votes import Vote
 from lit_rlhf.data.errors import SkipReport

@@ -11,8 +11,9 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 _WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
 

@@ -14,7 +14,12 @@ import socket
 import threading
 from importlib import resources
 
-from lit_rlhf.collection.storage import AnnotationStore, ConflictingLabel, NotAssigned, UnknownPair
+from lit_rlhf.collection.storage import (
+    AnnotationStore,
+    ConflictingLabel,
+    NotAssigned,
+    UnknownPair,
+)
 
 
 def create_app(store: AnnotationStore):

@@ -14,9 +14,9 @@ import random
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
 
 from lit_rlhf.collection.pairs import Comparison
 from lit_rlhf.collection.votes import Vote, check_choice, check_ratings

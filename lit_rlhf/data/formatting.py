@@ -24,3 +24,21 @@ def encode_response(tokenizer, response: str) -> list[int]:
     """Response ids followed by EOS, so the model learns to stop."""
     text = response if response.startswith(" ") else " " + response
     return tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+
+
+def truncate_keeping_response(prompt_ids: list[int], response_ids: list[int], budget: int
+                              ) -> tuple[list[int], list[int], dict[str, bool]]:
+    """Fit prompt + response into ``budget`` tokens: the response is kept, the prompt loses tokens on the left.
+
+    The end of a prompt matters most for its answer, and the response is what is learned or
+    scored. A response that alone exceeds ``budget - 1`` is cut on the right (one prompt token
+    always stays, so the first response token has something to be predicted from). Returns the
+    two id lists and which of them were cut.
+    """
+    cut = {"prompt_cut": False, "response_cut": False}
+    if len(response_ids) > budget - 1:
+        response_ids, cut["response_cut"] = response_ids[: budget - 1], True
+    room = budget - len(response_ids)
+    if len(prompt_ids) > room:
+        prompt_ids, cut["prompt_cut"] = prompt_ids[len(prompt_ids) - room:], True
+    return prompt_ids, response_ids, cut

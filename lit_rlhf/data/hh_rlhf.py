@@ -63,7 +63,9 @@ def read_hh_rlhf(path: str | os.PathLike, on_error: str = "raise", category: str
     ``DataError`` naming file:line; with ``on_error="skip"`` such rows are counted in
     ``report`` by reason instead (malformed JSON always raises: a broken file is not a bad row).
     """
-    from lit_rlhf.data.preference_data import PreferenceRows  # that module imports this one lazily
+    from lit_rlhf.data.preference_data import (
+        PreferenceRows,  # that module imports this one lazily
+    )
 
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")

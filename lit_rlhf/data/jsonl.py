@@ -6,7 +6,7 @@ import gzip
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from lit_rlhf.data.errors import DataError
@@ -47,14 +47,25 @@ def require_text(row: dict, key: str, source: str, line: int, allow_empty: bool 
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
-    """Write rows atomically (temp file, fsync, rename), so readers never see half a file."""
+    """Write rows atomically, so readers never see half a file."""
+    def write(handle):
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    return atomic_write(path, write, mode="w")
+
+
+def atomic_write(path: str | os.PathLike, write: Callable, mode: str = "wb") -> Path:
+    """Call ``write(handle)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
+
+    A process killed mid-write leaves the previous file intact and no partial one.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lit_rlhf.data.errors import DataError, SkipReport
-from lit_rlhf.data.formatting import encode_prompt, encode_response
+from lit_rlhf.data.formatting import encode_prompt, encode_response, truncate_keeping_response
 from lit_rlhf.data.jsonl import read_jsonl, require_text
 from lit_rlhf.data.length_balance import bucket_index, bucket_names, check_edges
 
@@ -107,13 +107,7 @@ def encode_prompt_response(tokenizer, prompt: str, response: str, max_length: in
         special = 3  # [CLS] prompt [SEP] response [SEP]
     else:
         prompt_ids, response_ids, special = encode_prompt(tokenizer, prompt), encode_response(tokenizer, response), 0
-    budget = max_length - special
-    cut = {"prompt_cut": False, "response_cut": False}
-    if len(response_ids) > budget - 1:
-        response_ids, cut["response_cut"] = response_ids[: budget - 1], True
-    room = budget - len(response_ids)
-    if len(prompt_ids) > room:
-        prompt_ids, cut["prompt_cut"] = prompt_ids[len(prompt_ids) - room:], True
+    prompt_ids, response_ids, cut = truncate_keeping_response(prompt_ids, response_ids, max_length - special)
     if input_format == "pair":
         cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
         return [cls_id, *prompt_ids, sep_id, *response_ids, sep_id], cut

@@ -10,7 +10,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from lit_rlhf.core.sft_loss import IGNORE_INDEX
 from lit_rlhf.data.errors import DataError, SkipReport
-from lit_rlhf.data.formatting import encode_prompt, encode_response
+from lit_rlhf.data.formatting import (
+    encode_prompt,
+    encode_response,
+    truncate_keeping_response,
+)
 from lit_rlhf.data.jsonl import read_jsonl, require_text
 
 
@@ -61,15 +65,10 @@ class SFTDataset(Dataset):
         self.items: list[tuple[list[int], int]] = []
         self.truncated = {"prompt_cut": 0, "response_cut": 0}
         for row in rows:
-            prompt_ids = encode_prompt(tokenizer, row["prompt"])
-            response_ids = encode_response(tokenizer, row["response"])
-            if len(response_ids) > max_length - 1:
-                response_ids = response_ids[: max_length - 1]
-                self.truncated["response_cut"] += 1
-            room = max_length - len(response_ids)
-            if len(prompt_ids) > room:
-                prompt_ids = prompt_ids[-room:]
-                self.truncated["prompt_cut"] += 1
+            prompt_ids, response_ids, cut = truncate_keeping_response(
+                encode_prompt(tokenizer, row["prompt"]), encode_response(tokenizer, row["response"]), max_length)
+            for key, was_cut in cut.items():
+                self.truncated[key] += was_cut
             self.items.append((prompt_ids + response_ids, len(prompt_ids)))
 
     def __len__(self) -> int:
@@ -99,7 +98,22 @@ class SFTCollator:
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-class SFTDataModule(L.LightningDataModule):
+class SeededLoaders:
+    """Train/val loaders over ``train_set``/``val_set`` with the module's collator; the shuffle is seeded."""
+
+    def train_dataloader(self) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, generator=generator,
+                          collate_fn=self.collate, num_workers=self.num_workers)
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_set is None:
+            return []
+        return DataLoader(self.val_set, batch_size=self.batch_size, collate_fn=self.collate,
+                          num_workers=self.num_workers)
+
+
+class SFTDataModule(SeededLoaders, L.LightningDataModule):
     """Wraps train/val rows (gym demonstrations or JSONL) into tokenised loaders."""
 
     def __init__(self, tokenizer, train: list[dict], val: list[dict] | None = None, batch_size: int = 32,
@@ -118,13 +132,3 @@ class SFTDataModule(L.LightningDataModule):
             self.train_set = SFTDataset(self.train_rows, self.tokenizer, self.max_length)
             self.val_set = SFTDataset(self.val_rows, self.tokenizer, self.max_length) if self.val_rows else None
 
-    def train_dataloader(self) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, generator=generator,
-                          collate_fn=self.collate, num_workers=self.num_workers)
-
-    def val_dataloader(self) -> DataLoader | list:
-        if self.val_set is None:
-            return []
-        return DataLoader(self.val_set, batch_size=self.batch_size, collate_fn=self.collate,
-                          num_workers=self.num_workers)

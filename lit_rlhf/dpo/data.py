@@ -18,23 +18,23 @@ import random
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from lit_rlhf.core.dpo_loss import response_token_logprobs, sequence_logprobs
-from lit_rlhf.data.formatting import encode_prompt, encode_response
+from lit_rlhf.data.formatting import (
+    encode_prompt,
+    encode_response,
+    truncate_keeping_response,
+)
+from lit_rlhf.data.sft_data import SeededLoaders
 
 SIDES = ("chosen", "rejected")
 
 
 def encode_pair_side(tokenizer, prompt: str, response: str, max_length: int) -> tuple[list[int], int, dict]:
     """``(ids, prompt_len, cut)`` for one (prompt, response) sequence under the truncation policy above."""
-    prompt_ids, response_ids = encode_prompt(tokenizer, prompt), encode_response(tokenizer, response)
-    cut = {"prompt_cut": False, "response_cut": False}
-    if len(response_ids) > max_length - 1:
-        response_ids, cut["response_cut"] = response_ids[: max_length - 1], True
-    room = max_length - len(response_ids)
-    if len(prompt_ids) > room:
-        prompt_ids, cut["prompt_cut"] = prompt_ids[len(prompt_ids) - room:], True
+    prompt_ids, response_ids, cut = truncate_keeping_response(
+        encode_prompt(tokenizer, prompt), encode_response(tokenizer, response), max_length)
     return prompt_ids + response_ids, len(prompt_ids), cut
 
 
@@ -122,7 +122,7 @@ def cache_reference_logps(reference, dataset: DPODataset, collate: DPOCollator, 
     return len(todo)
 
 
-class DPODataModule(L.LightningDataModule):
+class DPODataModule(SeededLoaders, L.LightningDataModule):
     """Train/val pairs -> loaders of ``[2B, T]`` batches with cached reference log-probs.
 
     Without ``val`` rows, ``val_fraction`` of the training pairs (seeded) is held out. Call
@@ -163,13 +163,3 @@ class DPODataModule(L.LightningDataModule):
     def truncated(self) -> dict[str, dict[str, int]]:
         return {name: s.truncated for name, s in (("train", self.train_set), ("val", self.val_set)) if s is not None}
 
-    def train_dataloader(self) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, generator=generator,
-                          collate_fn=self.collate, num_workers=self.num_workers)
-
-    def val_dataloader(self) -> DataLoader | list:
-        if self.val_set is None:
-            return []
-        return DataLoader(self.val_set, batch_size=self.batch_size, collate_fn=self.collate,
-                          num_workers=self.num_workers)

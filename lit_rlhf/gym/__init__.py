@@ -7,6 +7,14 @@ from lit_rlhf.gym.prompts import GymPrompt, all_prompts, parse_prompt
 from lit_rlhf.gym.world import CATEGORIES
 
 __all__ = [
-    "AlignmentGym", "CATEGORIES", "GoldJudge", "GymPrompt", "JudgeScore", "Label",
-    "SimulatedAnnotator", "all_prompts", "annotator_pool", "parse_prompt",
+    "CATEGORIES",
+    "AlignmentGym",
+    "GoldJudge",
+    "GymPrompt",
+    "JudgeScore",
+    "Label",
+    "SimulatedAnnotator",
+    "all_prompts",
+    "annotator_pool",
+    "parse_prompt",
 ]

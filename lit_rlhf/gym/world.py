@@ -16,7 +16,7 @@ CATEGORIES = ("math", "format", "harmful", "identity", "writing")
 # task (as in the paper), which is what makes a reference baseline useful.
 CATEGORY_SCALE = {"math": 2.0, "format": 1.0, "harmful": 3.0, "identity": 1.0, "writing": 0.5}
 
-NUMBER_WORDS = [str(i) for i in range(0, 19)]
+NUMBER_WORDS = [str(i) for i in range(19)]
 
 CAPITALS = {
     "france": "paris", "spain": "madrid", "italy": "rome", "germany": "berlin",

@@ -26,11 +26,20 @@ import os
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSequenceClassification, LlamaForSequenceClassification
+from transformers import (
+    AutoModelForSequenceClassification,
+    LlamaForSequenceClassification,
+)
 
 from lit_rlhf.data.preference_data import encode_prompt_response, resolve_input_format
-from lit_rlhf.models.builder import (EMBEDDED, _dtype, checkpoint_name, load_tokenizer, save_hf_checkpoint,
-                                     tiny_llama_config)
+from lit_rlhf.models.builder import (
+    EMBEDDED,
+    _dtype,
+    checkpoint_name,
+    load_tokenizer,
+    save_hf_checkpoint,
+    tiny_llama_config,
+)
 from lit_rlhf.models.tokenizer import build_gym_tokenizer
 
 SIDECAR = "reward_model.json"

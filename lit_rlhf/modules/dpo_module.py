@@ -11,7 +11,7 @@ from lit_rlhf.core.dpo_loss import implicit_rewards, preference_loss
 from lit_rlhf.core.sft_loss import masked_lm_loss
 from lit_rlhf.dpo.config import DPOConfig
 from lit_rlhf.dpo.data import concatenated_logprobs
-from lit_rlhf.optim import build_optimizer
+from lit_rlhf.optim import optimizers_for
 
 
 class DPOModule(L.LightningModule):
@@ -97,12 +97,8 @@ class DPOModule(L.LightningModule):
                       batch_size=batch["input_ids"].size(0) // 2, sync_dist=True)
 
     def configure_optimizers(self):
-        optimizer = build_optimizer(self.optimizer_factory, self.policy.named_parameters(),
-                                    self.weight_decay, self.fused_optimizer)
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return optimizers_for(self, self.policy.named_parameters(), self.optimizer_factory, self.scheduler_factory,
+                              self.weight_decay, self.fused_optimizer)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["dpo_state"] = {"ntp_step": self.ntp_step}

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 import random
+from collections.abc import Callable
 
-import numpy as np
 import lightning as L
+import numpy as np
 import torch
 
 from lit_rlhf.core.advantages import gae_advantages, whiten_advantages
@@ -20,9 +20,18 @@ from lit_rlhf.core.rewards import kl_penalized_rewards, reference_baseline_rewar
 from lit_rlhf.core.sft_loss import masked_lm_loss
 from lit_rlhf.models.value_model import ValueModel
 from lit_rlhf.ppo.config import PPOConfig
-from lit_rlhf.ppo.rollout import (Rollout, decode_responses, response_logprobs, response_values, sample_rollout)
+from lit_rlhf.ppo.rollout import (
+    Rollout,
+    decode_responses,
+    response_logprobs,
+    response_values,
+    sample_rollout,
+)
 from lit_rlhf.systems.adamw import actor_critic_param_groups, build_adamw
-from lit_rlhf.systems.fused_optimizer import FusedBackwardAdamW, check_fused_backward_compatible
+from lit_rlhf.systems.fused_optimizer import (
+    FusedBackwardAdamW,
+    check_fused_backward_compatible,
+)
 
 RewardFn = Callable[[list[str], list[str]], list[float]]
 

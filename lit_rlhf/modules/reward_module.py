@@ -17,7 +17,7 @@ from lit_rlhf.data.length_balance import bucket_names
 from lit_rlhf.data.preference_data import DEFAULT_EDGES
 from lit_rlhf.models.reward_model import RewardModel, sequence_scores
 from lit_rlhf.modules.reward_metrics import RewardMetrics
-from lit_rlhf.optim import build_optimizer
+from lit_rlhf.optim import optimizers_for
 
 
 class RewardModelModule(L.LightningModule):
@@ -112,9 +112,5 @@ class RewardModelModule(L.LightningModule):
         return self.scorer.score(prompts, responses, batch_size)
 
     def configure_optimizers(self):
-        optimizer = build_optimizer(self.optimizer_factory, self.model.named_parameters(),
-                                    self.weight_decay, self.fused_optimizer)
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return optimizers_for(self, self.model.named_parameters(), self.optimizer_factory, self.scheduler_factory,
+                              self.weight_decay, self.fused_optimizer)

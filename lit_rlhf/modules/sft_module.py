@@ -8,7 +8,7 @@ import lightning as L
 import torch
 
 from lit_rlhf.core.sft_loss import masked_lm_loss
-from lit_rlhf.optim import build_optimizer
+from lit_rlhf.optim import optimizers_for
 
 
 class SFTModule(L.LightningModule):
@@ -47,12 +47,8 @@ class SFTModule(L.LightningModule):
         return self._step(batch, "val")
 
     def configure_optimizers(self):
-        optimizer = build_optimizer(self.optimizer_factory, self.model.named_parameters(),
-                                    self.weight_decay, self.fused_optimizer)
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return optimizers_for(self, self.model.named_parameters(), self.optimizer_factory, self.scheduler_factory,
+                              self.weight_decay, self.fused_optimizer)
 
 
 def warmup_cosine(optimizer, total_steps: int, warmup_ratio: float = 0.05, min_ratio: float = 0.1):

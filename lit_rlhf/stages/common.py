@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig
 
+from lit_rlhf.data.jsonl import atomic_write
 from lit_rlhf.systems.checkpoint_io import AtomicCheckpointIO
 
 
@@ -35,13 +36,9 @@ def build_trainer(cfg: DictConfig, **overrides) -> L.Trainer:
 
 
 def write_json(path: str | os.PathLike, payload: dict) -> Path:
-    """Atomic JSON write (temp file then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return path
+    """Atomic JSON write (temp file, fsync, rename)."""
+    return atomic_write(path, lambda handle: handle.write(json.dumps(payload, indent=2, sort_keys=True) + "\n"),
+                        mode="w")
 
 
 def banner(text: str) -> None:

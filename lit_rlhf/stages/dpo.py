@@ -24,12 +24,12 @@ from lit_rlhf.data.ntp import IndexedBatches
 from lit_rlhf.data.preference_data import read_preferences
 from lit_rlhf.dpo.data import DPODataModule
 from lit_rlhf.dpo.pairs import load_or_build_pairs, policy_pairs
+from lit_rlhf.evaluation.compare import compare_with_gold
 from lit_rlhf.generation import generate
 from lit_rlhf.models import save_hf_checkpoint
 from lit_rlhf.models.reward_model import RewardModel
 from lit_rlhf.modules.dpo_module import DPOModule
 from lit_rlhf.stages.common import banner, build_trainer, seed_and_threads, write_json
-from lit_rlhf.evaluation.compare import compare_with_gold
 
 
 def run(cfg: DictConfig) -> dict:

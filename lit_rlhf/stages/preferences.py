@@ -14,7 +14,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from lit_rlhf.collection.pairs import Decoding
 from lit_rlhf.collection.pipeline import (
-    Collection, filter_and_report, format_report, gym_prompts, sample_pairs, write_collection,
+    Collection,
+    filter_and_report,
+    format_report,
+    gym_prompts,
+    sample_pairs,
+    write_collection,
 )
 from lit_rlhf.collection.prompts import noisy_usage_log, select_prompts
 from lit_rlhf.collection.votes import annotate_with_simulators

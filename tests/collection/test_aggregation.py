@@ -1,7 +1,12 @@
 import pytest
 
 from lit_rlhf.collection.aggregate import (
-    aggregate_votes, cyclic_edges, drop_report, filter_pairs, preference_rows, strongly_connected_components,
+    aggregate_votes,
+    cyclic_edges,
+    drop_report,
+    filter_pairs,
+    preference_rows,
+    strongly_connected_components,
 )
 from lit_rlhf.collection.pairs import Comparison
 from lit_rlhf.collection.votes import Vote, check_ratings

@@ -3,7 +3,12 @@ import math
 import pytest
 
 from lit_rlhf.collection.agreement import (
-    agreement_report, bucket_of, cohen_kappa, fit_length_bias, fleiss_kappa, longer_win_rates,
+    agreement_report,
+    bucket_of,
+    cohen_kappa,
+    fit_length_bias,
+    fleiss_kappa,
+    longer_win_rates,
 )
 from lit_rlhf.collection.votes import Vote
 

@@ -3,8 +3,15 @@ from collections import Counter
 import pytest
 
 from lit_rlhf.collection.prompts import (
-    GymQualityScorer, HeuristicQualityScorer, Prompt, PromptQuality, jaccard, noisy_usage_log, normalized_words,
-    select_prompts, shingles,
+    GymQualityScorer,
+    HeuristicQualityScorer,
+    Prompt,
+    PromptQuality,
+    jaccard,
+    noisy_usage_log,
+    normalized_words,
+    select_prompts,
+    shingles,
 )
 
 

@@ -5,8 +5,15 @@ import math
 import pytest
 import torch
 
-from lit_rlhf.core.dpo_loss import (dpo_loss, implicit_rewards, ipo_loss, logratio_margin, preference_loss,
-                                    response_token_logprobs, sequence_logprobs)
+from lit_rlhf.core.dpo_loss import (
+    dpo_loss,
+    implicit_rewards,
+    ipo_loss,
+    logratio_margin,
+    preference_loss,
+    response_token_logprobs,
+    sequence_logprobs,
+)
 
 # log-probs of one pair: h = (-10 + 11) - (-12 + 11) = 2
 PC, PR, RC, RR = (torch.tensor([x]) for x in (-10.0, -12.0, -11.0, -11.0))

@@ -2,8 +2,7 @@ from collections import Counter
 
 import pytest
 
-from lit_rlhf.gym import AlignmentGym, GoldJudge, all_prompts, annotator_pool, parse_prompt
-from lit_rlhf.gym import world
+from lit_rlhf.gym import AlignmentGym, GoldJudge, all_prompts, annotator_pool, parse_prompt, world
 
 
 def test_same_seed_same_gym_and_different_seed_different_split():

@@ -8,8 +8,13 @@ from lit_rlhf.models import build_policy
 from lit_rlhf.modules.ppo_module import PPOModule
 from lit_rlhf.ppo.config import PPOConfig
 from lit_rlhf.ppo.prompts import filter_by_reward_variance, reference_baseline
-from lit_rlhf.ppo.rollout import (decode_responses, position_ids, response_logprobs, response_mask_until_eos,
-                                  sample_rollout)
+from lit_rlhf.ppo.rollout import (
+    decode_responses,
+    position_ids,
+    response_logprobs,
+    response_mask_until_eos,
+    sample_rollout,
+)
 from lit_rlhf.stages.ppo import collate_prompts
 
 GYM = AlignmentGym(seed=0)
