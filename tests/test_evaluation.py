@@ -43,3 +43,22 @@ def test_a_model_compared_with_itself_only_ties():
     result = compare_with_gold(model, model, tokenizer, AlignmentGym(seed=0), options, seed=0)
     assert result["win_tie_loss"]["all"]["tie"] == 1.0
     assert result["probes"] == result["probes_sft"]
+
+
+def test_ablation_table_reads_results_and_resumed_logs(tmp_path):
+    import json
+
+    from lit_rlhf.evaluation.ablation import ablation_rows, markdown_table, read_curves
+
+    run = tmp_path / "ppo" / "ablation" / "full"
+    for version, rows in (("version_0", "step,reward/used_std\n0,1.0\n1,3.0\n"), ("version_1", "step,reward/used_std\n2,5.0\n")):
+        (run / "logs" / version).mkdir(parents=True)
+        (run / "logs" / version / "metrics.csv").write_text(rows)
+    results = {"vs_sft": {"win_tie_loss": {"all": {"win_minus_loss": 12.5, "ci95": [2.0, 20.0]}},
+                          "gold_policy": {"all": {"overall": 0.9}}, "probes": {"identity": 0.5, "format": 0.25}},
+               "train_metrics": {"objective/kl": 1.5, "rollout/response_length": 11.0}}
+    (run / "results.json").write_text(json.dumps(results))
+    assert read_curves(run)["reward/used_std"] == [1.0, 3.0, 5.0]  # the resumed run's log continues the first
+    rows = ablation_rows(tmp_path)
+    assert rows["full"]["reward std across prompts"] == 3.0 and rows["full"]["identity probe"] == 0.5
+    assert "| full | +12.5 | [+2.0, +20.0] | 0.900 | 3.000 | 1.500 | 0.500 | 0.250 | 11.0 |" in markdown_table(rows)

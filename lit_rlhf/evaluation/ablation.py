@@ -1,13 +1,28 @@
-"""``python -m lit_rlhf.evaluation.ablation ARTIFACTS``: one table from the PPO ablation runs' results."""
+"""``python -m lit_rlhf.evaluation.ablation ARTIFACTS [CURVES.png]``: one table (and a plot) from the PPO ablations."""
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from pathlib import Path
 
 COLUMNS = ("win-loss vs SFT", "95% interval", "gold (PPO)", "reward std across prompts", "KL at end",
            "identity probe", "format probe", "answer length")
+CURVES = ("reward/raw", "reward/used", "objective/kl", "gold/rollout")
+
+
+def read_curves(run_dir: str | Path) -> dict[str, list[float]]:
+    """Per-iteration values of every logged metric, across all CSV log versions (a resumed run adds one)."""
+    by_step: dict[int, dict[str, float]] = {}
+    for path in sorted(Path(run_dir).glob("logs/version_*/metrics.csv")):
+        with path.open() as handle:
+            for row in csv.DictReader(handle):
+                values = {k: float(v) for k, v in row.items() if v not in ("", None) and k != "step"}
+                by_step.setdefault(int(row["step"]), {}).update(values)
+    steps = sorted(by_step)
+    keys = {k for values in by_step.values() for k in values}
+    return {k: [by_step[s][k] for s in steps if k in by_step[s]] for k in sorted(keys)}
 
 
 def ablation_rows(root: str | Path) -> dict[str, dict]:
@@ -15,11 +30,12 @@ def ablation_rows(root: str | Path) -> dict[str, dict]:
     rows = {}
     for path in sorted(Path(root).glob("ppo/ablation/*/results.json")):
         r = json.loads(path.read_text())
+        curves = read_curves(path.parent)
         table, probes = r["vs_sft"]["win_tie_loss"]["all"], r["vs_sft"].get("probes", {})
         rows[path.parent.name] = {
             "win-loss vs SFT": table["win_minus_loss"], "95% interval": table["ci95"],
             "gold (PPO)": r["vs_sft"]["gold_policy"]["all"]["overall"],
-            "reward std across prompts": r["train_metrics"].get("reward/used_std"),
+            "reward std across prompts": _mean(curves.get("reward/used_std")),
             "KL at end": r["train_metrics"].get("objective/kl"),
             "identity probe": probes.get("identity"), "format probe": probes.get("format"),
             "answer length": r["train_metrics"].get("rollout/response_length"),
@@ -27,17 +43,51 @@ def ablation_rows(root: str | Path) -> dict[str, dict]:
     return rows
 
 
+def _mean(values: list[float] | None) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _smooth(values: list[float], window: int = 5) -> list[float]:
+    """Trailing mean: 16 prompts per iteration make single iterations noisy."""
+    return [sum(values[max(0, i - window + 1):i + 1]) / (i + 1 - max(0, i - window + 1)) for i in range(len(values))]
+
+
 def markdown_table(rows: dict[str, dict]) -> str:
-    def cell(v):
+    def cell(column: str, v) -> str:
         if v is None:
             return "-"
         if isinstance(v, list):
             return f"[{v[0]:+.1f}, {v[1]:+.1f}]"
-        return f"{v:+.1f}" if abs(v) >= 10 else f"{v:.3f}"
+        if column == "win-loss vs SFT":
+            return f"{v:+.1f}"
+        return f"{v:.1f}" if column == "answer length" else f"{v:.3f}"
 
     lines = ["| variant | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-    lines += [f"| {name} | " + " | ".join(cell(row[c]) for c in COLUMNS) + " |" for name, row in rows.items()]
+    lines += [f"| {name} | " + " | ".join(cell(c, row[c]) for c in COLUMNS) + " |" for name, row in rows.items()]
     return "\n".join(lines)
+
+
+def plot_curves(root: str | Path, path: str | Path) -> Path:
+    """Reward, KL and gold curves of every ablation variant, side by side, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(CURVES), figsize=(4 * len(CURVES), 3))
+    for run in sorted(Path(root).glob("ppo/ablation/*/")):
+        curves = read_curves(run)
+        for ax, key in zip(axes, CURVES):
+            ax.plot(_smooth(curves.get(key, [])), label=run.name)
+    for ax, key in zip(axes, CURVES):
+        ax.set_title(f"{key} (mean of 5 iterations)")
+        ax.set_xlabel("PPO iteration")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no ablation results under {root}/ppo/ablation/*/results.json", file=sys.stderr)
         return 1
     print(markdown_table(rows))
+    if len(argv) > 1:
+        print(f"curves: {plot_curves(root, argv[1])}")
     return 0
 
 
