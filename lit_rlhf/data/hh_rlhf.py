@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 
 from lit_rlhf.data.errors import DataError, SkipReport
-from lit_rlhf.data.jsonl import read_jsonl, require_text
+from lit_rlhf.data.jsonl import read_rows, require_text
 
 HUMAN = "\n\nHuman:"
 ASSISTANT = "\n\nAssistant:"
@@ -63,37 +63,25 @@ def read_hh_rlhf(path: str | os.PathLike, on_error: str = "raise", category: str
     ``DataError`` naming file:line; with ``on_error="skip"`` such rows are counted in
     ``report`` by reason instead (malformed JSON always raises: a broken file is not a bad row).
     """
-    from lit_rlhf.data.preference_data import (
-        PreferenceRows,  # that module imports this one lazily
-    )
+    from lit_rlhf.data.preference_data import PreferenceRows  # that module imports this one lazily
 
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     report = report if report is not None else SkipReport()
-    source, rows = str(path), []
-    for line, raw in read_jsonl(path):
+
+    def parse(raw: dict, source: str, line: int) -> dict:
+        chosen_text = require_text(raw, "chosen", source, line)
+        rejected_text = require_text(raw, "rejected", source, line)
         try:
-            chosen_text = require_text(raw, "chosen", source, line)
-            rejected_text = require_text(raw, "rejected", source, line)
-            try:
-                prompt, chosen, rejected = hh_row(chosen_text, rejected_text)
-            except ValueError as err:
-                raise DataError(f"unparseable HH transcript: {err}", source, line) from None
-            for key, reply in (("chosen", chosen), ("rejected", rejected)):
-                if not reply:
-                    raise DataError("final assistant reply is empty", source, line, key)
-            if chosen == rejected:
-                raise DataError("chosen and rejected replies are identical", source, line)
-        except DataError as err:
-            if on_error == "raise":
-                raise
-            report.skip(_reason(err), f"{source}:{line}")
-            continue
-        rows.append({"prompt": prompt, "chosen": chosen, "rejected": rejected, "category": category})
-    report.kept += len(rows)
-    if not rows:
-        raise DataError("no usable rows", source=source)
-    return PreferenceRows(rows, report)
+            prompt, chosen, rejected = hh_row(chosen_text, rejected_text)
+        except ValueError as err:
+            raise DataError(f"unparseable HH transcript: {err}", source, line) from None
+        for key, reply in (("chosen", chosen), ("rejected", rejected)):
+            if not reply:
+                raise DataError("final assistant reply is empty", source, line, key)
+        if chosen == rejected:
+            raise DataError("chosen and rejected replies are identical", source, line)
+        return {"prompt": prompt, "chosen": chosen, "rejected": rejected, "category": category}
+
+    return PreferenceRows(read_rows(path, parse, on_error, report, _reason), report)
 
 
 def _reason(err: DataError) -> str:

@@ -34,6 +34,34 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
             yield number, row
 
 
+def read_rows(path: str | os.PathLike, parse: Callable[[dict, str, int], dict], on_error: str = "raise",
+              report=None, reason: Callable[[DataError], str] | None = None) -> list[dict]:
+    """``parse(raw, source, line)`` on every row of a JSONL file.
+
+    ``parse`` raises ``DataError`` for a bad row: it propagates (``on_error="raise"``), or the row
+    is counted in ``report`` (a ``SkipReport``) under ``reason(err)`` (default: the bad field) and
+    left out. Malformed JSON always raises: a broken file is not a bad row. A file with no usable
+    row raises too, so an all-bad file is never an empty data set.
+    """
+    from lit_rlhf.data.errors import SkipReport
+
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    report = report if report is not None else SkipReport()
+    source, rows = str(path), []
+    for line, raw in read_jsonl(path):
+        try:
+            rows.append(parse(raw, source, line))
+        except DataError as err:
+            if on_error == "raise":
+                raise
+            report.skip(reason(err) if reason else f"bad field {err.field!r}", f"{source}:{line}")
+    report.kept += len(rows)
+    if not rows:
+        raise DataError("no usable rows", source=source)
+    return rows
+
+
 def require_text(row: dict, key: str, source: str, line: int, allow_empty: bool = False) -> str:
     """``row[key]`` as a string; missing, non-string or (unless allowed) empty values raise ``DataError``."""
     if key not in row:

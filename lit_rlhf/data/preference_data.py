@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lit_rlhf.data.errors import DataError, SkipReport
 from lit_rlhf.data.formatting import encode_prompt, encode_response, truncate_keeping_response
-from lit_rlhf.data.jsonl import read_jsonl, require_text
+from lit_rlhf.data.jsonl import read_jsonl, read_rows, require_text
 from lit_rlhf.data.length_balance import bucket_index, bucket_names, check_edges
 
 INPUT_FORMATS = ("chat", "pair")
@@ -41,29 +41,21 @@ def read_preference_jsonl(path: str | os.PathLike, on_error: str = "raise",
                           report: SkipReport | None = None) -> list[dict]:
     """Rows from a preference JSONL file. Bad rows raise ``DataError`` (file:line, field), or with
     ``on_error="skip"`` are counted in ``report``: missing/empty/non-string fields, identical responses."""
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     report = report if report is not None else SkipReport()
-    source, rows = str(path), []
-    for line, raw in read_jsonl(path):
-        try:
-            row = {key: require_text(raw, key, source, line) for key in ("prompt", "chosen", "rejected")}
-            if row["chosen"].strip() == row["rejected"].strip():
-                raise DataError("chosen and rejected are identical", source, line, "rejected")
-            margin = raw.get("margin", 0.0)
-            if isinstance(margin, bool) or not isinstance(margin, (int, float)):
-                raise DataError(f"expected a number, got {type(margin).__name__}", source, line, "margin")
-        except DataError as err:
-            if on_error == "raise":
-                raise
-            reason = "identical responses" if "identical" in str(err) else f"bad field {err.field!r}"
-            report.skip(reason, f"{source}:{line}")
-            continue
-        rows.append({**raw, **row, "category": str(raw.get("category") or "all"), "margin": float(margin)})
-    report.kept += len(rows)
-    if not rows:
-        raise DataError("no usable rows", source=source)
-    return PreferenceRows(rows, report)
+
+    def parse(raw: dict, source: str, line: int) -> dict:
+        row = {key: require_text(raw, key, source, line) for key in ("prompt", "chosen", "rejected")}
+        if row["chosen"].strip() == row["rejected"].strip():
+            raise DataError("chosen and rejected are identical", source, line, "rejected")
+        margin = raw.get("margin", 0.0)
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)):
+            raise DataError(f"expected a number, got {type(margin).__name__}", source, line, "margin")
+        return {**raw, **row, "category": str(raw.get("category") or "all"), "margin": float(margin)}
+
+    def reason(err: DataError) -> str:
+        return "identical responses" if "identical" in str(err) else f"bad field {err.field!r}"
+
+    return PreferenceRows(read_rows(path, parse, on_error, report, reason), report)
 
 
 def read_preferences(path: str | os.PathLike, format: str = "auto", on_error: str = "raise",

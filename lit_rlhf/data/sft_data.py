@@ -9,13 +9,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from lit_rlhf.core.sft_loss import IGNORE_INDEX
-from lit_rlhf.data.errors import DataError, SkipReport
+from lit_rlhf.data.errors import SkipReport
 from lit_rlhf.data.formatting import (
     encode_prompt,
     encode_response,
     truncate_keeping_response,
 )
-from lit_rlhf.data.jsonl import read_jsonl, require_text
+from lit_rlhf.data.jsonl import read_rows, require_text
 
 
 def gym_sft_rows(gym, split: str = "train", per_prompt: int = 4) -> list[dict]:
@@ -31,24 +31,12 @@ def read_sft_jsonl(path: str | os.PathLike, prompt_key: str = "prompt", response
     and field; with ``on_error="skip"`` it is counted in ``report`` instead. Malformed
     JSON always raises: a broken file is not a bad row.
     """
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    report = report if report is not None else SkipReport()
-    rows = []
-    for line, row in read_jsonl(path):
-        try:
-            prompt = require_text(row, prompt_key, str(path), line)
-            response = require_text(row, response_key, str(path), line)
-        except DataError as err:
-            if on_error == "raise":
-                raise
-            report.skip(f"bad field {err.field!r}", f"{path}:{line}")
-            continue
-        rows.append({"prompt": prompt, "response": response, "category": str(row.get("category", "all"))})
-    report.kept += len(rows)
-    if not rows:
-        raise DataError("no usable rows", source=str(path))
-    return rows
+    def parse(row: dict, source: str, line: int) -> dict:
+        return {"prompt": require_text(row, prompt_key, source, line),
+                "response": require_text(row, response_key, source, line),
+                "category": str(row.get("category", "all"))}
+
+    return read_rows(path, parse, on_error, report)
 
 
 class SFTDataset(Dataset):
