@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from lit_rlhf.data.formatting import encode_prompt
+from lit_rlhf.data.formatting import encode_prompt, pad_batch
 
 
 def left_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Left-pad id lists into ``input_ids`` and ``attention_mask``, both ``[B, T]``."""
-    width = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for i, seq in enumerate(sequences):
-        if seq:
-            ids[i, width - len(seq):] = torch.tensor(seq)
-            mask[i, width - len(seq):] = 1
-    return ids, mask
+    return pad_batch(sequences, pad_id, side="left")
 
 
 @torch.no_grad()

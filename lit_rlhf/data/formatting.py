@@ -8,6 +8,8 @@ concatenated, so the boundary between them is exact for loss masking.
 
 from __future__ import annotations
 
+import torch
+
 
 def prompt_text(tokenizer, prompt: str) -> str:
     if getattr(tokenizer, "chat_template", None):
@@ -24,6 +26,25 @@ def encode_response(tokenizer, response: str) -> list[int]:
     """Response ids followed by EOS, so the model learns to stop."""
     text = response if response.startswith(" ") else " " + response
     return tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+
+
+def pad_batch(sequences: list[list[int]], pad_id: int, side: str = "right") -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad id lists into ``input_ids`` and ``attention_mask``, both ``[B, T]``.
+
+    Training batches pad on the right; generation pads on the left, so that every row's
+    next token is predicted from the last column.
+    """
+    if side not in ("left", "right"):
+        raise ValueError(f"side must be 'left' or 'right', got {side!r}")
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, seq in enumerate(sequences):
+        if seq:
+            cols = slice(width - len(seq), width) if side == "left" else slice(0, len(seq))
+            ids[i, cols] = torch.tensor(seq)
+            mask[i, cols] = 1
+    return ids, mask
 
 
 def truncate_keeping_response(prompt_ids: list[int], response_ids: list[int], budget: int

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lit_rlhf.data.errors import DataError, SkipReport
-from lit_rlhf.data.formatting import encode_prompt, encode_response, truncate_keeping_response
+from lit_rlhf.data.formatting import encode_prompt, encode_response, pad_batch, truncate_keeping_response
 from lit_rlhf.data.jsonl import read_jsonl, read_rows, require_text
 from lit_rlhf.data.length_balance import bucket_index, bucket_names, check_edges
 
@@ -153,12 +153,7 @@ class PreferenceCollator:
 
     def __call__(self, batch: list[dict]) -> dict[str, torch.Tensor]:
         seqs = [b["chosen_ids"] for b in batch] + [b["rejected_ids"] for b in batch]
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), self.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for i, s in enumerate(seqs):
-            ids[i, : len(s)] = torch.tensor(s)
-            mask[i, : len(s)] = 1
+        ids, mask = pad_batch(seqs, self.pad_token_id)
         out = {"input_ids": ids, "attention_mask": mask}
         for key in ("chosen_len", "rejected_len", "category_id", "bucket_id"):
             out[key] = torch.tensor([b[key] for b in batch], dtype=torch.long)

@@ -13,6 +13,7 @@ from lit_rlhf.data.errors import SkipReport
 from lit_rlhf.data.formatting import (
     encode_prompt,
     encode_response,
+    pad_batch,
     truncate_keeping_response,
 )
 from lit_rlhf.data.jsonl import read_rows, require_text
@@ -74,15 +75,10 @@ class SFTCollator:
         self.pad_token_id = pad_token_id
 
     def __call__(self, batch: list[dict]) -> dict[str, torch.Tensor]:
-        width = max(len(b["input_ids"]) for b in batch)
-        ids = torch.full((len(batch), width), self.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
+        ids, mask = pad_batch([b["input_ids"] for b in batch], self.pad_token_id)
+        labels = ids.masked_fill(~mask.bool(), IGNORE_INDEX)
         for i, b in enumerate(batch):
-            n = len(b["input_ids"])
-            ids[i, :n] = torch.tensor(b["input_ids"])
-            mask[i, :n] = 1
-            labels[i, b["prompt_len"]:n] = ids[i, b["prompt_len"]:n]
+            labels[i, : b["prompt_len"]] = IGNORE_INDEX
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 

@@ -24,6 +24,7 @@ from lit_rlhf.core.dpo_loss import response_token_logprobs, sequence_logprobs
 from lit_rlhf.data.formatting import (
     encode_prompt,
     encode_response,
+    pad_batch,
     truncate_keeping_response,
 )
 from lit_rlhf.data.sft_data import SeededLoaders
@@ -75,14 +76,10 @@ class DPOCollator:
 
     def __call__(self, batch: list[dict]) -> dict[str, torch.Tensor]:
         seqs = [(b[f"{side}_ids"], b[f"{side}_prompt_len"]) for side in SIDES for b in batch]
-        width = max(len(ids) for ids, _ in seqs)
-        input_ids = torch.full((len(seqs), width), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        response_mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for i, (ids, prompt_len) in enumerate(seqs):
-            input_ids[i, : len(ids)] = torch.tensor(ids)
-            attention_mask[i, : len(ids)] = 1
-            response_mask[i, prompt_len: len(ids)] = 1
+        input_ids, attention_mask = pad_batch([ids for ids, _ in seqs], self.pad_token_id)
+        response_mask = attention_mask.clone()
+        for i, (_, prompt_len) in enumerate(seqs):
+            response_mask[i, :prompt_len] = 0
         out = {"input_ids": input_ids, "attention_mask": attention_mask, "response_mask": response_mask}
         if all("ref_chosen" in b for b in batch):
             out["ref_logps"] = torch.tensor([b[f"ref_{side}"] for side in SIDES for b in batch], dtype=torch.float32)

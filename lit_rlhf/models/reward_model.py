@@ -31,6 +31,7 @@ from transformers import (
     LlamaForSequenceClassification,
 )
 
+from lit_rlhf.data.formatting import pad_batch
 from lit_rlhf.data.preference_data import encode_prompt_response, resolve_input_format
 from lit_rlhf.models.builder import (
     EMBEDDED,
@@ -111,15 +112,6 @@ def sequence_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
     return model.score(pooled.to(model.score.weight.dtype))[:, 0]
 
 
-def _pad_right(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)], mask[i, : len(s)] = torch.tensor(s), 1
-    return ids, mask
-
-
 class RewardModel:
     """Scoring API for use outside training (PPO rewards, DPO labelling, evaluation).
 
@@ -146,7 +138,7 @@ class RewardModel:
         try:
             for start in range(0, len(order), batch_size):
                 chunk = order[start:start + batch_size]
-                ids, mask = _pad_right([encoded[i] for i in chunk], self.tokenizer.pad_token_id)
+                ids, mask = pad_batch([encoded[i] for i in chunk], self.tokenizer.pad_token_id)
                 values = sequence_scores(self.model, ids.to(device), mask.to(device)).float().cpu().tolist()
                 for i, value in zip(chunk, values):
                     scores[i] = value
