@@ -40,10 +40,9 @@ def compare_with_gold(policy, sft, tokenizer, gym, options: DictConfig, seed: in
 
 def probe_rates(model, tokenizer, gym, options: DictConfig, seed: int, samples: int = 4) -> dict[str, float]:
     """Identity and format pass rates on held-out (val + test) probe prompts, several samples each."""
-    prompts = [p for split in ("val", "test") for p in gym.prompts(split, list(PASS_AT))] * samples
+    base = [p for split in ("val", "test") for p in gym.prompts(split, list(PASS_AT))]
     responses = []
     for k in range(samples):
-        chunk = prompts[: len(prompts) // samples]
-        responses += generate(model, tokenizer, [p.text for p in chunk], max_new_tokens=options.max_new_tokens,
+        responses += generate(model, tokenizer, [p.text for p in base], max_new_tokens=options.max_new_tokens,
                               seed=seed + 2000 + k)
-    return probe_pass_rates(gym.judge, prompts, responses)
+    return probe_pass_rates(gym.judge, base * samples, responses)

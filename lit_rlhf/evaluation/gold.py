@@ -29,9 +29,8 @@ def gold_scores(model, tokenizer, gym, split: str = "test", samples_per_prompt: 
     Returns ``(scores per category, sample rows)``. With ``samples_per_prompt > 1``, each
     prompt is answered several times with different seeds, which narrows the estimate.
     """
-    prompts = gym.prompts(split) * samples_per_prompt
-    responses: list[str] = []
     base = gym.prompts(split)
+    prompts, responses = base * samples_per_prompt, []
     for k in range(samples_per_prompt):
         responses += generate(model, tokenizer, [p.text for p in base], seed=seed + k, **decoding)
     scores = judge_responses(gym.judge, prompts, responses)

@@ -35,6 +35,11 @@ def build_trainer(cfg: DictConfig, **overrides) -> L.Trainer:
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **overrides)
 
 
+def trainer_metrics(trainer) -> dict[str, float]:
+    """The scalar metrics the Trainer last logged, as plain floats for ``results.json``."""
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+
+
 def write_json(path: str | os.PathLike, payload: dict) -> Path:
     """Atomic JSON write (temp file, fsync, rename)."""
     return atomic_write(path, lambda handle: handle.write(json.dumps(payload, indent=2, sort_keys=True) + "\n"),

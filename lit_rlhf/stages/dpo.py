@@ -29,7 +29,7 @@ from lit_rlhf.generation import generate
 from lit_rlhf.models import save_hf_checkpoint
 from lit_rlhf.models.reward_model import RewardModel
 from lit_rlhf.modules.dpo_module import DPOModule
-from lit_rlhf.stages.common import banner, build_trainer, seed_and_threads, write_json
+from lit_rlhf.stages.common import banner, build_trainer, seed_and_threads, trainer_metrics, write_json
 
 
 def run(cfg: DictConfig) -> dict:
@@ -58,7 +58,7 @@ def run(cfg: DictConfig) -> dict:
     checkpoint = save_hf_checkpoint(module.policy, tokenizer, out / "checkpoint")
     summary = {"checkpoint": str(checkpoint), "pairs": {"n": len(rows), **pair_report},
                "truncated": datamodule.truncated,
-               "train_metrics": {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}}
+               "train_metrics": trainer_metrics(trainer)}
     sft, _ = instantiate(cfg.model)  # the SFT policy again, for the comparison (not kept during training)
     summary["vs_sft"] = compare_with_gold(module.policy, sft, tokenizer, gym, options.eval, int(cfg.seed), name="dpo")
     summary["response_words"] = response_lengths({"dpo": module.policy, "sft": sft}, tokenizer, gym, options.eval,

@@ -17,7 +17,7 @@ from lit_rlhf.models.reward_model import RewardModel
 from lit_rlhf.models.value_model import ValueModel
 from lit_rlhf.modules.ppo_module import PPOModule
 from lit_rlhf.ppo.prompts import filter_by_reward_variance, reference_baseline
-from lit_rlhf.stages.common import banner, build_trainer, seed_and_threads, write_json
+from lit_rlhf.stages.common import banner, build_trainer, seed_and_threads, trainer_metrics, write_json
 
 
 def collate_prompts(rows: list[dict]) -> dict:
@@ -67,7 +67,7 @@ def run(cfg: DictConfig) -> dict:
         return {}
     checkpoint = save_hf_checkpoint(module.policy, tokenizer, out / "checkpoint")
     summary = {"checkpoint": str(checkpoint), "prompts": len(rows), **reports,
-               "train_metrics": {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}}
+               "train_metrics": trainer_metrics(trainer)}
     summary["vs_sft"] = compare_with_gold(module.policy, reference, tokenizer, gym, options.eval, cfg.seed, name="ppo")
     write_json(out / "results.json", summary)
     return summary

@@ -9,7 +9,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lit_rlhf.modules.reward_metrics import evaluate_pairs
-from lit_rlhf.stages.common import banner, build_trainer, seed_and_threads, write_json
+from lit_rlhf.stages.common import banner, build_trainer, seed_and_threads, trainer_metrics, write_json
 
 
 def run(cfg: DictConfig) -> dict:
@@ -25,7 +25,7 @@ def run(cfg: DictConfig) -> dict:
     module = instantiate(cfg.module, model=model, tokenizer=tokenizer)
     trainer = build_trainer(_without_generation_callbacks(cfg))
     trainer.fit(module, datamodule=datamodule)
-    summary = {"train_metrics": _metrics(trainer), "truncated": datamodule.truncated,
+    summary = {"train_metrics": trainer_metrics(trainer), "truncated": datamodule.truncated,
                "skipped": {name: report.summary() for name, report in datamodule.skip_reports.items()},
                "length_balance": datamodule.balance_report.as_dict() if datamodule.balance_report else None,
                "pairs": {"train": len(datamodule.train_set), "val": len(datamodule.val_rows),
@@ -61,5 +61,3 @@ def _without_generation_callbacks(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
-def _metrics(trainer) -> dict:
-    return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}

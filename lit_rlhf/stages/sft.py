@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from lit_rlhf.evaluation.gold import ceiling_scores, gold_scores
 from lit_rlhf.evaluation.plots import plot_category_scores
 from lit_rlhf.models import save_hf_checkpoint
-from lit_rlhf.stages.common import banner, build_trainer, seed_and_threads, write_json
+from lit_rlhf.stages.common import banner, build_trainer, seed_and_threads, trainer_metrics, write_json
 
 
 def run(cfg: DictConfig) -> dict:
@@ -30,7 +30,7 @@ def run(cfg: DictConfig) -> dict:
     trainer = build_trainer(cfg)
     trainer.fit(module, datamodule=datamodule)
     checkpoint = save_hf_checkpoint(module.model, tokenizer, out / "checkpoint")
-    summary = {"checkpoint": str(checkpoint), "train_metrics": _metrics(trainer),
+    summary = {"checkpoint": str(checkpoint), "train_metrics": trainer_metrics(trainer),
                "truncated": datamodule.train_set.truncated if datamodule.train_set else {}}
     if gym is not None:
         after, rows = gold_scores(module.model, tokenizer, gym, eval_cfg.eval_split, samples, cfg.seed, **decoding)
@@ -45,8 +45,6 @@ def run(cfg: DictConfig) -> dict:
     return summary
 
 
-def _metrics(trainer) -> dict:
-    return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
 
 
 def _format_table(table: dict[str, dict[str, float]]) -> str:
