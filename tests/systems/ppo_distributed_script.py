@@ -108,6 +108,11 @@ def main() -> None:
                "fsdp2_units": sum(isinstance(m, FSDPModule) for m in module.modules()),
                "normalizer": module.normalizer.state_dict(), "kl_coef": module.kl_controller.value}
     (out / f"rank{rank}.json").write_text(json.dumps(payload, indent=1))
+    # Tear the process group down before the interpreter exits: left to process exit, gloo's
+    # threads are sometimes destroyed while still joinable and the process aborts (SIGABRT).
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
