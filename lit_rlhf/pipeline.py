@@ -18,9 +18,14 @@ def stage_plan(path: str | Path | None = None) -> list[dict]:
 
         path = Path(lit_rlhf.conf.__file__).parent / "pipeline.yaml"
     plan = OmegaConf.to_container(OmegaConf.load(path))["stages"]
+    names = set()
     for i, stage in enumerate(plan):
         if not isinstance(stage, dict) or "name" not in stage:
-            raise ValueError(f"{path}: stages[{i}] needs a `name` (and optional `overrides`), got {stage!r}")
+            raise ValueError(f"{path}: stages[{i}] needs a `name` (and optional `overrides`, `needs`), got {stage!r}")
+        unknown = set(stage.get("needs", [])) - names
+        if unknown:
+            raise ValueError(f"{path}: stages[{i}] ({stage['name']}) needs {sorted(unknown)}, which no earlier stage is")
+        names.add(stage["name"])
     return plan
 
 
@@ -33,26 +38,32 @@ def compose_stage(overrides: list[str]):
 
 def run_pipeline(overrides: list[str] | None = None, only: list[str] | None = None, force: list[str] | None = None,
                  plan: list[dict] | None = None) -> dict:
-    """Run the planned stages; a stage with a ``results.json`` is skipped unless named in ``force``."""
+    """Run the planned stages. A stage with a ``results.json`` is skipped unless named in ``force`` or a
+    stage it ``needs`` ran in this call (its output would be stale)."""
     plan = plan if plan is not None else stage_plan()
     names = [s["name"] for s in plan]
     for requested in (only or []) + [f for f in (force or []) if f != "all"]:
         if requested not in names:
             raise ValueError(f"unknown pipeline stage {requested!r}; stages: {names}")
     summaries: dict[str, dict] = {}
+    ran: set[str] = set()
     for index, stage in enumerate(plan, start=1):
         if only and stage["name"] not in only:
             continue
         cfg = compose_stage(list(stage.get("overrides", [])) + list(overrides or []))
         done = Path(cfg.output_dir) / "results.json"
         forced = force and (stage["name"] in force or "all" in force)
+        stale = sorted(ran & set(stage.get("needs", [])))
         print(f"\n##### [{index}/{len(plan)}] {stage['name']} -> {cfg.output_dir}", flush=True)
-        if done.exists() and not forced:
+        if stale and done.exists() and not forced:
+            print(f"      {', '.join(stale)} ran again, so this stage runs again", flush=True)
+        if done.exists() and not forced and not stale:
             print(f"      done before ({done}); skipped. Re-run it with --force {stage['name']}", flush=True)
             summaries[stage["name"]] = {"skipped": True, "results": str(done)}
             continue
         started = time.monotonic()
         summaries[stage["name"]] = train(cfg)
+        ran.add(stage["name"])
         print(f"      {stage['name']} finished in {time.monotonic() - started:.0f}s", flush=True)
     return summaries
 
@@ -69,4 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         run_pipeline(args.overrides, args.only, args.force)
     except (ValueError, FileNotFoundError, KeyError) as err:
         parser.exit(2, f"lit-rlhf-pipeline: error: {err}\n")
+    report = Path(compose_stage(["experiment=gym_eval", *args.overrides]).output_dir) / "report.md"
+    if report.exists():
+        print(f"\nreport: {report}")
     return 0

@@ -18,18 +18,23 @@ def train(cfg: DictConfig) -> dict:
     return get_stage(cfg.stage)(cfg)
 
 
-@hydra.main(version_base="1.3", config_path="pkg://lit_rlhf.conf", config_name="train")
-def main(cfg: DictConfig) -> None:
+def run_command(cfg: DictConfig, prog: str) -> dict:
+    """``train(cfg)``, with a user error ending the command in one line naming ``prog``."""
     import os
 
     try:
-        train(cfg)
+        return train(cfg)
     except Exception as err:
         cause = _user_error(err)
         if cause is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         message = cause.args[0] if isinstance(cause, KeyError) and cause.args else cause
-        raise SystemExit(f"lit-rlhf-train: error: {message}\n(set HYDRA_FULL_ERROR=1 for the full traceback)") from None
+        raise SystemExit(f"{prog}: error: {message}\n(set HYDRA_FULL_ERROR=1 for the full traceback)") from None
+
+
+@hydra.main(version_base="1.3", config_path="pkg://lit_rlhf.conf", config_name="train")
+def main(cfg: DictConfig) -> None:
+    run_command(cfg, "lit-rlhf-train")
 
 
 def _user_error(err: BaseException | None) -> BaseException | None:

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from lit_rlhf.evaluation.plots import plot_curves
+
 COLUMNS = ("win-loss vs SFT", "95% interval", "gold (PPO)", "reward std across prompts", "KL at end",
            "identity probe", "format probe", "answer length")
 CURVES = ("reward/raw", "reward/used", "objective/kl", "gold/rollout")
@@ -47,11 +49,6 @@ def _mean(values: list[float] | None) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _smooth(values: list[float], window: int = 5) -> list[float]:
-    """Trailing mean: 16 prompts per iteration make single iterations noisy."""
-    return [sum(values[max(0, i - window + 1):i + 1]) / (i + 1 - max(0, i - window + 1)) for i in range(len(values))]
-
-
 def markdown_table(rows: dict[str, dict]) -> str:
     def cell(column: str, v) -> str:
         if v is None:
@@ -67,27 +64,10 @@ def markdown_table(rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def plot_curves(root: str | Path, path: str | Path) -> Path:
+def plot_ablation_curves(root: str | Path, path: str | Path) -> Path:
     """Reward, KL and gold curves of every ablation variant, side by side, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(CURVES), figsize=(4 * len(CURVES), 3))
-    for run in sorted(Path(root).glob("ppo/ablation/*/")):
-        curves = read_curves(run)
-        for ax, key in zip(axes, CURVES):
-            ax.plot(_smooth(curves.get(key, [])), label=run.name)
-    for ax, key in zip(axes, CURVES):
-        ax.set_title(f"{key} (mean of 5 iterations)")
-        ax.set_xlabel("PPO iteration")
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    runs = {run.name: read_curves(run) for run in sorted(Path(root).glob("ppo/ablation/*/"))}
+    return plot_curves(runs, CURVES, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(markdown_table(rows))
     if len(argv) > 1:
-        print(f"curves: {plot_curves(root, argv[1])}")
+        print(f"curves: {plot_ablation_curves(root, argv[1])}")
     return 0
 
 

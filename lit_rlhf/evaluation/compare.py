@@ -5,6 +5,7 @@ from __future__ import annotations
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig
 
+from lit_rlhf.evaluation.answers import flatten, gold_judge, judge_rounds, sample_rounds
 from lit_rlhf.evaluation.gold import judge_responses
 from lit_rlhf.evaluation.pairwise import format_table, outcomes, win_tie_loss
 from lit_rlhf.generation import generate
@@ -14,27 +15,23 @@ from lit_rlhf.gym.probes import PASS_AT, probe_pass_rates
 def compare_with_gold(policy, sft, tokenizer, gym, options: DictConfig, seed: int, name: str = "policy") -> dict:
     """``policy`` vs SFT on held-out prompts, several samples each, judged by the gold judge (evaluation only).
 
-    Both models sample with the same seeds (common random numbers), so identical models tie
-    everywhere and differences come from the models, not from sampling luck. ``name`` labels the
-    printed table. Returns the win/tie/loss table, mean gold scores (``gold_policy``,
-    ``gold_sft``) and capability-probe pass rates (``probes``, ``probes_sft``).
+    Both models sample with the same seeds (common random numbers, see ``evaluation.answers``), so
+    identical models tie everywhere. ``name`` labels the printed table. Returns the win/tie/loss
+    table, mean gold scores of the first round (``gold_policy``, ``gold_sft``) and capability-probe
+    pass rates (``probes``, ``probes_sft``).
     """
     prompts = gym.prompts(options.split)
-    texts = [p.text for p in prompts]
-    results, categories, scores = [], [], {"policy": [], "sft": []}
-    for k in range(options.samples_per_prompt):
-        for key, model in (("policy", policy), ("sft", sft)):
-            responses = generate(model, tokenizer, texts, max_new_tokens=options.max_new_tokens, seed=seed + 1000 + k)
-            scores[key].append([gym.judge.score_prompt(p, r).overall for p, r in zip(prompts, responses)])
-            if k == 0:
-                scores[f"{key}_means"] = judge_responses(gym.judge, prompts, responses)
-        results += outcomes(scores["policy"][k], scores["sft"][k])
-        categories += [p.category for p in prompts]
-    table = win_tie_loss(results, categories)
+    texts, categories = [p.text for p in prompts], [p.category for p in prompts]
+    rounds = {key: sample_rounds(model, tokenizer, texts, options.samples_per_prompt, options.max_new_tokens, seed)
+              for key, model in (("policy", policy), ("sft", sft))}
+    scores = {key: flatten(judge_rounds(gold_judge(gym.judge), texts, answers), categories)[0]
+              for key, answers in rounds.items()}
+    table = win_tie_loss(outcomes(scores["policy"], scores["sft"]), flatten(rounds["sft"], categories)[1])
     rank_zero_info(format_table(table, name.upper(), "SFT"))
     probes = {key: probe_rates(model, tokenizer, gym, options, seed) for key, model in (("policy", policy), ("sft", sft))}
     rank_zero_info(f"capability probes (pass rate): {name.upper()} {probes['policy']}, SFT {probes['sft']}")
-    return {"win_tie_loss": table, "gold_policy": scores["policy_means"], "gold_sft": scores["sft_means"],
+    return {"win_tie_loss": table, "gold_policy": judge_responses(gym.judge, prompts, rounds["policy"][0]),
+            "gold_sft": judge_responses(gym.judge, prompts, rounds["sft"][0]),
             "probes": probes["policy"], "probes_sft": probes["sft"]}
 
 

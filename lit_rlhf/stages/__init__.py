@@ -11,6 +11,7 @@ STAGES = {
     "reward_model": "lit_rlhf.stages.reward_model",
     "ppo": "lit_rlhf.stages.ppo",
     "dpo": "lit_rlhf.stages.dpo",
+    "eval": "lit_rlhf.stages.eval",
 }
 
 

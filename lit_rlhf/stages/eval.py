@@ -1,0 +1,160 @@
+"""Evaluation stage (``lit-rlhf-eval``): candidate checkpoints vs a baseline on held-out prompts, and the report.
+
+Judges: ``gold`` (the gym's gold judge), ``reward_model`` (a trained reward model) or ``human``
+(a blind round on the annotation page: the first run writes the pairs and stops, a later run reads
+the labels). With gym prompts it adds AlignBench-style 1-10 scores and the capability probes.
+Writes ``results.json``, ``report.md`` and PNG plots to ``output_dir``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_info
+from omegaconf import DictConfig
+
+from lit_rlhf.data.errors import DataError
+from lit_rlhf.data.jsonl import read_rows, require_text
+from lit_rlhf.evaluation import human
+from lit_rlhf.evaluation.answers import (absolute_scores, flatten, gold_judge, judge_rounds, length_stats,
+                                         reward_model_judge, sample_rounds)
+from lit_rlhf.evaluation.compare import probe_rates
+from lit_rlhf.evaluation.pairwise import format_table, outcomes, win_tie_loss
+from lit_rlhf.evaluation.report import write_report
+from lit_rlhf.models import build_policy
+from lit_rlhf.stages.common import banner, seed_and_threads, write_json
+
+JUDGES = ("gold", "reward_model", "human")
+
+
+def run(cfg: DictConfig) -> dict:
+    seed_and_threads(cfg)
+    options, out, seed = cfg.eval, Path(cfg.output_dir), int(cfg.seed)
+    if options.judge not in JUDGES:
+        raise ValueError(f"eval.judge must be one of {list(JUDGES)}, got {options.judge!r}")
+    banner(f"evaluation ({options.judge} judge) -> {out}")
+    gym = instantiate(cfg.gym) if options.prompts is None else None
+    if gym is None and options.judge == "gold":
+        raise ValueError("eval.judge=gold scores gym prompts only; with eval.prompts set, use reward_model or human")
+    texts, categories, source = eval_prompts(options, gym)
+    human_dir = Path(options.human.dir)
+    if options.judge == "human" and (human_dir / human.KEY_FILE).exists():
+        return human_results(cfg, texts, categories, source)
+    models = {options.baseline.name: options.baseline.path, **options.candidates}
+    answers = {}
+    for name, path in models.items():
+        model, tokenizer = load_model(name, path, options)
+        answers[name] = sample_rounds(model, tokenizer, texts, options.samples_per_prompt, options.max_new_tokens, seed)
+        if gym is not None and options.probes:
+            answers[f"{name}/probes"] = probe_rates(model, tokenizer, gym, options, seed)
+    if options.judge == "human":
+        return start_human_round(options, texts, categories, answers, seed)
+    judge = gold_judge(gym.judge) if options.judge == "gold" else reward_model_judge(_reward_model(options))
+    scores = {name: flatten(judge_rounds(judge, texts, answers[name]), categories)[0] for name in models}
+    flat_categories = flatten(answers[options.baseline.name], categories)[1]
+    results = header(cfg, texts, source)
+    for name in options.candidates:
+        results["pairwise"][name] = win_tie_loss(
+            outcomes(scores[name], scores[options.baseline.name], max(float(options.tie_margin), 1e-6)),
+            flat_categories)
+        rank_zero_info(format_table(results["pairwise"][name], name, options.baseline.name))
+    results["lengths"] = {name: length_stats(categories, answers[name]) for name in models}
+    if gym is not None:
+        results["absolute"] = {name: absolute_scores(gym.judge, texts, categories, answers[name]) for name in models}
+        if options.probes:
+            results["probes"] = {name: answers[f"{name}/probes"] for name in models}
+    return finish(cfg, results)
+
+
+def eval_prompts(options: DictConfig, gym) -> tuple[list[str], list[str], str]:
+    """Prompt texts and categories: the gym's ``eval.split``, or a JSONL file of ``{prompt, category?}`` rows."""
+    if gym is not None:
+        prompts = gym.prompts(options.split)
+        return [p.text for p in prompts], [p.category for p in prompts], f"the gym's {options.split} split"
+    path = str(options.prompts)
+    rows = read_rows(path, _prompt_row)
+    return [r["prompt"] for r in rows], [r["category"] for r in rows], path
+
+
+def _prompt_row(row: dict, source: str, line: int) -> dict:
+    category = row.get("category", "all")
+    if not isinstance(category, str) or not category:
+        raise DataError("expected a non-empty string", source, line, "category")
+    return {"prompt": require_text(row, "prompt", source, line), "category": category}
+
+
+def load_model(name: str, path: str, options: DictConfig):
+    try:
+        return build_policy(str(path), trust_remote_code=bool(options.trust_remote_code), dtype=options.dtype)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"eval model {name!r} ({path}): {err}. Train it first, or set "
+                                f"eval.candidates / eval.baseline.path") from None
+
+
+def _reward_model(options: DictConfig):
+    from lit_rlhf.models.reward_model import RewardModel
+
+    return RewardModel.load(options.reward_model)
+
+
+def header(cfg: DictConfig, texts: list[str], source: str) -> dict:
+    options = cfg.eval
+    return {"judge": options.judge, "split": options.split, "samples_per_prompt": int(options.samples_per_prompt),
+            "tie_margin": float(options.tie_margin), "seed": int(cfg.seed),
+            "prompts": {"n": len(texts), "source": source},
+            "baseline": {"name": options.baseline.name, "path": str(options.baseline.path)},
+            "candidates": {k: str(v) for k, v in options.candidates.items()}, "pairwise": {}}
+
+
+def finish(cfg: DictConfig, results: dict) -> dict:
+    """Add what the earlier stages wrote (reward-model accuracy, PPO curves), then write results and report."""
+    report = cfg.eval.report
+    rm_results = Path(report.reward_model_results) if report.reward_model_results else None
+    if rm_results and rm_results.exists():
+        import json
+
+        results["reward_model"] = json.loads(rm_results.read_text())
+    results["training_runs"] = {k: str(v) for k, v in (report.training_runs or {}).items()}
+    out = Path(cfg.output_dir)
+    write_json(out / "results.json", results)
+    path = write_report(results, out, report.ablations)
+    rank_zero_info(f"report: {path}")
+    return results
+
+
+def start_human_round(options: DictConfig, texts, categories, answers: dict, seed: int) -> dict:
+    base = options.baseline.name
+    written = human.write_blind_pairs(options.human.dir, texts, categories, (base, answers[base]),
+                                      {n: answers[n] for n in options.candidates}, seed)
+    db = Path(options.human.dir) / human.DB_FILE
+    rank_zero_info(f"human evaluation: {written['pairs']} blind pairs to label ({written['identical_answers']} "
+                   f"identical answer pairs count as ties). Serve them with\n"
+                   f"  lit-rlhf-annotate serve --db {db} --pairs {written['pairs_file']}\n"
+                   "then run this evaluation again to read the labels.")
+    return {"status": "awaiting labels", **written}
+
+
+def human_results(cfg: DictConfig, texts, categories, source: str) -> dict:
+    from lit_rlhf.collection.storage import AnnotationStore
+
+    options = cfg.eval
+    db = Path(options.human.dir) / human.DB_FILE
+    if not db.exists():
+        raise FileNotFoundError(f"no labels yet: {db} does not exist. Serve the pairs with "
+                                f"lit-rlhf-annotate serve --db {db} --pairs {Path(options.human.dir) / human.PAIRS_FILE}")
+    store = AnnotationStore(db)
+    try:
+        by_candidate = human.human_outcomes(Path(options.human.dir) / human.KEY_FILE, store.votes(),
+                                            float(options.human.min_agreement))
+    finally:
+        store.close()
+    results = header(cfg, texts, source)
+    results["human_counts"] = {}
+    for name, entry in by_candidate.items():
+        if not entry["outcomes"]:
+            raise ValueError(f"no labelled pairs for {name!r} in {db} yet ({entry['counts']})")
+        results["pairwise"][name] = win_tie_loss(entry["outcomes"], entry["categories"])
+        results["human_counts"][name] = entry["counts"]
+        rank_zero_info(format_table(results["pairwise"][name], name, options.baseline.name) + f"\n  {entry['counts']}")
+    return finish(cfg, results)
