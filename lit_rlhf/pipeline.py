@@ -30,10 +30,22 @@ def stage_plan(path: str | Path | None = None) -> list[dict]:
 
 
 def compose_stage(overrides: list[str]):
+    """The ``train`` config with ``overrides``; also works inside a running Hydra app (e.g. a multirun job)."""
     from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
 
+    if GlobalHydra.instance().is_initialized():  # Hydra's own app: its search path already has lit_rlhf.conf
+        return compose("train", overrides=overrides)
     with initialize_config_module("lit_rlhf.conf", version_base="1.3"):
         return compose("train", overrides=overrides)
+
+
+def stage_config(name: str, overrides: list[str]):
+    """The config of the planned stage ``name`` with extra ``overrides`` (e.g. an ablation's variant)."""
+    plan = {s["name"]: s for s in stage_plan()}
+    if name not in plan:
+        raise ValueError(f"unknown pipeline stage {name!r}; stages: {list(plan)}")
+    return compose_stage(list(plan[name].get("overrides", [])) + list(overrides))
 
 
 def run_pipeline(overrides: list[str] | None = None, only: list[str] | None = None, force: list[str] | None = None,

@@ -1,7 +1,8 @@
 """``lit-rlhf-eval``: candidate checkpoints vs a baseline, judged by the gold judge, a reward model or people.
 
 The same as ``lit-rlhf-train experiment=gym_eval``; every value of ``conf/experiment/gym_eval.yaml``
-is a Hydra override (``eval.judge=reward_model``, ``'eval.candidates={mine: /path}'``).
+is a Hydra override (``eval.judge=reward_model``; replace the candidates with
+``'~eval.candidates' '+eval.candidates={mine: /path}'``, add one with ``++eval.candidates.mine=/path``).
 """
 
 from __future__ import annotations

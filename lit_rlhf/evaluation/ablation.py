@@ -9,8 +9,8 @@ from pathlib import Path
 
 from lit_rlhf.evaluation.plots import plot_curves
 
-COLUMNS = ("win-loss vs SFT", "95% interval", "gold (PPO)", "reward std across prompts", "KL at end",
-           "identity probe", "format probe", "answer length")
+COLUMNS = ("win-loss vs SFT", "95% interval", "gold (PPO)", "reward std (used)", "reward std (raw)", "KL at end",
+           "identity probe", "format probe", "answer length", "RM gold accuracy", "RM score-length r")
 CURVES = ("reward/raw", "reward/used", "objective/kl", "gold/rollout")
 
 
@@ -37,12 +37,22 @@ def ablation_rows(root: str | Path) -> dict[str, dict]:
         rows[path.parent.name] = {
             "win-loss vs SFT": table["win_minus_loss"], "95% interval": table["ci95"],
             "gold (PPO)": r["vs_sft"]["gold_policy"]["all"]["overall"],
-            "reward std across prompts": _mean(curves.get("reward/used_std")),
+            "reward std (used)": _mean(curves.get("reward/used_std")),
+            "reward std (raw)": _mean(curves.get("reward/raw_std")),
             "KL at end": r["train_metrics"].get("objective/kl"),
             "identity probe": probes.get("identity"), "format probe": probes.get("format"),
             "answer length": r["train_metrics"].get("rollout/response_length"),
+            # runs that predate the "reward_model" entry used the default, <root>/reward_model/checkpoint
+            **reward_model_columns(r.get("reward_model", str(Path(root) / "reward_model" / "checkpoint"))),
         }
     return rows
+
+
+def reward_model_columns(checkpoint: str | None) -> dict:
+    """Held-out gold accuracy and score-length correlation of the reward model a PPO run used."""
+    results = Path(checkpoint).parent / "results.json" if checkpoint else None
+    heldout = json.loads(results.read_text()).get("heldout", {}) if results and results.exists() else {}
+    return {"RM gold accuracy": heldout.get("gold_accuracy"), "RM score-length r": heldout.get("length_pearson")}
 
 
 def _mean(values: list[float] | None) -> float | None:
@@ -57,6 +67,8 @@ def markdown_table(rows: dict[str, dict]) -> str:
             return f"[{v[0]:+.1f}, {v[1]:+.1f}]"
         if column == "win-loss vs SFT":
             return f"{v:+.1f}"
+        if column == "RM score-length r":
+            return f"{v:+.2f}"
         return f"{v:.1f}" if column == "answer length" else f"{v:.3f}"
 
     lines = ["| variant | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]

@@ -29,6 +29,7 @@ def run(cfg: DictConfig) -> dict:
     out = Path(cfg.output_dir)
     options = cfg.ppo
     banner(f"PPO -> {out}")
+    train_reward_model_variant(cfg)
     policy, tokenizer = instantiate(cfg.model)
     reference = copy.deepcopy(policy)
     reward_model = RewardModel.load(options.reward_model)
@@ -66,11 +67,29 @@ def run(cfg: DictConfig) -> dict:
     if not trainer.is_global_zero:  # one rank writes the checkpoint and runs the evaluation
         return {}
     checkpoint = save_hf_checkpoint(module.policy, tokenizer, out / "checkpoint")
-    summary = {"checkpoint": str(checkpoint), "prompts": len(rows), **reports,
+    summary = {"checkpoint": str(checkpoint), "reward_model": str(options.reward_model), "prompts": len(rows), **reports,
                "train_metrics": trainer_metrics(trainer)}
     summary["vs_sft"] = compare_with_gold(module.policy, reference, tokenizer, gym, options.eval, cfg.seed, name="ppo")
     write_json(out / "results.json", summary)
     return summary
+
+
+def train_reward_model_variant(cfg: DictConfig) -> None:
+    """Train the reward model ``ppo.reward_model`` points to, when it is missing and ``ppo.reward_model_overrides``
+    says how: the pipeline's reward-model stage with those overrides (e.g. an ablation without length balancing)."""
+    overrides = cfg.ppo.get("reward_model_overrides")
+    target = Path(cfg.ppo.reward_model)
+    if not overrides or (target / "config.json").exists():
+        return
+    from lit_rlhf.cli.train import train
+    from lit_rlhf.pipeline import stage_config
+
+    rm_cfg = stage_config("reward_model", [f"paths.artifacts={cfg.paths.artifacts}", f"seed={cfg.seed}", *overrides])
+    if Path(rm_cfg.output_dir) / "checkpoint" != target:
+        raise ValueError(f"ppo.reward_model_overrides write to {rm_cfg.output_dir}/checkpoint, but ppo.reward_model "
+                         f"is {target}; make them agree (run_suffix)")
+    rank_zero_info(f"reward model {target} is missing: training it first with {list(overrides)}")
+    train(rm_cfg)
 
 
 def _critic(init: str, policy, reward_model: RewardModel, tokenizer):
