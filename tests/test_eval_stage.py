@@ -42,8 +42,13 @@ def test_blind_pairs_hide_the_models_and_votes_map_back(tmp_path):
     prompts, categories = [f"prompt {i}" for i in range(40)], ["a"] * 20 + ["b"] * 20
     ours = [[f"ours {i}" for i in range(40)]]
     theirs = [[f"theirs {i}" if i else "ours 0" for i in range(40)]]  # prompt 0: identical answers
+    theirs[0][39] = "  "  # an empty answer is shown as a placeholder, never as an unreadable empty text
     written = write_blind_pairs(tmp_path, prompts, categories, ("sft", theirs), {"ppo": ours}, seed=3)
     assert written["pairs"] == 39 and written["identical_answers"] == 1
+    from lit_rlhf.collection.io import read_pairs
+
+    assert "(no answer)" in {p.response_a for p in read_pairs(tmp_path / "pairs.jsonl")} | \
+        {p.response_b for p in read_pairs(tmp_path / "pairs.jsonl")}
     pairs_text = (tmp_path / "pairs.jsonl").read_text()
     assert "ppo" not in pairs_text and "sft" not in pairs_text  # blind: no model names
     key = [json.loads(line) for line in (tmp_path / "key.jsonl").read_text().splitlines()]

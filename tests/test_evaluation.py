@@ -60,5 +60,11 @@ def test_ablation_table_reads_results_and_resumed_logs(tmp_path):
     (run / "results.json").write_text(json.dumps(results))
     assert read_curves(run)["reward/used_std"] == [1.0, 3.0, 5.0]  # the resumed run's log continues the first
     rows = ablation_rows(tmp_path)
-    assert rows["full"]["reward std across prompts"] == 3.0 and rows["full"]["identity probe"] == 0.5
-    assert "| full | +12.5 | [+2.0, +20.0] | 0.900 | 3.000 | 1.500 | 0.500 | 0.250 | 11.0 |" in markdown_table(rows)
+    assert rows["full"]["reward std (used)"] == 3.0 and rows["full"]["identity probe"] == 0.5
+    assert rows["full"]["reward std (raw)"] is None  # not logged in this run
+    # No reward-model results under tmp_path: its columns stay empty rather than made up.
+    assert "| full | +12.5 | [+2.0, +20.0] | 0.900 | 3.000 | - | 1.500 | 0.500 | 0.250 | 11.0 | - | - |" in markdown_table(rows)
+    rm = tmp_path / "reward_model"
+    rm.mkdir()
+    (rm / "results.json").write_text(json.dumps({"heldout": {"gold_accuracy": 0.7, "length_pearson": 0.25}}))
+    assert "| 11.0 | 0.700 | +0.25 |" in markdown_table(ablation_rows(tmp_path))

@@ -21,6 +21,8 @@ from lit_rlhf.collection.pairs import Comparison
 from lit_rlhf.data.jsonl import read_jsonl, write_jsonl
 
 PAIRS_FILE, KEY_FILE, DB_FILE = "pairs.jsonl", "key.jsonl", "labels.sqlite"
+# An empty answer is shown as this, so people judge silence too (a pair needs two non-empty texts).
+NO_ANSWER = "(no answer)"
 
 
 def write_blind_pairs(out_dir: str | Path, prompts: Sequence[str], categories: Sequence[str],
@@ -43,7 +45,7 @@ def write_blind_pairs(out_dir: str | Path, prompts: Sequence[str], categories: S
                 key.append(row)
                 if not row["identical"]:
                     a, b = (ours, theirs) if candidate_is_a else (theirs, ours)
-                    pairs.append(Comparison(pair_id, prompt, category, a, b))
+                    pairs.append(Comparison(pair_id, prompt, category, a.strip() or NO_ANSWER, b.strip() or NO_ANSWER))
     write_pairs(out_dir / PAIRS_FILE, pairs)
     write_jsonl(out_dir / KEY_FILE, key)
     return {"pairs": len(pairs), "identical_answers": len(key) - len(pairs),

@@ -114,6 +114,10 @@ store.close()
 human_table = win_tie_loss(human["outcomes"], human["categories"])
 print(written["pairs"], "pairs asked;", human["counts"])
 print(format_table(human_table, "SFT", "untrained (people)"))"""),
+    ("md", """The simulated people agree with the gold judge on direction but by a smaller margin: they choose
+noisily (Bradley-Terry on the gold utility at temperature 0.3), as real annotators do, and the reward
+model, trained for a minute on a few hundred comparisons, is noisier still. The bootstrap intervals
+show how far each verdict can be trusted."""),
     ("md", "## 6. The report\nThe same writer `lit-rlhf-eval` uses: a Markdown file with PNG plots next to it."),
     ("code", """from IPython.display import Image, Markdown, display
 from lit_rlhf.evaluation.report import write_report
