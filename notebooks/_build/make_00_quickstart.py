@@ -1,8 +1,6 @@
 """Writes notebooks/00_quickstart.ipynb from the cells below (keeps the notebook diff-friendly to edit)."""
 
-from pathlib import Path
-
-import nbformat as nbf
+from _notebook import write_notebook
 
 cells = [
     ("md", """# lit_rlhf quickstart: the alignment gym and SFT
@@ -85,9 +83,4 @@ summary = train(cfg)
 summary["checkpoint"]"""),
 ]
 
-nb = nbf.v4.new_notebook()
-nb.cells = [nbf.v4.new_markdown_cell(src) if kind == "md" else nbf.v4.new_code_cell(src) for kind, src in cells]
-nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-out = Path(__file__).parents[1] / "00_quickstart.ipynb"
-nbf.write(nb, out)
-print(f"wrote {out}")
+write_notebook(cells, "00_quickstart")

@@ -1,11 +1,16 @@
 """Writes notebooks/02_reward_model.ipynb from the cells below (keeps the notebook diff-friendly to edit)."""
 
-from pathlib import Path
+from _notebook import write_notebook
 
-import nbformat as nbf
 
-nb = nbf.v4.new_notebook()
-md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
+def md(src):
+    return ("md", src)
+
+
+def code(src):
+    return ("code", src)
+
+
 cells = [
 md("""# 02 · Reward model
 
@@ -117,8 +122,4 @@ with tempfile.TemporaryDirectory() as path:
     for name, model in (("unbalanced", models["unbalanced"].scorer), ("balanced (reloaded)", reloaded)):
         print(name, [round(s, 3) for s in model.score([prompt] * 2, candidates)])"""),
 ]
-nb["cells"] = cells
-nb["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-out = Path(__file__).parents[1] / "02_reward_model.ipynb"
-nbf.write(nb, out)
-print(f"wrote {out}")
+write_notebook(cells, "02_reward_model")

@@ -1,8 +1,6 @@
 """Writes notebooks/03_ppo.ipynb."""
 
-from pathlib import Path
-
-import nbformat as nbf
+from _notebook import write_notebook
 
 cells = [
     ("md", """# PPO on the gym, built by hand
@@ -99,9 +97,4 @@ result = compare_with_gold(ppo.policy, sft_policy, tokenizer, gym,
 print(format_table(result["win_tie_loss"], "PPO", "SFT"))"""),
 ]
 
-nb = nbf.v4.new_notebook()
-nb.cells = [nbf.v4.new_markdown_cell(src) if kind == "md" else nbf.v4.new_code_cell(src) for kind, src in cells]
-nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-out = Path(__file__).parents[1] / "03_ppo.ipynb"
-nbf.write(nb, out)
-print(f"wrote {out}")
+write_notebook(cells, "03_ppo")

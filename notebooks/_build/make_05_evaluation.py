@@ -1,8 +1,6 @@
 """Writes notebooks/05_evaluation.ipynb."""
 
-from pathlib import Path
-
-import nbformat as nbf
+from _notebook import write_notebook
 
 cells = [
     ("md", """# Evaluating policies: pairwise, absolute, lengths, probes, people
@@ -132,9 +130,4 @@ display(Markdown(report.read_text().split("## Absolute")[0]))
 display(Image(filename=str(report.parent / "pairwise.png")))"""),
 ]
 
-nb = nbf.v4.new_notebook()
-nb.cells = [nbf.v4.new_markdown_cell(src) if kind == "md" else nbf.v4.new_code_cell(src) for kind, src in cells]
-nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-out = Path(__file__).parents[1] / "05_evaluation.ipynb"
-nbf.write(nb, out)
-print(f"wrote {out}")
+write_notebook(cells, "05_evaluation")
