@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib
+import importlib.util
 import re
 import shlex
 from dataclasses import dataclass
@@ -190,12 +191,24 @@ def test_few_commands_are_skipped():
     assert len(SKIPPED) <= MAX_SKIPPED, [str(c) for c in SKIPPED]
 
 
+EXTRACTOR_SAMPLE = """\
+```bash
+cd x && lit-rlhf-train -m a=1,2 \\
+    b=3   # a comment
+python - <<'END'
+lit-rlhf-train inside=heredoc
+END
+srun lit-rlhf-eval 'c={d: 1}' e=$SLURM_NNODES
+torchrun --nnodes 2 -m lit_rlhf.cli.train f=4
+```
+```python
+lit-rlhf-train not=bash
+```
+"""
+
+
 def test_the_extractor_joins_continuations_drops_heredocs_and_finds_each_program():
-    text = "\n".join([
-        "```bash", "cd x && lit-rlhf-train -m a=1,2 \\", "    b=3   # a comment", "python - <<'EOF'",
-        "lit-rlhf-train inside=heredoc", "EOF", "srun lit-rlhf-eval 'c={d: 1}' e=$SLURM_NNODES",
-        "torchrun --nnodes 2 -m lit_rlhf.cli.train f=4", "```", "```python", "lit-rlhf-train not=bash", "```"])
-    found = commands_in(text, "page.md")
+    found = commands_in(EXTRACTOR_SAMPLE, "page.md")
     assert [(c.line, c.program, c.args) for c in found] == [
         (2, "train", ("-m", "a=1,2", "b=3")), (7, "eval", ("c={d: 1}", "e=1")), (8, "train", ("f=4",))]
     assert hydra_overrides(found[0]) == ["a=1", "b=3"]
@@ -261,14 +274,17 @@ def github_anchor(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
+def prose(markdown: Path) -> str:
+    """The page without its fenced code blocks: a '#' line in a bash block is no heading, a link there no link."""
+    return re.sub(r"^\s*```.*?^\s*```", "", markdown.read_text(), flags=re.DOTALL | re.MULTILINE)
+
+
 def anchors(markdown: Path) -> set[str]:
-    text = re.sub(r"^\s*```.*?^\s*```", "", markdown.read_text(), flags=re.S | re.M)  # '#' in code is no heading
-    return {github_anchor(m.group(1)) for m in re.finditer(r"^#{1,6}\s+(.+?)\s*$", text, re.M)}
+    return {github_anchor(m.group(1)) for m in re.finditer(r"^#{1,6}\s+(.+?)\s*$", prose(markdown), re.MULTILINE)}
 
 
 def relative_links(markdown: Path) -> list[str]:
-    text = re.sub(r"^\s*```.*?^\s*```", "", markdown.read_text(), flags=re.S | re.M)
-    text = re.sub(r"`[^`\n]*`", "", text)  # inline code is not a link
+    text = re.sub(r"`[^`\n]*`", "", prose(markdown))  # inline code is not a link
     links = re.findall(r"\[[^\]]*\]\(([^)\s]+)\)", text)
     return [link for link in links if not re.match(r"^[a-z][a-z0-9+.-]*:", link)]  # http:, https:, mailto:
 
