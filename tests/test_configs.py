@@ -53,3 +53,14 @@ def test_unknown_stage_lists_the_known_ones():
 
     with pytest.raises(KeyError, match="known stages"):
         get_stage("rlhf_magic")
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+@pytest.mark.parametrize("callbacks", ["default", "none", "ppo"])
+def test_debug_preset_builds_a_trainer_with_every_callbacks_group(compose_config, experiment, callbacks):
+    """`debug=fast` sizes a callback and turns checkpointing off; neither may break a callbacks group."""
+    from lit_rlhf.stages.common import build_trainer
+
+    cfg = compose_config(f"experiment={experiment}", "debug=fast", f"callbacks={callbacks}", "logger=none")
+    trainer = build_trainer(cfg)
+    assert trainer.checkpoint_callback is None  # checkpointing is off in the preset

@@ -92,6 +92,9 @@ def save_hf_checkpoint(model, tokenizer, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private (0700); a checkpoint is shared like any directory
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

@@ -9,7 +9,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig
 
@@ -27,7 +27,11 @@ def seed_and_threads(cfg: DictConfig) -> None:
 
 def build_trainer(cfg: DictConfig, **overrides) -> L.Trainer:
     """A Trainer from ``cfg.trainer`` with the configured loggers and callbacks (each group may be empty)."""
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    # An entry without `_target_` is a preset's setting for a callback this config's group leaves out
+    # (e.g. `debug=fast` sizing the gold monitor under `callbacks=none`): nothing to build.
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None and "_target_" in c]
+    if not cfg.trainer.get("enable_checkpointing", True):  # Lightning refuses checkpoint callbacks then
+        callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     if not loggers:  # a learning-rate monitor has nowhere to write without a logger; Lightning would refuse
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]

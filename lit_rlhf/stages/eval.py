@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig
@@ -86,16 +87,24 @@ def _prompt_row(row: dict, source: str, line: int) -> dict:
 
 def load_model(name: str, path: str, options: DictConfig):
     try:
-        return build_policy(str(path), trust_remote_code=bool(options.trust_remote_code), dtype=options.dtype)
+        model, tokenizer = build_policy(str(path), trust_remote_code=bool(options.trust_remote_code),
+                                        dtype=options.dtype)
     except FileNotFoundError as err:
         raise FileNotFoundError(f"eval model {name!r} ({path}): {err}. Train it first, or set "
                                 f"eval.candidates / eval.baseline.path") from None
+    return model.to(eval_device(options.get("device", "auto"))).eval(), tokenizer
+
+
+def eval_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
 
 
 def _reward_model(options: DictConfig):
     from lit_rlhf.models.reward_model import RewardModel
 
-    return RewardModel.load(options.reward_model)
+    return RewardModel.load(options.reward_model, device=str(eval_device(options.get("device", "auto"))))
 
 
 def header(cfg: DictConfig, texts: list[str], source: str) -> dict:
