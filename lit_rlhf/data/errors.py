@@ -17,6 +17,14 @@ class DataError(ValueError):
         super().__init__(f"{prefix}{field_part}{message}")
 
 
+class ReportedRows(list):
+    """A list of rows that also carries the ``SkipReport`` of the reader that made it."""
+
+    def __init__(self, rows=(), report: SkipReport | None = None):
+        super().__init__(rows)
+        self.report = report if report is not None else SkipReport()
+
+
 @dataclass
 class SkipReport:
     """Counts of rows skipped by reason, with the first few locations of each, for the run's report."""

@@ -20,7 +20,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from lit_rlhf.data.errors import DataError, SkipReport
+from lit_rlhf.data.errors import DataError, ReportedRows, SkipReport
 from lit_rlhf.data.formatting import encode_prompt, encode_response, pad_batch, truncate_keeping_response
 from lit_rlhf.data.jsonl import read_jsonl, read_rows, require_text
 from lit_rlhf.data.length_balance import bucket_index, bucket_names, check_edges
@@ -28,12 +28,7 @@ from lit_rlhf.data.length_balance import bucket_index, bucket_names, check_edges
 INPUT_FORMATS = ("chat", "pair")
 
 
-class PreferenceRows(list):
-    """A list of preference rows that also carries the ``SkipReport`` of the reader that made it."""
-
-    def __init__(self, rows=(), report: SkipReport | None = None):
-        super().__init__(rows)
-        self.report = report if report is not None else SkipReport()
+PreferenceRows = ReportedRows  # preference rows with their reader's SkipReport
 DEFAULT_EDGES = (1, 5, 10, 20, 40)
 
 

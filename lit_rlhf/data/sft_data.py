@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from lit_rlhf.core.sft_loss import IGNORE_INDEX
-from lit_rlhf.data.errors import SkipReport
+from lit_rlhf.data.errors import ReportedRows, SkipReport
 from lit_rlhf.data.formatting import (
     encode_prompt,
     encode_response,
@@ -37,7 +37,8 @@ def read_sft_jsonl(path: str | os.PathLike, prompt_key: str = "prompt", response
                 "response": require_text(row, response_key, source, line),
                 "category": str(row.get("category", "all"))}
 
-    return read_rows(path, parse, on_error, report)
+    report = report if report is not None else SkipReport()
+    return ReportedRows(read_rows(path, parse, on_error, report), report)
 
 
 class SFTDataset(Dataset):
@@ -105,6 +106,9 @@ class SFTDataModule(SeededLoaders, L.LightningDataModule):
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        # counts of the rows a reader skipped (``on_error="skip"``), for the stage's report
+        self.skip_reports = {name: rows.report for name, rows in (("train", train), ("val", val))
+                             if isinstance(rows, ReportedRows)}
         self.tokenizer, self.train_rows, self.val_rows = tokenizer, list(train), list(val or [])
         self.batch_size, self.max_length, self.num_workers, self.seed = batch_size, max_length, num_workers, seed
         self.collate = SFTCollator(tokenizer.pad_token_id)

@@ -31,7 +31,10 @@ def run(cfg: DictConfig) -> dict:
     trainer.fit(module, datamodule=datamodule)
     checkpoint = save_hf_checkpoint(module.model, tokenizer, out / "checkpoint")
     summary = {"checkpoint": str(checkpoint), "train_metrics": trainer_metrics(trainer),
-               "truncated": datamodule.train_set.truncated if datamodule.train_set else {}}
+               "truncated": datamodule.train_set.truncated if datamodule.train_set else {},
+               "skipped": {name: report.summary() for name, report in datamodule.skip_reports.items()}}
+    for name, report in datamodule.skip_reports.items():
+        rank_zero_info(f"{name} data: {report.summary()}")
     if gym is not None:
         after, rows = gold_scores(module.model, tokenizer, gym, eval_cfg.eval_split, samples, cfg.seed, **decoding)
         ceiling = ceiling_scores(gym, eval_cfg.eval_split)
