@@ -104,6 +104,24 @@ def test_eval_stage_writes_results_report_and_plots(compose_config, checkpoints,
         assert (out / png).stat().st_size > 1000
 
 
+def test_a_candidate_with_several_checkpoints_is_pooled_over_them(compose_config, checkpoints, tmp_path):
+    from lit_rlhf.cli.train import train
+
+    single = train(compose_config("experiment=gym_eval", *FAST, f"eval.baseline.path={checkpoints['a']}",
+                                  "~eval.candidates", f"+eval.candidates={{b: {checkpoints['b']}}}"))
+    pooled = train(compose_config("experiment=gym_eval", *FAST, f"eval.baseline.path={checkpoints['a']}",
+                                  "~eval.candidates",
+                                  f"+eval.candidates={{b: [{checkpoints['b']}, {checkpoints['a']}]}}"))
+    one, both = single["pairwise"]["b"]["all"], pooled["pairwise"]["b"]["all"]
+    assert both["n"] == 2 * one["n"]
+    # the second checkpoint is the baseline itself: it only ties, so the pooled wins are b's, halved
+    assert both["win"] == pytest.approx(one["win"] / 2) and both["loss"] == pytest.approx(one["loss"] / 2)
+    runs = pooled["per_checkpoint"]["b"]
+    assert [r["checkpoint"] for r in runs] == [checkpoints["b"], checkpoints["a"]]
+    assert runs[0]["win_minus_loss"] == one["win_minus_loss"] and runs[1]["tie"] == 1.0
+    assert "pooled over 2 training runs" in (tmp_path / "eval" / "report.md").read_text()
+
+
 def test_human_round_through_the_stage_matches_the_gold_judge_when_people_agree_with_it(
         compose_config, checkpoints, tmp_path):
     from lit_rlhf.cli.train import train

@@ -28,7 +28,8 @@ SMALL_PLAN = [
                    "dpo.pairs.decoding.max_new_tokens=4", "dpo.eval.samples_per_prompt=1", "dpo.eval.max_new_tokens=4",
                    "dpo.data.batch_size=4", "trainer.enable_checkpointing=false", "data.batch_size=4"]},
     {"name": "eval", "needs": ["sft", "reward_model", "ppo", "dpo"],
-     "overrides": ["experiment=gym_eval", "eval.samples_per_prompt=1", "eval.max_new_tokens=4"]},
+     "overrides": ["experiment=gym_eval", "eval.samples_per_prompt=1", "eval.max_new_tokens=4", "~eval.candidates",
+                   "+eval.candidates={ppo: ${paths.artifacts}/ppo/checkpoint, dpo: ${paths.artifacts}/dpo/checkpoint}"]},
 ]
 
 

@@ -26,14 +26,19 @@ NO_ANSWER = "(no answer)"
 
 
 def write_blind_pairs(out_dir: str | Path, prompts: Sequence[str], categories: Sequence[str],
-                      baseline: tuple[str, list[list[str]]], candidates: dict[str, list[list[str]]], seed: int = 0
-                      ) -> dict:
-    """Write ``pairs.jsonl`` (for ``lit-rlhf-annotate``) and ``key.jsonl`` (who is A) under ``out_dir``."""
+                      baseline: tuple[str, list[list[str]] | dict[str, list[list[str]]]],
+                      candidates: dict[str, list[list[str]]], seed: int = 0) -> dict:
+    """Write ``pairs.jsonl`` (for ``lit-rlhf-annotate``) and ``key.jsonl`` (who is A) under ``out_dir``.
+
+    ``baseline`` is ``(name, rounds)``, or ``(name, {candidate: rounds})`` when candidates meet the
+    baseline's answers a different number of times (a candidate pooled over several checkpoints).
+    """
     out_dir = Path(out_dir)
     rng = random.Random(seed)
-    base_name, base_rounds = baseline
+    base_name, base_answers_of = baseline
     pairs, key = [], []
     for name, rounds in candidates.items():
+        base_rounds = base_answers_of[name] if isinstance(base_answers_of, dict) else base_answers_of
         for k, (answers, base_answers) in enumerate(zip(rounds, base_rounds, strict=True)):
             for i, (prompt, category) in enumerate(zip(prompts, categories, strict=True)):
                 pair_id = hashlib.sha1(f"{seed}:{name}:{k}:{i}".encode()).hexdigest()[:16]

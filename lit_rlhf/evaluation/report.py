@@ -16,10 +16,27 @@ def _interval(ci: list[float]) -> str:
     return f"[{ci[0]:+.1f}, {ci[1]:+.1f}]"
 
 
+def _as_list(paths) -> list[str]:
+    return list(paths) if isinstance(paths, list) else [paths]
+
+
+def headline(name: str, table: dict, results: dict) -> str:
+    row = table["all"]
+    line = (f"- **{name} vs {results['baseline']['name']}**: {_signed(row['win_minus_loss'])} points "
+            f"{_interval(row['ci95'])} (win {row['win']:.2f} / tie {row['tie']:.2f} / loss {row['loss']:.2f}, "
+            f"n = {row['n']})")
+    runs = results.get("per_checkpoint", {}).get(name, [])
+    if len(runs) > 1:
+        line += (f", pooled over {len(runs)} training runs; each run: "
+                 + ", ".join(f"{_signed(r['win_minus_loss'])} {_interval(r['ci95'])}" for r in runs))
+    return line
+
+
 def pairwise_section(results: dict) -> list[str]:
     base = results["baseline"]["name"]
     lines = [f"## Pairwise: each candidate vs {base} ({results['judge']} judge)", "",
-             f"{results['samples_per_prompt']} answer(s) per prompt from each model with shared sampling seeds; "
+             f"{results['samples_per_prompt']} answer(s) per prompt from each model with shared sampling seeds "
+             "(a candidate with several training runs: each run's answers against the baseline's, pooled); "
              f"a win is a higher score (by more than {results['tie_margin']}); wins − losses in points with a "
              "95% percentile-bootstrap interval over the comparisons (evaluation sampling only, not training seeds).",
              ""]
@@ -74,11 +91,8 @@ def write_report(results: dict, out: str | Path, ablations_root: str | Path | No
     plots = write_plots(results, out)
     lines = ["# Evaluation report", "", f"Prompts: {results['prompts']['n']} from {results['prompts']['source']}. "
              f"Baseline: `{results['baseline']['name']}` ({results['baseline']['path']}). Candidates: "
-             + ", ".join(f"`{n}` ({p})" for n, p in results["candidates"].items()) + ".", ""]
-    lines += ["## Headline", ""] + [
-        f"- **{n} vs {results['baseline']['name']}**: {_signed(t['all']['win_minus_loss'])} points "
-        f"{_interval(t['all']['ci95'])} (win {t['all']['win']:.2f} / tie {t['all']['tie']:.2f} / "
-        f"loss {t['all']['loss']:.2f}, n = {t['all']['n']})" for n, t in results["pairwise"].items()] + [""]
+             + ", ".join(f"`{n}` ({', '.join(_as_list(p))})" for n, p in results["candidates"].items()) + ".", ""]
+    lines += ["## Headline", ""] + [headline(n, t, results) for n, t in results["pairwise"].items()] + [""]
     lines += pairwise_section(results)
     if "pairwise" in plots:
         lines += ["![wins minus losses per category](pairwise.png)", ""]

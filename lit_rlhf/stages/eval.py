@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_info
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 
 from lit_rlhf.data.errors import DataError
 from lit_rlhf.data.jsonl import read_rows, require_text
@@ -42,30 +42,66 @@ def run(cfg: DictConfig) -> dict:
     human_dir = Path(options.human.dir)
     if options.judge == "human" and (human_dir / human.KEY_FILE).exists():
         return human_results(cfg, texts, categories, source)
-    models = {options.baseline.name: options.baseline.path, **options.candidates}
-    answers = {}
-    for name, path in models.items():
-        model, tokenizer = load_model(name, path, options)
-        answers[name] = sample_rounds(model, tokenizer, texts, options.samples_per_prompt, options.max_new_tokens, seed)
-        if gym is not None and options.probes:
-            answers[f"{name}/probes"] = probe_rates(model, tokenizer, gym, options, seed)
+    checkpoints = {options.baseline.name: [str(options.baseline.path)],
+                   **{name: _as_list(paths) for name, paths in options.candidates.items()}}
+    answers, probes = sample_models(checkpoints, options, texts, gym if options.probes else None, seed)
     if options.judge == "human":
-        return start_human_round(options, texts, categories, answers, seed)
+        return start_human_round(options, texts, categories, answers, checkpoints, seed)
     judge = gold_judge(gym.judge) if options.judge == "gold" else reward_model_judge(_reward_model(options))
-    scores = {name: flatten(judge_rounds(judge, texts, answers[name]), categories)[0] for name in models}
-    flat_categories = flatten(answers[options.baseline.name], categories)[1]
     results = header(cfg, texts, source)
-    for name in options.candidates:
-        results["pairwise"][name] = win_tie_loss(
-            outcomes(scores[name], scores[options.baseline.name], max(float(options.tie_margin), 1e-6)),
-            flat_categories)
-        rank_zero_info(format_table(results["pairwise"][name], name, options.baseline.name))
-    results["lengths"] = {name: length_stats(categories, answers[name]) for name in models}
+    results["pairwise"], results["per_checkpoint"] = pairwise_tables(judge, texts, categories, answers, checkpoints,
+                                                                     options)
+    results["lengths"] = {name: length_stats(categories, answers[name]) for name in checkpoints}
     if gym is not None:
-        results["absolute"] = {name: absolute_scores(gym.judge, texts, categories, answers[name]) for name in models}
-        if options.probes:
-            results["probes"] = {name: answers[f"{name}/probes"] for name in models}
+        results["absolute"] = {name: absolute_scores(gym.judge, texts, categories, answers[name])
+                               for name in checkpoints}
+    if probes:
+        results["probes"] = probes
     return finish(cfg, results)
+
+
+def _as_list(paths) -> list[str]:
+    """A candidate is one checkpoint, or a list of them (one method's runs with different training seeds)."""
+    return [str(p) for p in paths] if isinstance(paths, (list, ListConfig)) else [str(paths)]
+
+
+def sample_models(checkpoints: dict[str, list[str]], options: DictConfig, texts, gym, seed: int
+                  ) -> tuple[dict[str, list[list[str]]], dict[str, dict[str, float]]]:
+    """Every checkpoint's answers (``samples_per_prompt`` rounds each, one model after another, so a
+    candidate with several checkpoints has their rounds in order) and, with a gym, mean probe pass rates."""
+    answers, probes = {}, {}
+    for name, paths in checkpoints.items():
+        answers[name], rates = [], []
+        for path in paths:
+            model, tokenizer = load_model(name, path, options)
+            answers[name] += sample_rounds(model, tokenizer, texts, options.samples_per_prompt, options.max_new_tokens,
+                                           seed)
+            if gym is not None:
+                rates.append(probe_rates(model, tokenizer, gym, options, seed))
+        if rates:
+            probes[name] = {k: sum(r[k] for r in rates) / len(rates) for k in rates[0]}
+    return answers, probes
+
+
+def pairwise_tables(judge, texts, categories, answers, checkpoints, options) -> tuple[dict, dict]:
+    """Win/tie/loss of each candidate against the baseline, pooled over the candidate's checkpoints
+    (each checkpoint's rounds against the baseline's same rounds), and the ``all`` row of each checkpoint."""
+    base = options.baseline.name
+    margin = max(float(options.tie_margin), 1e-6)
+    base_scores = judge_rounds(judge, texts, answers[base])
+    pooled, per_checkpoint = {}, {}
+    for name in options.candidates:
+        scores = judge_rounds(judge, texts, answers[name])
+        rounds = len(base_scores)
+        results = [outcomes(flatten(scores[i:i + rounds], categories)[0], flatten(base_scores, categories)[0], margin)
+                   for i in range(0, len(scores), rounds)]
+        flat_categories = flatten(base_scores, categories)[1]
+        pooled[name] = win_tie_loss([o for r in results for o in r], flat_categories * len(results))
+        per_checkpoint[name] = [{"checkpoint": path, **win_tie_loss(r, flat_categories)["all"]}
+                                for path, r in zip(checkpoints[name], results)]
+        each = ", ".join(f"{t['win_minus_loss']:+.1f}" for t in per_checkpoint[name])
+        rank_zero_info(format_table(pooled[name], name, base) + (f"\n  per checkpoint: {each}" if len(results) > 1 else ""))
+    return pooled, per_checkpoint
 
 
 def eval_prompts(options: DictConfig, gym) -> tuple[list[str], list[str], str]:
@@ -113,7 +149,7 @@ def header(cfg: DictConfig, texts: list[str], source: str) -> dict:
             "tie_margin": float(options.tie_margin), "seed": int(cfg.seed),
             "prompts": {"n": len(texts), "source": source},
             "baseline": {"name": options.baseline.name, "path": str(options.baseline.path)},
-            "candidates": {k: str(v) for k, v in options.candidates.items()}, "pairwise": {}}
+            "candidates": {k: _as_list(v) for k, v in options.candidates.items()}, "pairwise": {}}
 
 
 def finish(cfg: DictConfig, results: dict) -> dict:
@@ -132,10 +168,12 @@ def finish(cfg: DictConfig, results: dict) -> dict:
     return results
 
 
-def start_human_round(options: DictConfig, texts, categories, answers: dict, seed: int) -> dict:
+def start_human_round(options: DictConfig, texts, categories, answers: dict, checkpoints: dict, seed: int) -> dict:
     base = options.baseline.name
-    written = human.write_blind_pairs(options.human.dir, texts, categories, (base, answers[base]),
-                                      {n: answers[n] for n in options.candidates}, seed)
+    candidates = {n: answers[n] for n in options.candidates}
+    # a candidate with several checkpoints meets the baseline's same rounds once per checkpoint
+    baseline = {n: answers[base] * len(checkpoints[n]) for n in options.candidates}
+    written = human.write_blind_pairs(options.human.dir, texts, categories, (base, baseline), candidates, seed)
     db = Path(options.human.dir) / human.DB_FILE
     rank_zero_info(f"human evaluation: {written['pairs']} blind pairs to label ({written['identical_answers']} "
                    f"identical answer pairs count as ties). Serve them with\n"
