@@ -5,7 +5,7 @@ from __future__ import annotations
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig
 
-from lit_rlhf.evaluation.answers import flatten, gold_judge, judge_rounds, sample_rounds
+from lit_rlhf.evaluation.answers import flatten, gold_judge, judge_rounds, length_stats, sample_rounds
 from lit_rlhf.evaluation.gold import judge_responses
 from lit_rlhf.evaluation.pairwise import format_table, outcomes, win_tie_loss
 from lit_rlhf.generation import generate
@@ -17,8 +17,8 @@ def compare_with_gold(policy, sft, tokenizer, gym, options: DictConfig, seed: in
 
     Both models sample with the same seeds (common random numbers, see ``evaluation.answers``), so
     identical models tie everywhere. ``name`` labels the printed table. Returns the win/tie/loss
-    table, mean gold scores of the first round (``gold_policy``, ``gold_sft``) and capability-probe
-    pass rates (``probes``, ``probes_sft``).
+    table, mean gold scores of the first round (``gold_policy``, ``gold_sft``), the judged answers'
+    lengths (``lengths``: ``policy`` and ``sft``) and capability-probe pass rates (``probes``, ``probes_sft``).
     """
     prompts = gym.prompts(options.split)
     texts, categories = [p.text for p in prompts], [p.category for p in prompts]
@@ -32,6 +32,7 @@ def compare_with_gold(policy, sft, tokenizer, gym, options: DictConfig, seed: in
     rank_zero_info(f"capability probes (pass rate): {name.upper()} {probes['policy']}, SFT {probes['sft']}")
     return {"win_tie_loss": table, "gold_policy": judge_responses(gym.judge, prompts, rounds["policy"][0]),
             "gold_sft": judge_responses(gym.judge, prompts, rounds["sft"][0]),
+            "lengths": {key: length_stats(categories, answers) for key, answers in rounds.items()},
             "probes": probes["policy"], "probes_sft": probes["sft"]}
 
 

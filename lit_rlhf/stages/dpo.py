@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import copy
 import gc
-from collections import defaultdict
 from pathlib import Path
-from statistics import mean
 
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_info
@@ -25,7 +23,6 @@ from lit_rlhf.data.preference_data import read_preferences
 from lit_rlhf.dpo.data import DPODataModule
 from lit_rlhf.dpo.pairs import load_or_build_pairs, policy_pairs
 from lit_rlhf.evaluation.compare import compare_with_gold
-from lit_rlhf.generation import generate
 from lit_rlhf.models import save_hf_checkpoint
 from lit_rlhf.models.reward_model import RewardModel
 from lit_rlhf.modules.dpo_module import DPOModule
@@ -61,8 +58,9 @@ def run(cfg: DictConfig) -> dict:
                "train_metrics": trainer_metrics(trainer)}
     sft, _ = instantiate(cfg.model)  # the SFT policy again, for the comparison (not kept during training)
     summary["vs_sft"] = compare_with_gold(module.policy, sft, tokenizer, gym, options.eval, int(cfg.seed), name="dpo")
-    summary["response_words"] = response_lengths({"dpo": module.policy, "sft": sft}, tokenizer, gym, options.eval,
-                                                 int(cfg.seed))
+    # mean length in words per category of the answers the comparison judged
+    summary["response_words"] = {name: {c: v["mean"] for c, v in summary["vs_sft"]["lengths"][key].items()}
+                                 for name, key in (("dpo", "policy"), ("sft", "sft"))}
     rank_zero_info("mean response length (words): " + ", ".join(
         f"{name} {v['all']:.2f}" for name, v in summary["response_words"].items()))
     write_json(out / "results.json", summary)
@@ -90,19 +88,3 @@ def build_pairs(options: DictConfig, policy, tokenizer, gym, out: Path, seed: in
         return policy_pairs(policy, tokenizer, reward_model.score, prompt_rows, int(options.n), seed, **decoding)
 
     return load_or_build_pairs(out / "pairs.jsonl", settings, build)
-
-
-def response_lengths(models: dict, tokenizer, gym, options: DictConfig, seed: int) -> dict[str, dict[str, float]]:
-    """Mean response length in words per category, on the samples ``compare_with_gold`` judged (same seeds)."""
-    prompts = gym.prompts(options.split)
-    lengths: dict[str, dict[str, float]] = {}
-    for name, model in models.items():
-        per_category: dict[str, list[int]] = defaultdict(list)
-        for k in range(options.samples_per_prompt):
-            responses = generate(model, tokenizer, [p.text for p in prompts], max_new_tokens=options.max_new_tokens,
-                                 seed=seed + 1000 + k)
-            for p, r in zip(prompts, responses):
-                per_category[p.category].append(len(r.split()))
-                per_category["all"].append(len(r.split()))
-        lengths[name] = {c: mean(v) for c, v in sorted(per_category.items())}
-    return lengths

@@ -118,14 +118,14 @@ plt.tight_layout(); plt.show()"""),
     ("md", """## DPO vs SFT by the gold judge, and response lengths
 The gold judge plays the human evaluator (evaluation only). `compare_with_gold` (shared by the PPO and DPO stages)
 samples both policies on held-out prompts and counts wins, ties and losses per category with bootstrap
-intervals; its table labels the trained policy "PPO", which here is the DPO policy. The paper reports that DPO
-lengthens answers more than PPO; `response_lengths` measures it on the same samples."""),
+intervals. The paper reports that DPO lengthens answers more than PPO; the comparison also returns the
+lengths of the answers it judged (`result["lengths"]`)."""),
     ("code", """from lit_rlhf.evaluation.compare import compare_with_gold
-from lit_rlhf.stages.dpo import response_lengths
 
 options = OmegaConf.create({"split": "test", "samples_per_prompt": 1, "max_new_tokens": 24})
-result = compare_with_gold(module.policy, sft, tokenizer, gym, options, seed=0)
-lengths = response_lengths({"dpo": module.policy, "sft": sft}, tokenizer, gym, options, seed=0)
+result = compare_with_gold(module.policy, sft, tokenizer, gym, options, seed=0, name="dpo")
+lengths = {name: {c: stats["mean"] for c, stats in result["lengths"][key].items()}
+           for name, key in (("dpo", "policy"), ("sft", "sft"))}
 
 categories = [c for c in sorted(result["gold_sft"]) if c != "all"] + ["all"]
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.2))
