@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         run_pipeline(args.overrides, args.only, args.force)
     except (ValueError, FileNotFoundError, KeyError) as err:
         parser.exit(2, f"lit-rlhf-pipeline: error: {err}\n")
-    report = Path(compose_stage(["experiment=gym_eval", *args.overrides]).output_dir) / "report.md"
+    report = Path(stage_config("eval", args.overrides).output_dir) / "report.md"
     if report.exists():
         print(f"\nreport: {report}")
     return 0

@@ -7,10 +7,10 @@ difference between two models comes from the models, not from sampling luck.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from statistics import mean, median
 
+from lit_rlhf.evaluation.pairwise import by_category
 from lit_rlhf.generation import generate
 
 # A judge maps parallel lists of prompt texts and responses to one score each (higher is better).
@@ -43,15 +43,6 @@ def judge_rounds(judge: Judge, prompts: Sequence[str], rounds: list[list[str]]) 
 def flatten(rounds: list[list], per_prompt: Sequence) -> tuple[list, list]:
     """Rounds of per-prompt values -> one flat list, with ``per_prompt`` (e.g. categories) repeated alongside."""
     return [v for values in rounds for v in values], [x for _ in rounds for x in per_prompt]
-
-
-def by_category(values: Sequence[float], categories: Sequence[str]) -> dict[str, list[float]]:
-    """Values grouped per category, plus ``all``."""
-    groups: dict[str, list[float]] = defaultdict(list)
-    for value, category in zip(values, categories, strict=True):
-        groups[category].append(value)
-        groups["all"].append(value)
-    return dict(sorted(groups.items()))
 
 
 def ten_point_score(overall: float, best: float) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 
 
 def outcomes(scores_a: list[float], scores_b: list[float], tie_margin: float = 1e-6) -> list[int]:
@@ -26,14 +27,19 @@ def bootstrap_interval(values: list[int], resamples: int = 2000, level: float = 
     return (lo, hi)
 
 
+def by_category(values: Sequence, categories: Sequence[str]) -> dict[str, list]:
+    """Values grouped per category, plus ``all``, categories in sorted order."""
+    groups: dict[str, list] = defaultdict(list)
+    for value, category in zip(values, categories, strict=True):
+        groups[category].append(value)
+        groups["all"].append(value)
+    return dict(sorted(groups.items()))
+
+
 def win_tie_loss(results: list[int], categories: list[str], resamples: int = 2000, seed: int = 0) -> dict:
     """Per category and ``all``: win/tie/loss rates, wins minus losses (in points) and its 95% interval."""
-    groups: dict[str, list[int]] = defaultdict(list)
-    for outcome, category in zip(results, categories, strict=True):
-        groups[category].append(outcome)
-        groups["all"].append(outcome)
     table = {}
-    for category, values in sorted(groups.items()):
+    for category, values in by_category(results, categories).items():
         n = len(values)
         lo, hi = bootstrap_interval(values, resamples, seed=seed)
         table[category] = {

@@ -16,10 +16,6 @@ def _interval(ci: list[float]) -> str:
     return f"[{ci[0]:+.1f}, {ci[1]:+.1f}]"
 
 
-def _as_list(paths) -> list[str]:
-    return list(paths) if isinstance(paths, list) else [paths]
-
-
 def headline(name: str, table: dict, results: dict) -> str:
     row = table["all"]
     line = (f"- **{name} vs {results['baseline']['name']}**: {_signed(row['win_minus_loss'])} points "
@@ -35,10 +31,11 @@ def headline(name: str, table: dict, results: dict) -> str:
 def pairwise_section(results: dict) -> list[str]:
     base = results["baseline"]["name"]
     lines = [f"## Pairwise: each candidate vs {base} ({results['judge']} judge)", "",
-             f"{results['samples_per_prompt']} answer(s) per prompt from each model with shared sampling seeds "
-             "(a candidate with several training runs: each run's answers against the baseline's, pooled); "
-             f"a win is a higher score (by more than {results['tie_margin']}); wins − losses in points with a "
-             "95% percentile-bootstrap interval over the comparisons (evaluation sampling only, not training seeds).",
+             (f"{results['samples_per_prompt']} answer(s) per prompt from each model with shared sampling seeds "
+              "(a candidate with several training runs: each run's answers against the baseline's, pooled); "
+              f"a win is a higher score (by more than {results['tie_margin']}); wins − losses in points with a "
+              "95% percentile-bootstrap interval over the comparisons (evaluation sampling only, not training "
+              "seeds)."),
              ""]
     for name, table in results["pairwise"].items():
         lines += [f"### {name} vs {base}", "", "| category | n | win / tie / loss | wins − losses [95% interval] |",
@@ -47,9 +44,9 @@ def pairwise_section(results: dict) -> list[str]:
                   f"{_signed(r['win_minus_loss'])} {_interval(r['ci95'])} |" for c, r in table.items()]
         counts = results.get("human_counts", {}).get(name)
         if counts:
-            lines += ["", f"Human labels: {counts['labelled']} pairs labelled, {counts['identical']} identical "
-                      f"answer pairs counted as ties without asking, {counts['unlabelled']} still unlabelled "
-                      "(left out)."]
+            lines += ["", (f"Human labels: {counts['labelled']} pairs labelled, {counts['identical']} identical "
+                           f"answer pairs counted as ties without asking, {counts['unlabelled']} still unlabelled "
+                           "(left out).")]
         lines.append("")
     return lines
 
@@ -86,12 +83,15 @@ def write_plots(results: dict, out: Path) -> dict[str, Path]:
 
 
 def write_report(results: dict, out: str | Path, ablations_root: str | Path | None = None) -> Path:
-    """``out/report.md`` (and its PNGs) from an evaluation's results; sections without data are left out."""
+    """``out/report.md`` (and its PNGs) from an evaluation's results; sections without data are left out.
+
+    ``results["candidates"]`` maps each candidate's name to the list of its checkpoints' paths.
+    """
     out = Path(out)
     plots = write_plots(results, out)
     lines = ["# Evaluation report", "", f"Prompts: {results['prompts']['n']} from {results['prompts']['source']}. "
              f"Baseline: `{results['baseline']['name']}` ({results['baseline']['path']}). Candidates: "
-             + ", ".join(f"`{n}` ({', '.join(_as_list(p))})" for n, p in results["candidates"].items()) + ".", ""]
+             + ", ".join(f"`{n}` ({', '.join(paths)})" for n, paths in results["candidates"].items()) + ".", ""]
     lines += ["## Headline", ""] + [headline(n, t, results) for n, t in results["pairwise"].items()] + [""]
     lines += pairwise_section(results)
     if "pairwise" in plots:
@@ -112,9 +112,10 @@ def write_report(results: dict, out: str | Path, ablations_root: str | Path | No
                                  results["probes"], ".2f")
     lines += reward_model_section(results.get("reward_model"))
     if "curves" in plots:
-        lines += ["## Training curves", "", "Per PPO iteration: reward from the reward model (raw, and as used "
-                  "after the reference baseline), KL to the SFT policy, and the gold judge's score of the same "
-                  "rollouts (monitoring only).", "", "![PPO curves](ppo_curves.png)", ""]
+        lines += ["## Training curves", "", ("Per PPO iteration: reward from the reward model (raw, and as used "
+                                             "after the reference baseline), KL to the SFT policy, and the gold "
+                                             "judge's score of the same rollouts (monitoring only)."),
+                  "", "![PPO curves](ppo_curves.png)", ""]
     lines += ablation_section(ablations_root)
     path = out / "report.md"
     path.write_text("\n".join(lines))
@@ -125,10 +126,11 @@ def reward_model_section(rm: dict | None) -> list[str]:
     if not rm:
         return []
     held = rm.get("heldout", {})
-    return ["## Reward model", "", f"Held-out pairs: {held.get('pairs', '-')}; accuracy on the human (simulated) "
-            f"labels {held.get('accuracy', float('nan')):.3f}; agreement with the gold judge "
-            f"{held.get('gold_accuracy', float('nan')):.3f} on {held.get('gold_decided_pairs', '-')} pairs it decides; "
-            f"score-length Pearson correlation {held.get('length_pearson', float('nan')):+.2f}.", ""]
+    return ["## Reward model", "", (f"Held-out pairs: {held.get('pairs', '-')}; accuracy on the human (simulated) "
+                                    f"labels {held.get('accuracy', float('nan')):.3f}; agreement with the gold judge "
+                                    f"{held.get('gold_accuracy', float('nan')):.3f} on "
+                                    f"{held.get('gold_decided_pairs', '-')} pairs it decides; score-length Pearson "
+                                    f"correlation {held.get('length_pearson', float('nan')):+.2f}."), ""]
 
 
 def ablation_section(root: str | Path | None) -> list[str]:

@@ -18,8 +18,15 @@ from omegaconf import DictConfig, ListConfig
 from lit_rlhf.data.errors import DataError
 from lit_rlhf.data.jsonl import read_rows, require_text
 from lit_rlhf.evaluation import human
-from lit_rlhf.evaluation.answers import (absolute_scores, flatten, gold_judge, judge_rounds, length_stats,
-                                         reward_model_judge, sample_rounds)
+from lit_rlhf.evaluation.answers import (
+    absolute_scores,
+    flatten,
+    gold_judge,
+    judge_rounds,
+    length_stats,
+    reward_model_judge,
+    sample_rounds,
+)
 from lit_rlhf.evaluation.compare import probe_rates
 from lit_rlhf.evaluation.pairwise import format_table, outcomes, win_tie_loss
 from lit_rlhf.evaluation.report import write_report
@@ -88,14 +95,13 @@ def pairwise_tables(judge, texts, categories, answers, checkpoints, options) -> 
     (each checkpoint's rounds against the baseline's same rounds), and the ``all`` row of each checkpoint."""
     base = options.baseline.name
     margin = max(float(options.tie_margin), 1e-6)
-    base_scores = judge_rounds(judge, texts, answers[base])
+    rounds = len(answers[base])
+    base_scores, flat_categories = flatten(judge_rounds(judge, texts, answers[base]), categories)
     pooled, per_checkpoint = {}, {}
     for name in options.candidates:
         scores = judge_rounds(judge, texts, answers[name])
-        rounds = len(base_scores)
-        results = [outcomes(flatten(scores[i:i + rounds], categories)[0], flatten(base_scores, categories)[0], margin)
+        results = [outcomes(flatten(scores[i:i + rounds], categories)[0], base_scores, margin)
                    for i in range(0, len(scores), rounds)]
-        flat_categories = flatten(base_scores, categories)[1]
         pooled[name] = win_tie_loss([o for r in results for o in r], flat_categories * len(results))
         per_checkpoint[name] = [{"checkpoint": path, **win_tie_loss(r, flat_categories)["all"]}
                                 for path, r in zip(checkpoints[name], results)]

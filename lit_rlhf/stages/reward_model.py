@@ -50,11 +50,10 @@ def run(cfg: DictConfig) -> dict:
 
 
 def _without_generation_callbacks(cfg: DictConfig) -> DictConfig:
-    """Drop callback entries that are empty or lack ``_target_`` (e.g. a debug preset shrinking the
-    generation monitor that a reward model, which does not generate, leaves out)."""
+    """Drop the gold-judge generation monitor: a reward model does not generate."""
     callbacks = cfg.get("callbacks") or {}
     kept = {name: c for name, c in callbacks.items()
-            if c is not None and "_target_" in c and not str(c._target_).endswith("GoldJudgeMonitor")}
+            if c is None or not str(c.get("_target_", "")).endswith("GoldJudgeMonitor")}
     cfg = cfg.copy()
     with open_dict(cfg):
         cfg.callbacks = kept

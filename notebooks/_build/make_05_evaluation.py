@@ -122,7 +122,7 @@ from lit_rlhf.evaluation.report import write_report
 
 results = {"judge": "gold", "samples_per_prompt": 2, "tie_margin": 0.0,
            "prompts": {"n": len(texts), "source": "the gym's test split"},
-           "baseline": {"name": "untrained", "path": "embedded"}, "candidates": {"sft": "trained above"},
+           "baseline": {"name": "untrained", "path": "embedded"}, "candidates": {"sft": ["trained above"]},
            "pairwise": {"sft": gold_table}, "absolute": absolute, "probes": probes,
            "lengths": lengths}
 report = write_report(results, f"{artifacts}/notebook_eval")
