@@ -57,3 +57,22 @@ def reference_baseline_reward(scores: torch.Tensor, ref_scores: torch.Tensor) ->
     if scores.shape != ref_scores.shape:
         raise ValueError(f"scores {tuple(scores.shape)} and ref_scores {tuple(ref_scores.shape)} differ")
     return scores - ref_scores
+
+
+def prompt_reward_spread(scores: torch.Tensor, baseline: torch.Tensor | None = None) -> dict[str, float]:
+    """How rewards vary across prompts and within a prompt.
+
+    ``scores``: ``[P, K]``, the rewards of K answers sampled for each of P prompts; ``baseline``: ``[P]``,
+    subtracted from its prompt's row (e.g. r(x, y_ref)). ``between`` is the variance over prompts of
+    each prompt's mean reward: the part a per-prompt baseline can remove. ``within`` is the mean over
+    prompts of the variance over answers: what PPO learns from, untouched by a per-prompt baseline.
+    Population variances.
+    """
+    if scores.dim() != 2:
+        raise ValueError(f"scores must be [P, K], got {tuple(scores.shape)}")
+    means = scores.mean(dim=1)
+    if baseline is not None:
+        if baseline.shape != means.shape:
+            raise ValueError(f"baseline must be [P]={means.numel()}, got {tuple(baseline.shape)}")
+        means = means - baseline
+    return {"between": float(means.var(unbiased=False)), "within": float(scores.var(dim=1, unbiased=False).mean())}

@@ -13,48 +13,91 @@ from lit_rlhf.data.jsonl import read_jsonl, write_jsonl
 from lit_rlhf.generation import generate
 
 
-def reference_baseline(reference, tokenizer, reward_fn, prompts: list[str], path: str | os.PathLike | None = None,
-                       max_new_tokens: int = 32, greedy: bool = True, seed: int = 0) -> dict[str, dict]:
-    """``{prompt: {"response": y_ref, "score": r(x, y_ref)}}`` from the SFT (reference) model.
+# Sampled references use their own seeds, so they are independent of the prompt filter's samples.
+_REFERENCE_SEED_OFFSET = 10_000
 
-    Computed once before training and cached as JSONL at ``path``; a later run (or a
-    resumed one) reads the cache and only generates for prompts it lacks, so the
-    baseline never changes under a run.
+
+def reference_baseline(reference, tokenizer, reward_fn, prompts: list[str], path: str | os.PathLike | None = None,
+                       max_new_tokens: int = 32, greedy: bool = True, seed: int = 0, samples: int = 1,
+                       temperature: float = 1.0) -> dict[str, dict]:
+    """``{prompt: {"response": y_ref, "score": r(x, y_ref), ...}}`` from the SFT (reference) model.
+
+    ``greedy=True`` (the paper's y_ref): one greedy answer per prompt. ``greedy=False``: ``samples``
+    answers sampled at ``temperature``; ``score`` is then their mean, an estimate of the SFT model's
+    expected reward on the prompt (a greedy answer can sit far from it, and one sample is noisy);
+    the row also keeps every ``responses``/``scores``.
+
+    Computed once before training and cached as JSONL at ``path``; a later run (or a resumed one)
+    reads the cache and only generates for prompts it lacks, so the baseline never changes under a
+    run. A cache made with other settings is refused rather than mixed in.
     """
-    cache: dict[str, dict] = {}
-    if path is not None and Path(path).exists():
-        cache = {row["prompt"]: {"response": row["response"], "score": float(row["score"])}
-                 for _, row in read_jsonl(path)}
+    if samples < 1 or (greedy and samples != 1):
+        raise ValueError(f"reference baseline: samples must be 1 with greedy decoding and >= 1 otherwise, "
+                         f"got greedy={greedy} samples={samples}")
+    decoding = "greedy" if greedy else "sample"
+    cache = _read_baseline_cache(path, decoding, samples) if path is not None else {}
     missing = [p for p in dict.fromkeys(prompts) if p not in cache]
     if missing:
-        rank_zero_info(f"reference baseline: generating y_ref for {len(missing)} prompts ({len(cache)} cached)")
-        responses = generate(reference, tokenizer, missing, max_new_tokens=max_new_tokens, do_sample=not greedy,
-                             seed=seed)
-        scores = reward_fn(missing, responses)
-        cache.update({p: {"response": r, "score": float(s)} for p, r, s in zip(missing, responses, scores)})
+        rank_zero_info(f"reference baseline: {samples} {decoding} y_ref per prompt for {len(missing)} prompts "
+                       f"({len(cache)} cached)")
+        rounds = [generate(reference, tokenizer, missing, max_new_tokens=max_new_tokens, do_sample=not greedy,
+                           temperature=temperature, seed=seed + (0 if greedy else _REFERENCE_SEED_OFFSET + i))
+                  for i in range(samples)]
+        scores = [reward_fn(missing, responses) for responses in rounds]
+        for j, prompt in enumerate(missing):
+            row_scores = [float(s[j]) for s in scores]
+            cache[prompt] = {"response": rounds[0][j], "score": sum(row_scores) / samples,
+                             "decoding": decoding, "samples": samples}
+            if samples > 1:
+                cache[prompt].update(responses=[r[j] for r in rounds], scores=row_scores)
         if path is not None:
             write_jsonl(path, ({"prompt": p, **v} for p, v in cache.items()))
     return cache
 
 
+def _read_baseline_cache(path: str | os.PathLike, decoding: str, samples: int) -> dict[str, dict]:
+    if not Path(path).exists():
+        return {}
+    cache = {}
+    for line, row in read_jsonl(path):
+        made = (row.get("decoding", "greedy"), int(row.get("samples", 1)))  # rows without them are greedy
+        if made != (decoding, samples):
+            raise ValueError(f"{path}:{line}: reference baseline cached with decoding={made[0]} samples={made[1]}, "
+                             f"this run asks for decoding={decoding} samples={samples}; delete the file or use "
+                             "another output directory")
+        cache[row["prompt"]] = {k: v for k, v in row.items() if k != "prompt"}
+    return cache
+
+
+def sampled_rewards(policy, tokenizer, reward_fn, prompts: list[str], k: int, max_new_tokens: int = 32,
+                    temperature: float = 1.0, seed: int = 0) -> list[list[float]]:
+    """Rewards ``[P][k]`` of k answers sampled for each prompt (round i sampled with seed ``seed + i``)."""
+    rounds = []
+    for round_ in range(k):
+        responses = generate(policy, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
+                             seed=seed + round_)
+        rounds.append(reward_fn(prompts, responses))
+    return [[float(r[i]) for r in rounds] for i in range(len(prompts))]
+
+
 def filter_by_reward_variance(policy, tokenizer, reward_fn, rows: list[dict], k: int = 4, min_variance: float = 1e-3,
-                              max_new_tokens: int = 32, temperature: float = 1.0, seed: int = 0
-                              ) -> tuple[list[dict], dict]:
+                              max_new_tokens: int = 32, temperature: float = 1.0, seed: int = 0,
+                              scores: list[list[float]] | None = None) -> tuple[list[dict], dict]:
     """Keep prompts whose k sampled responses get rewards with variance of at least ``min_variance``.
 
     A prompt whose answers all score alike gives PPO no signal (every advantage is
     about zero), so it only costs generation time. ``rows`` are ``{prompt, category}``
-    dicts; returns the kept rows and a report with counts per category.
+    dicts; returns the kept rows and a report with counts per category. ``scores`` (``[P][k]``, from
+    :func:`sampled_rewards`) skips the sampling when the caller already has them.
     """
     if k < 2:
         raise ValueError(f"reward-variance filtering needs k >= 2 samples per prompt, got {k}")
-    prompts = [r["prompt"] for r in rows]
-    scores_by_round = []
-    for round_ in range(k):
-        responses = generate(policy, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
-                             seed=seed + round_)
-        scores_by_round.append(reward_fn(prompts, responses))
-    variances = [pvariance([float(s[i]) for s in scores_by_round]) for i in range(len(rows))]
+    if scores is None:
+        scores = sampled_rewards(policy, tokenizer, reward_fn, [r["prompt"] for r in rows], k, max_new_tokens,
+                                 temperature, seed)
+    if len(scores) != len(rows) or any(len(s) != k for s in scores):
+        raise ValueError(f"scores must hold k={k} rewards for each of the {len(rows)} prompts")
+    variances = [pvariance(s) for s in scores]
     kept = [r for r, v in zip(rows, variances) if v >= min_variance]
     before = Counter(r.get("category", "all") for r in rows)
     after = Counter(r.get("category", "all") for r in kept)

@@ -5,18 +5,21 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import torch
+
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
+from lit_rlhf.core.rewards import prompt_reward_spread
 from lit_rlhf.data.ntp import IndexedBatches
 from lit_rlhf.evaluation.compare import compare_with_gold
 from lit_rlhf.models import save_hf_checkpoint
 from lit_rlhf.models.reward_model import RewardModel
 from lit_rlhf.models.value_model import ValueModel
 from lit_rlhf.modules.ppo_module import PPOModule
-from lit_rlhf.ppo.prompts import filter_by_reward_variance, reference_baseline
+from lit_rlhf.ppo.prompts import filter_by_reward_variance, reference_baseline, sampled_rewards
 from lit_rlhf.stages.common import banner, build_trainer, seed_and_threads, trainer_metrics, write_json
 
 
@@ -37,16 +40,27 @@ def run(cfg: DictConfig) -> dict:
     rows = [{"prompt": p.text, "category": p.category}
             for p in gym.prompts("train", list(options.categories) if options.categories else None)]
     reports: dict = {}
-    if options.prompt_filter.enabled:
-        rows, reports["prompt_filter"] = filter_by_reward_variance(
-            reference, tokenizer, reward_model.score, rows, options.prompt_filter.k,
-            options.prompt_filter.min_variance, options.config.max_new_tokens, seed=cfg.seed)
     config = instantiate(options.config)
+    new_tokens = options.config.max_new_tokens
+    sampled = None
+    if options.prompt_filter.enabled:
+        sampled = sampled_rewards(reference, tokenizer, reward_model.score, [r["prompt"] for r in rows],
+                                  options.prompt_filter.k, new_tokens, seed=cfg.seed)
+        kept, reports["prompt_filter"] = filter_by_reward_variance(
+            reference, tokenizer, reward_model.score, rows, options.prompt_filter.k,
+            options.prompt_filter.min_variance, new_tokens, seed=cfg.seed, scores=sampled)
+        keep = {r["prompt"] for r in kept}
+        sampled = [s for r, s in zip(rows, sampled) if r["prompt"] in keep]
+        rows = kept
     ref_scores = None
     if config.reference_baseline:
+        answers = options.get("reference_answers") or {}
         cache = reference_baseline(reference, tokenizer, reward_model.score, [r["prompt"] for r in rows],
-                                   out / "reference_baseline.jsonl", options.config.max_new_tokens, seed=cfg.seed)
+                                   out / "reference_baseline.jsonl", new_tokens, greedy=answers.get("greedy", True),
+                                   seed=cfg.seed, samples=answers.get("samples", 1))
         ref_scores = {p: v["score"] for p, v in cache.items()}
+        if sampled is not None:
+            reports["reward_spread"] = _reward_spread(rows, sampled, ref_scores)
     ntp_batches = None
     if config.ntp_coef > 0:
         ntp_batches = IndexedBatches.from_datamodule(instantiate(cfg.data, tokenizer=tokenizer), seed=cfg.seed)
@@ -90,6 +104,18 @@ def train_reward_model_variant(cfg: DictConfig) -> None:
                          f"is {target}; make them agree (run_suffix)")
     rank_zero_info(f"reward model {target} is missing: training it first with {list(overrides)}")
     train(rm_cfg)
+
+
+def _reward_spread(rows: list[dict], sampled: list[list[float]], ref_scores: dict[str, float]) -> dict:
+    """Between- and within-prompt reward variance of the SFT model's sampled answers, without and with the
+    reference baseline (the baseline's answers are drawn apart from these samples)."""
+    scores = torch.tensor(sampled)
+    baseline = torch.tensor([ref_scores[r["prompt"]] for r in rows])
+    spread = {"raw": prompt_reward_spread(scores), "baselined": prompt_reward_spread(scores, baseline)}
+    rank_zero_info(f"reward variance across prompts of the SFT answers: {spread['raw']['between']:.3f} raw, "
+                   f"{spread['baselined']['between']:.3f} with the reference baseline "
+                   f"(within a prompt: {spread['raw']['within']:.3f})")
+    return spread
 
 
 def _critic(init: str, policy, reward_model: RewardModel, tokenizer):

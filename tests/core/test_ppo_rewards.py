@@ -1,7 +1,12 @@
 import pytest
 import torch
 
-from lit_rlhf.core.rewards import kl_penalized_rewards, last_token_index, reference_baseline_reward
+from lit_rlhf.core.rewards import (
+    kl_penalized_rewards,
+    last_token_index,
+    prompt_reward_spread,
+    reference_baseline_reward,
+)
 
 
 def test_last_token_index_handles_lengths_and_holes():
@@ -64,3 +69,14 @@ def test_reference_baseline_reward():
     torch.testing.assert_close(reference_baseline_reward(scores, ref_scores), torch.tensor([1.0, 0.0, -1.0]))
     with pytest.raises(ValueError, match="differ"):
         reference_baseline_reward(scores, ref_scores[:2])
+
+
+def test_prompt_reward_spread_by_hand():
+    scores = torch.tensor([[1.0, 3.0], [5.0, 7.0]])  # prompt means 2 and 6, each spread ±1
+    assert prompt_reward_spread(scores) == {"between": 4.0, "within": 1.0}
+    # a baseline equal to each prompt's mean removes the between-prompt part, never the within part
+    assert prompt_reward_spread(scores, torch.tensor([2.0, 6.0])) == {"between": 0.0, "within": 1.0}
+    # a baseline that misses the offsets can add variance: means 2 - 0 = 2 and 6 - 10 = -4
+    assert prompt_reward_spread(scores, torch.tensor([0.0, 10.0]))["between"] == 9.0
+    with pytest.raises(ValueError, match=r"\[P\]"):
+        prompt_reward_spread(scores, torch.tensor([1.0]))

@@ -122,6 +122,31 @@ def test_baseline_cache_is_computed_once_and_reused(policy, tmp_path):
     assert {p: more[p] for p in PROMPTS[:5]} == first and len(more) == 8
 
 
+def test_sampled_reference_baseline_is_the_mean_score_of_its_answers(policy, tmp_path):
+    model, tokenizer = policy
+    path = tmp_path / "baseline.jsonl"
+    cache = reference_baseline(model, tokenizer, gold, PROMPTS[:3], path, max_new_tokens=6, greedy=False, samples=3)
+    for prompt, row in cache.items():
+        assert len(row["responses"]) == 3 and row["scores"] == gold([prompt] * 3, row["responses"])
+        assert row["score"] == pytest.approx(sum(row["scores"]) / 3)
+    assert reference_baseline(model, tokenizer, gold, PROMPTS[:3], path, greedy=False, samples=3) == cache
+    # a cache made with other settings is refused, never mixed with new answers
+    with pytest.raises(ValueError, match=r"baseline.jsonl:1: .*decoding=sample samples=3.*decoding=greedy samples=1"):
+        reference_baseline(model, tokenizer, gold, PROMPTS[:3], path, max_new_tokens=6)
+    with pytest.raises(ValueError, match="samples must be 1 with greedy"):
+        reference_baseline(model, tokenizer, gold, PROMPTS[:3], greedy=True, samples=2)
+
+
+def test_prompt_filter_takes_precomputed_rewards(policy):
+    model, tokenizer = policy
+    rows = [{"prompt": p, "category": "all"} for p in PROMPTS[:3]]
+    kept, report = filter_by_reward_variance(model, tokenizer, gold, rows, k=2, min_variance=0.5,
+                                             scores=[[1.0, 1.0], [0.0, 2.0], [3.0, 3.0]])
+    assert kept == rows[1:2] and report["dropped"] == 2
+    with pytest.raises(ValueError, match="k=2 rewards for each of the 3 prompts"):
+        filter_by_reward_variance(model, tokenizer, gold, rows, k=2, scores=[[1.0, 2.0]])
+
+
 def test_prompt_filter_drops_prompts_whose_rewards_do_not_vary(policy):
     model, tokenizer = policy
     rows = [{"prompt": p.text, "category": p.category} for p in GYM.prompts("train")[::40][:8]]
