@@ -6,7 +6,8 @@
 Workload (both libraries): 16 prompts x 32 new tokens sampled per iteration, 4 PPO epochs of
 2 minibatches (8 optimizer steps per iteration), the embedded tiny Llama policy, a frozen copy
 as reference, a critic initialised from a tiny decoder reward model, and a second tiny decoder
-reward model (``build_reward_model("embedded")``) giving the rewards. No gradient clipping
+reward model (``build_reward_model("embedded")``) giving the rewards (it shares the policy's
+tokenizer, so lit_rlhf, like TRL, scores the rollout's token ids). No gradient clipping
 (TRL's PPO loop has none), no reward normalisation, no reference baseline (TRL has none).
 One CPU thread everywhere (``torch.set_num_threads(1)``).
 
@@ -152,7 +153,8 @@ def run_lit(workdir: Path, warmup: int, iterations: int, fused_backward: bool) -
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[clock])
     trainer.fit(module, loader)
     return {**clock.clock.intervals(warmup), "peak_grad_bytes": observer.peak,
-            "trainable_bytes": _count_bytes(observer.params), "response_tokens": statistics.fmean(lengths)}
+            "trainable_bytes": _count_bytes(observer.params), "response_tokens": statistics.fmean(lengths),
+            "reward_input": "token ids" if reward.reads_tokens_of(tokenizer) else "decoded text"}
 
 
 # ---- TRL side (runs inside the TRL virtualenv: no lit_rlhf imports here) -----------------------------
@@ -259,6 +261,7 @@ def _report(results: dict[str, list[dict]], trl_note: str, args) -> None:
           f"{wall['lit_fused_backward'] / wall['lit']:.2f}x wall time; peak live gradients "
           f"{fused['peak_grad_bytes'] / lit['peak_grad_bytes']:.3f}x ({fused['peak_grad_bytes'] / 2**20:.2f} vs "
           f"{lit['peak_grad_bytes'] / 2**20:.2f} MiB; trainable parameters {lit['trainable_bytes'] / 2**20:.2f} MiB)")
+    print("lit_rlhf reward model input:", lit["reward_input"])
     print("mean response tokens (lit):", round(lit["response_tokens"], 1),
           "| EOS per iteration (trl):", ran["trl"][0]["eos_tokens_per_iter"] if "trl" in ran else "n/a")
 

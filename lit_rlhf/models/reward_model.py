@@ -16,6 +16,12 @@ way (``reward_model.json`` next to the weights records the input format). One ca
 plain HF pools at the last token that is not ``pad_token_id``; when a tokenizer pads with
 its EOS token, a response ending in EOS is then read one token early. lit_rlhf pools by the
 attention mask, which has no such ambiguity.
+
+PPO scores its rollouts from their token ids (:meth:`RewardModel.score_tokens`) when the
+reward model tokenizes exactly as the policy does (:meth:`RewardModel.reads_tokens_of`): its
+chat-format input for a (prompt, response) pair is then the rollout's own token sequence, so
+decoding the response to text and encoding it again would only cost time. A reward model with
+another tokenizer (an encoder, another model family) scores the decoded text.
 """
 
 from __future__ import annotations
@@ -96,20 +102,35 @@ def has_score_head(model) -> bool:
     return isinstance(getattr(model, "score", None), torch.nn.Linear)
 
 
-def sequence_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+def sequence_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                    position_ids: torch.Tensor | None = None) -> torch.Tensor:
     """Scores ``[N]`` for sequences ``[N, T]`` (any padding side).
 
     Decoder: the backbone's hidden state at the last position where ``attention_mask`` is 1,
     through the ``score`` head (only N vectors go through the head, not N x T). Encoder:
-    the model's own pooled classification output.
+    the model's own pooled classification output. ``position_ids`` (decoders only) are needed
+    when a row has padding on its left: without them its tokens would not start at position 0.
     """
     if not has_score_head(model):
         return model(input_ids=input_ids, attention_mask=attention_mask).logits[:, 0]
-    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+    given = {} if position_ids is None else {"position_ids": position_ids}
+    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
+                              **given).last_hidden_state
     positions = torch.arange(input_ids.size(1), device=input_ids.device)
     last = (positions * attention_mask).argmax(-1)
     pooled = hidden[torch.arange(hidden.size(0), device=hidden.device), last]
     return model.score(pooled.to(model.score.weight.dtype))[:, 0]
+
+
+def same_tokenization(a, b) -> bool:
+    """Whether tokenizers ``a`` and ``b`` encode every prompt and response to the same ids (see ``reads_tokens_of``)."""
+    if a is b:
+        return True
+    backend_a, backend_b = getattr(a, "backend_tokenizer", None), getattr(b, "backend_tokenizer", None)
+    if backend_a is None or backend_b is None:  # slow tokenizers: no serialised pipeline to compare
+        return False
+    return (a.eos_token_id == b.eos_token_id and getattr(a, "chat_template", None) == getattr(b, "chat_template", None)
+            and backend_a.to_str() == backend_b.to_str())
 
 
 class RewardModel:
@@ -122,6 +143,45 @@ class RewardModel:
     def __init__(self, model, tokenizer, max_length: int = 512, input_format: str = "auto"):
         self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
         self.input_format = resolve_input_format(tokenizer, input_format)
+        self._reads_tokens: tuple[object, bool] | None = None  # (tokenizer, answer) of the last check
+
+    def reads_tokens_of(self, tokenizer) -> bool:
+        """Whether this model's input for (prompt, response) is the token sequence ``tokenizer`` produces.
+
+        True when the format is ``"chat"`` (prompt via ``encode_prompt``, response ids, EOS) and
+        both tokenizers split every text into the same ids: the same object, or fast tokenizers
+        with the same serialised pipeline (vocabulary, normaliser, pre-tokenizer, added tokens),
+        EOS and chat template. Then a rollout can be scored from its ids (``score_tokens``).
+        Checked once per tokenizer object (serialising a large vocabulary is not free).
+        """
+        if self._reads_tokens is None or self._reads_tokens[0] is not tokenizer:
+            same = self.input_format == "chat" and same_tokenization(self.tokenizer, tokenizer)
+            self._reads_tokens = (tokenizer, same)
+        return self._reads_tokens[1]
+
+    @torch.no_grad()
+    def score_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, batch_size: int = 32
+                     ) -> torch.Tensor:
+        """Scores ``[N]`` (float32, on the inputs' device) of sequences already in this model's input format.
+
+        ``input_ids``/``attention_mask``: ``[N, T]``, padded on either side or both (a left-padded
+        prompt followed by a right-padded response): positions count only the unmasked tokens,
+        so a row scores as it would unpadded. No row may be longer than ``max_length``: the text
+        path's truncation is not reproduced here.
+        """
+        if int(attention_mask.sum(-1).max()) > self.max_length:
+            raise ValueError(f"a sequence is longer than max_length={self.max_length}; score its text instead")
+        device = next(self.model.parameters()).device
+        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            chunks = [sequence_scores(self.model, input_ids[rows].to(device), attention_mask[rows].to(device),
+                                      positions[rows].to(device)).float()
+                      for rows in (slice(s, s + batch_size) for s in range(0, input_ids.size(0), batch_size))]
+        finally:
+            self.model.train(was_training)
+        return torch.cat(chunks).to(input_ids.device)
 
     @torch.no_grad()
     def score(self, prompts: list[str], responses: list[str], batch_size: int = 32) -> list[float]:

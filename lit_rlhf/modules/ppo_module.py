@@ -25,6 +25,7 @@ from lit_rlhf.ppo.rollout import (
     decode_responses,
     response_logprobs,
     response_values,
+    rollout_rewards,
     sample_rollout,
 )
 from lit_rlhf.systems.adamw import actor_critic_param_groups, build_adamw
@@ -39,7 +40,8 @@ RewardFn = Callable[[list[str], list[str]], list[float]]
 class PPOModule(L.LightningModule):
     """Manual-optimization PPO over a policy (trained), a critic (trained), a frozen reference and a reward function.
 
-    ``reward_fn(prompts, responses) -> list[float]`` is typically ``RewardModel.score``.
+    ``reward_fn(prompts, responses) -> list[float]`` is typically ``RewardModel.score``; a ``RewardModel``
+    that shares the policy's tokenizer then scores the rollout's token ids, with no decode/re-encode.
     ``ref_scores`` maps each training prompt to r(x, y_ref) (see ``lit_rlhf.ppo.prompts``).
     ``ntp_batches(k)`` returns the k-th SFT batch (``input_ids``, ``attention_mask``, ``labels``),
     e.g. ``lit_rlhf.data.ntp.IndexedBatches``; one is drawn per update when ``config.ntp_coef > 0``.
@@ -97,7 +99,9 @@ class PPOModule(L.LightningModule):
         rollout.ref_logprobs = response_logprobs(self.reference, rollout, c.temperature)
         rollout.values = response_values(self.critic, rollout)
         responses = decode_responses(self.tokenizer, rollout)
-        raw = torch.tensor(self.reward_fn(prompts, responses), dtype=torch.float32, device=self.device)
+        # A reward model sharing the policy's tokenizer reads the rollout's ids; others get the text.
+        raw = torch.tensor(rollout_rewards(self.reward_fn, self.tokenizer, prompts, responses, rollout),
+                           dtype=torch.float32, device=self.device)
         scores = raw
         if c.reference_baseline:
             missing = [p for p in prompts if p not in self.ref_scores]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, fields
+from functools import cache
 
 import torch
 
@@ -66,14 +69,32 @@ def sample_rollout(policy, tokenizer, prompts: list[str], max_new_tokens: int, t
     return Rollout(input_ids, attention_mask, response_mask, width)
 
 
+@cache
+def _takes_logits_to_keep(model_class: type) -> bool:
+    return "logits_to_keep" in inspect.signature(model_class.forward).parameters
+
+
+def response_logits(model, rollout: Rollout) -> torch.Tensor:
+    """Logits ``[B, R, V]`` that score the response tokens (one forward).
+
+    Only the last R + 1 positions feed the LM head when the model takes ``logits_to_keep``
+    (transformers' causal LMs): with a real vocabulary the ``[B, P, V]`` prompt logits would be
+    most of the forward's memory and nobody reads them. Models without it return every
+    position; the same slice serves both.
+    """
+    width = rollout.input_ids.size(1) - rollout.prompt_width
+    keep = {"logits_to_keep": width + 1} if _takes_logits_to_keep(type(model)) else {}
+    logits = model(input_ids=rollout.input_ids, attention_mask=rollout.attention_mask,
+                   position_ids=position_ids(rollout.attention_mask), use_cache=False, **keep).logits
+    return logits[:, -(width + 1):-1]
+
+
 def response_logprobs(model, rollout: Rollout, temperature: float = 1.0, with_logits: bool = False):
     """Log-probs ``[B, R]`` of the response tokens under ``model`` (one forward); optionally the logits too."""
-    logits = model(input_ids=rollout.input_ids, attention_mask=rollout.attention_mask,
-                   position_ids=position_ids(rollout.attention_mask), use_cache=False).logits
-    response_logits = logits[:, rollout.prompt_width - 1:-1]
+    logits = response_logits(model, rollout)
     labels = rollout.input_ids[:, rollout.prompt_width:]
-    logprobs = token_logprobs(response_logits, labels, temperature=temperature)
-    return (logprobs, response_logits) if with_logits else logprobs
+    logprobs = token_logprobs(logits, labels, temperature=temperature)
+    return (logprobs, logits) if with_logits else logprobs
 
 
 def response_values(critic, rollout: Rollout) -> torch.Tensor:
@@ -90,3 +111,45 @@ def decode_responses(tokenizer, rollout: Rollout) -> list[str]:
         ids = [t for t, m in zip(row, mask) if m and t != tokenizer.eos_token_id]
         texts.append(tokenizer.decode(ids, skip_special_tokens=True).strip())
     return texts
+
+
+def reward_sequences(rollout: Rollout, eos_id: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rollout as a chat-format reward input: prompt ids, response ids, EOS; ``[B, P+R+1]`` ids and mask.
+
+    Scoring text appends EOS to every response (``encode_response``). A sampled response that
+    stopped already ends in its EOS; one cut at ``max_new_tokens`` gets it in one extra column.
+    Rows stay left-padded before the prompt and right-padded after the response.
+    """
+    responses = rollout.input_ids[:, rollout.prompt_width:]
+    stopped = ((responses == eos_id) & rollout.response_mask.bool()).any(-1)
+    last_ids = torch.where(stopped, pad_id, eos_id).to(rollout.input_ids.dtype)
+    input_ids = torch.cat([rollout.input_ids, last_ids[:, None]], dim=1)
+    attention_mask = torch.cat([rollout.attention_mask, (~stopped).to(rollout.attention_mask.dtype)[:, None]], dim=1)
+    return input_ids, attention_mask
+
+
+def _token_scorer(reward_fn: Callable):
+    """The object that can score token ids behind ``reward_fn``: itself, or the owner of a bound ``score``
+    method (``RewardModel.score``, as users pass it); None for any other callable."""
+    owner = getattr(reward_fn, "__self__", None)
+    candidate = owner if owner is not None and getattr(owner, "score", None) == reward_fn else reward_fn
+    needs = ("reads_tokens_of", "score_tokens", "max_length")
+    return candidate if all(hasattr(candidate, name) for name in needs) else None
+
+
+def rollout_rewards(reward_fn: Callable, tokenizer, prompts: list[str], responses: list[str],
+                    rollout: Rollout) -> list[float]:
+    """r(x, y) for each row of ``rollout``; ``responses`` are its decoded texts.
+
+    A reward model that tokenizes as the policy does (``RewardModel.reads_tokens_of``) scores
+    the rollout's own ids: no decode and re-encode round trip, and it reads exactly the tokens
+    the policy sampled. Any other ``reward_fn(prompts, responses)`` (a reward model with another
+    tokenizer, a rule) gets the text; so does a batch with a row longer than the reward model's
+    ``max_length``, which the text path truncates.
+    """
+    scorer = _token_scorer(reward_fn)
+    if scorer is not None and scorer.reads_tokens_of(tokenizer):
+        input_ids, attention_mask = reward_sequences(rollout, tokenizer.eos_token_id, tokenizer.pad_token_id)
+        if int(attention_mask.sum(-1).max()) <= scorer.max_length:
+            return scorer.score_tokens(input_ids, attention_mask).tolist()
+    return list(reward_fn(prompts, responses))
