@@ -108,7 +108,7 @@ def write_report(results: dict, out: str | Path, ablations_root: str | Path | No
         lines += ["![answer lengths](lengths.png)", ""]
     if results.get("probes"):
         lines += per_model_table("Capability probes (pass rate)", "Identity (names itself) and format (answers in "
-                                 "the asked JSON shape) on the held-out probe prompts, 4 samples each.",
+                                 "the asked JSON shape) on the held-out probe prompts, 16 samples each.",
                                  results["probes"], ".2f")
     lines += reward_model_section(results.get("reward_model"))
     if "curves" in plots:
