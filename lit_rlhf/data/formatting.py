@@ -47,6 +47,11 @@ def pad_batch(sequences: list[list[int]], pad_id: int, side: str = "right") -> t
     return ids, mask
 
 
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions that skip left padding, as ``generate`` uses, so a padded row is read as it would be unpadded."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
 def truncate_keeping_response(prompt_ids: list[int], response_ids: list[int], budget: int
                               ) -> tuple[list[int], list[int], dict[str, bool]]:
     """Fit prompt + response into ``budget`` tokens: the response is kept, the prompt loses tokens on the left.

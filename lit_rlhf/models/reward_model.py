@@ -29,6 +29,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -37,7 +38,7 @@ from transformers import (
     LlamaForSequenceClassification,
 )
 
-from lit_rlhf.data.formatting import pad_batch
+from lit_rlhf.data.formatting import pad_batch, position_ids
 from lit_rlhf.data.preference_data import encode_prompt_response, resolve_input_format
 from lit_rlhf.models.builder import (
     EMBEDDED,
@@ -133,6 +134,17 @@ def same_tokenization(a, b) -> bool:
             and backend_a.to_str() == backend_b.to_str())
 
 
+@contextmanager
+def _eval_mode(model):
+    """Scoring runs without dropout; the model goes back to the mode it was in (it may be in training)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 class RewardModel:
     """Scoring API for use outside training (PPO rewards, DPO labelling, evaluation).
 
@@ -172,15 +184,11 @@ class RewardModel:
         if int(attention_mask.sum(-1).max()) > self.max_length:
             raise ValueError(f"a sequence is longer than max_length={self.max_length}; score its text instead")
         device = next(self.model.parameters()).device
-        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        positions = position_ids(attention_mask)
+        with _eval_mode(self.model):
             chunks = [sequence_scores(self.model, input_ids[rows].to(device), attention_mask[rows].to(device),
                                       positions[rows].to(device)).float()
                       for rows in (slice(s, s + batch_size) for s in range(0, input_ids.size(0), batch_size))]
-        finally:
-            self.model.train(was_training)
         return torch.cat(chunks).to(input_ids.device)
 
     @torch.no_grad()
@@ -192,18 +200,14 @@ class RewardModel:
                    for p, r in zip(prompts, responses)]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         device = next(self.model.parameters()).device
-        was_training = self.model.training
-        self.model.eval()
         scores = [0.0] * len(encoded)
-        try:
+        with _eval_mode(self.model):
             for start in range(0, len(order), batch_size):
                 chunk = order[start:start + batch_size]
                 ids, mask = pad_batch([encoded[i] for i in chunk], self.tokenizer.pad_token_id)
                 values = sequence_scores(self.model, ids.to(device), mask.to(device)).float().cpu().tolist()
                 for i, value in zip(chunk, values):
                     scores[i] = value
-        finally:
-            self.model.train(was_training)
         return scores
 
     def save(self, path: str | os.PathLike, extra: dict | None = None) -> Path:

@@ -12,7 +12,6 @@ from lightning.pytorch.utilities import rank_zero_info
 from lit_rlhf.data.jsonl import read_jsonl, write_jsonl
 from lit_rlhf.generation import generate
 
-
 # Sampled references use their own seeds, so they are independent of the prompt filter's samples.
 _REFERENCE_SEED_OFFSET = 10_000
 

@@ -10,7 +10,7 @@ from functools import cache
 import torch
 
 from lit_rlhf.core.logprobs import token_logprobs
-from lit_rlhf.data.formatting import encode_prompt
+from lit_rlhf.data.formatting import encode_prompt, position_ids
 from lit_rlhf.generation import left_pad
 
 
@@ -32,11 +32,6 @@ class Rollout:
         """The rows in ``index`` (a minibatch)."""
         picked = {f.name: getattr(self, f.name) for f in fields(self)}
         return Rollout(**{k: v[index] if isinstance(v, torch.Tensor) else v for k, v in picked.items()})
-
-
-def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Positions that skip left padding, as ``generate`` uses, so scoring matches sampling exactly."""
-    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
 def response_mask_until_eos(responses: torch.Tensor, eos_id: int) -> torch.Tensor:

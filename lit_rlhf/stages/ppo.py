@@ -6,7 +6,6 @@ import copy
 from pathlib import Path
 
 import torch
-
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig
