@@ -19,6 +19,7 @@ from lit_rlhf.models.reward_model import RewardModel
 from lit_rlhf.models.value_model import ValueModel
 from lit_rlhf.modules.ppo_module import PPOModule
 from lit_rlhf.ppo.prompts import filter_by_reward_variance, reference_baseline, sampled_rewards
+from lit_rlhf.ppo.reward_offsets import OffsetReward
 from lit_rlhf.stages.common import banner, build_trainer, seed_and_threads, trainer_metrics, write_json
 
 
@@ -51,13 +52,16 @@ def run(cfg: DictConfig) -> dict:
         keep = {r["prompt"] for r in kept}
         sampled = [s for r, s in zip(rows, sampled) if r["prompt"] in keep]
         rows = kept
+    reward_fn, offset = _offset_reward(options.get("reward_offsets"), reward_model, rows)
+    if sampled is not None:
+        sampled = [[s + offset(r["prompt"]) for s in scores] for r, scores in zip(rows, sampled)]
     ref_scores = None
     if config.reference_baseline:
         answers = options.get("reference_answers") or {}
         cache = reference_baseline(reference, tokenizer, reward_model.score, [r["prompt"] for r in rows],
                                    out / "reference_baseline.jsonl", new_tokens, greedy=answers.get("greedy", True),
                                    seed=cfg.seed, samples=answers.get("samples", 1))
-        ref_scores = {p: v["score"] for p, v in cache.items()}
+        ref_scores = {r["prompt"]: cache[r["prompt"]]["score"] + offset(r["prompt"]) for r in rows}
         if sampled is not None:
             reports["reward_spread"] = _reward_spread(rows, sampled, ref_scores)
     ntp_batches = None
@@ -65,7 +69,7 @@ def run(cfg: DictConfig) -> dict:
         ntp_batches = IndexedBatches.from_datamodule(instantiate(cfg.data, tokenizer=tokenizer), seed=cfg.seed)
     critic = _critic(options.critic_init, policy, reward_model, tokenizer)
     judge = gym.judge
-    module = PPOModule(policy, tokenizer, reward_model.score, config, reference=reference, critic=critic,
+    module = PPOModule(policy, tokenizer, reward_fn, config, reference=reference, critic=critic,
                        ref_scores=ref_scores, ntp_batches=ntp_batches,
                        monitor=lambda ps, rs: [judge.score(p, r).overall for p, r in zip(ps, rs)])
     loader = DataLoader(rows, batch_size=options.prompts_per_iteration, shuffle=True, drop_last=True,
@@ -115,6 +119,23 @@ def _reward_spread(rows: list[dict], sampled: list[list[float]], ref_scores: dic
                    f"{spread['baselined']['between']:.3f} with the reference baseline "
                    f"(within a prompt: {spread['raw']['within']:.3f})")
     return spread
+
+
+def _offset_reward(offsets, reward_model: RewardModel, rows: list[dict]):
+    """The reward PPO trains on and the constant it adds per prompt: ``reward_model.score`` itself, or that plus
+    ``ppo.reward_offsets`` (``per_category``, ``per_prompt_std``, ``seed``; see ``OffsetReward``). The offsets
+    enter after the prompt filter (a constant per prompt leaves variances alone) and on top of the baseline
+    cache, which keeps the reward model's own scores."""
+    if not offsets:
+        return reward_model.score, lambda prompt: 0.0
+    unknown = sorted(set(offsets) - {"per_category", "per_prompt_std", "seed"})
+    if unknown:
+        raise ValueError(f"ppo.reward_offsets: unknown key(s) {unknown}; expected per_category, per_prompt_std, seed")
+    shifted = OffsetReward(reward_model.score, {r["prompt"]: r["category"] for r in rows},
+                           offsets.get("per_category"), offsets.get("per_prompt_std", 0.0), offsets.get("seed", 0),
+                           name="ppo.reward_offsets")
+    rank_zero_info(f"rewards shifted: {shifted!r}")
+    return shifted, shifted.offset
 
 
 def _critic(init: str, policy, reward_model: RewardModel, tokenizer):
