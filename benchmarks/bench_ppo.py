@@ -21,6 +21,8 @@ Variants, each a fresh process, alternated ``--repeats`` times (the machine is s
 - ``lit``: PPOModule with its default optimizer (one fused-kernel AdamW over actor and critic);
 - ``lit_fused_backward``: the same with ``PPOConfig(fused_backward=True)`` (``FusedBackwardAdamW``,
   AdamW stepped inside backward);
+- ``lit_compiled``: the same with ``PPOConfig(compile_update=True)`` (the update's forwards and losses
+  through ``torch.compile``; its warm-up iteration holds the compiling, reported apart);
 - ``trl``: TRL 0.29.1 ``PPOTrainer``.
 
 Each run does ``--warmup`` untimed iterations then ``--iterations`` timed ones and reports the
@@ -50,7 +52,7 @@ LR, KL_COEF = 1e-5, 0.05
 # Outside the repository, so the 1 GB environment can never be committed by accident.
 TRL_VENV = Path(os.environ.get("LIT_RLHF_TRL_VENV", Path.home() / ".cache" / "lit_rlhf" / "venv-trl-0.29.1"))
 TRL_PINS = ["torch==2.13.0", "trl==0.29.1"]
-VARIANTS = ("lit", "lit_fused_backward", "trl")
+VARIANTS = ("lit", "lit_fused_backward", "lit_compiled", "trl")
 
 
 class GradObserver:
@@ -86,8 +88,9 @@ class IterationClock:
     def intervals(self, warmup: int) -> dict:
         wall = [b[0] - a[0] for a, b in zip(self.marks, self.marks[1:])][warmup:]
         cpu = [b[1] - a[1] for a, b in zip(self.marks, self.marks[1:])][warmup:]
+        first_wall = self.marks[1][0] - self.marks[0][0] if warmup else None
         return {"sec_per_iter": statistics.median(wall), "cpu_sec_per_iter": statistics.median(cpu),
-                "iter_times": wall, "iter_cpu_times": cpu}
+                "iter_times": wall, "iter_cpu_times": cpu, "first_iter_wall": first_wall}
 
 
 # ---- workload shared by both sides: written once as HF checkpoints -----------------------------------
@@ -112,7 +115,8 @@ def _count_bytes(params) -> int:
 
 
 # ---- lit_rlhf side ---------------------------------------------------------------------------------
-def run_lit(workdir: Path, warmup: int, iterations: int, fused_backward: bool) -> dict:
+def run_lit(workdir: Path, warmup: int, iterations: int, fused_backward: bool = False,
+            compile_update: bool = False) -> dict:
     import lightning as L
     from torch.utils.data import DataLoader
 
@@ -142,7 +146,8 @@ def run_lit(workdir: Path, warmup: int, iterations: int, fused_backward: bool) -
     critic = ValueModel.from_reward_model(build_reward_model(str(workdir / "critic"))[0])
     config = PPOConfig(max_new_tokens=NEW_TOKENS, ppo_epochs=PPO_EPOCHS, num_minibatches=MINIBATCHES,
                        reference_baseline=False, max_grad_norm=None, kl_coef=KL_COEF, policy_lr=LR, critic_lr=LR,
-                       whiten_advantages=True, fused_backward=fused_backward)
+                       whiten_advantages=True, fused_backward=fused_backward,
+                       compile_update=compile_update)
     module = PPOModule(policy, tokenizer, reward.score, config, critic=critic)
     observer = GradObserver(list(module.policy.parameters()) + list(module.critic.parameters()))
     lengths: list[float] = []
@@ -261,6 +266,12 @@ def _report(results: dict[str, list[dict]], trl_note: str, args) -> None:
           f"{wall['lit_fused_backward'] / wall['lit']:.2f}x wall time; peak live gradients "
           f"{fused['peak_grad_bytes'] / lit['peak_grad_bytes']:.3f}x ({fused['peak_grad_bytes'] / 2**20:.2f} vs "
           f"{lit['peak_grad_bytes'] / 2**20:.2f} MiB; trainable parameters {lit['trainable_bytes'] / 2**20:.2f} MiB)")
+    compiled = ran["lit_compiled"]
+    print(f"torch.compile'd update / eager: {cpu['lit_compiled'] / cpu['lit']:.2f}x CPU time, "
+          f"{wall['lit_compiled'] / wall['lit']:.2f}x wall time; first (compiling) iteration of each run "
+          + " ".join(f"{r['first_iter_wall']:.1f}" for r in compiled) + " wall s (later runs read inductor's "
+          f"cache) against {statistics.median(r['first_iter_wall'] for r in ran['lit']):.1f} eager"
+          + (f"; TRL / compiled lit_rlhf: {cpu['trl'] / cpu['lit_compiled']:.2f}x CPU time" if "trl" in ran else ""))
     print("lit_rlhf reward model input:", lit["reward_input"])
     print("mean response tokens (lit):", round(lit["response_tokens"], 1),
           "| EOS per iteration (trl):", ran["trl"][0]["eos_tokens_per_iter"] if "trl" in ran else "n/a")
@@ -281,11 +292,13 @@ def main() -> None:
         if args.variant == "trl":
             out = run_trl(workdir, args.warmup, args.iterations)
         else:
-            out = run_lit(workdir, args.warmup, args.iterations, args.variant == "lit_fused_backward")
+            out = run_lit(workdir, args.warmup, args.iterations, fused_backward=args.variant == "lit_fused_backward",
+                          compile_update=args.variant == "lit_compiled")
         print(json.dumps({"variant": args.variant, **out}))
         return
     trl_python, trl_note = (None, "--skip-trl") if args.skip_trl else ensure_trl_venv()
-    pythons = {"lit": sys.executable, "lit_fused_backward": sys.executable, "trl": trl_python}
+    pythons = {"lit": sys.executable, "lit_fused_backward": sys.executable, "lit_compiled": sys.executable,
+               "trl": trl_python}
     results: dict[str, list[dict]] = {v: [] for v in VARIANTS}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)

@@ -69,6 +69,7 @@ class PPOModule(L.LightningModule):
         self.kl_controller = build_kl_controller(c.kl_coef, c.adaptive_kl, c.kl_target, c.kl_horizon)
         # Running reward statistics are summed over ranks, so every rank normalises alike.
         self.normalizer = build_reward_normalizer(c.reward_normalization, all_reduce_sum=self._sum_over_ranks)
+        self._compiled_losses = None
 
     def configure_optimizers(self):
         c = self.config
@@ -139,6 +140,15 @@ class PPOModule(L.LightningModule):
                  "critic/loss": value.loss.detach(), "critic/clipfrac": value.clip_fraction}
         return loss, stats
 
+    def _update_losses(self, mb: Rollout) -> tuple[torch.Tensor, dict]:
+        if not self.config.compile_update:
+            return self._ppo_losses(mb)
+        if self._compiled_losses is None:
+            # The function is compiled, not the models: parameter names, checkpoints and the
+            # ``logits_to_keep`` check on the model's class stay as they are.
+            self._compiled_losses = torch.compile(type(self)._ppo_losses)
+        return self._compiled_losses(self, mb)
+
     def _ntp_loss(self) -> torch.Tensor | None:
         if self.config.ntp_coef == 0 or self.ntp_batches is None:
             return None
@@ -161,7 +171,7 @@ class PPOModule(L.LightningModule):
             order = torch.randperm(n, device=self.device)
             for start in range(0, n, size):
                 mb = rollout.select(order[start:start + size])
-                loss, stats = self._ppo_losses(mb)
+                loss, stats = self._update_losses(mb)
                 ntp = self._ntp_loss()
                 if ntp is not None:
                     loss = loss + c.ntp_coef * ntp

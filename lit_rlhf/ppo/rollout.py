@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from functools import cache
 
 import torch
 
@@ -64,9 +63,13 @@ def sample_rollout(policy, tokenizer, prompts: list[str], max_new_tokens: int, t
     return Rollout(input_ids, attention_mask, response_mask, width)
 
 
-@cache
+_TAKES_LOGITS_TO_KEEP: dict[type, bool] = {}  # a plain dict, which torch.compile traces without complaint
+
+
 def _takes_logits_to_keep(model_class: type) -> bool:
-    return "logits_to_keep" in inspect.signature(model_class.forward).parameters
+    if model_class not in _TAKES_LOGITS_TO_KEEP:
+        _TAKES_LOGITS_TO_KEEP[model_class] = "logits_to_keep" in inspect.signature(model_class.forward).parameters
+    return _TAKES_LOGITS_TO_KEEP[model_class]
 
 
 def response_logits(model, rollout: Rollout) -> torch.Tensor:
