@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from lit_rlhf.data.formatting import encode_prompt, pad_batch
+from lit_rlhf.models.modes import eval_mode
 
 
 def left_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -27,11 +28,9 @@ def generate(
     """One response per prompt, decoded without special tokens. Seeded without touching global RNG."""
     if temperature <= 0 or not 0 < top_p <= 1:
         raise ValueError(f"need temperature > 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     out: list[str] = []
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with eval_mode(model), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         if seed is not None:
             torch.manual_seed(seed)
         for start in range(0, len(prompts), batch_size):
@@ -47,5 +46,4 @@ def generate(
                 if tokenizer.eos_token_id in row:
                     row = row[:row.index(tokenizer.eos_token_id)]
                 out.append(tokenizer.decode(row, skip_special_tokens=True).strip())
-    model.train(was_training)
     return out

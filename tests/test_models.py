@@ -6,6 +6,7 @@ from lit_rlhf.generation import generate, left_pad
 from lit_rlhf.gym import AlignmentGym
 from lit_rlhf.gym.responses import ideal_response
 from lit_rlhf.models import build_policy, save_hf_checkpoint
+from lit_rlhf.models.modes import eval_mode
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +87,13 @@ def test_left_pad():
     ids, mask = left_pad([[1, 2, 3], [4]], pad_id=0)
     assert ids.tolist() == [[1, 2, 3], [0, 0, 4]]
     assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
+def test_eval_mode_restores_the_mode_the_model_was_in_even_after_an_error():
+    model = torch.nn.Sequential(torch.nn.Dropout(0.5))
+    for training in (True, False):
+        model.train(training)
+        with pytest.raises(RuntimeError), eval_mode(model):
+            assert not model.training
+            raise RuntimeError("fails inside")
+        assert model.training is training

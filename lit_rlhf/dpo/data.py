@@ -28,6 +28,7 @@ from lit_rlhf.data.formatting import (
     truncate_keeping_response,
 )
 from lit_rlhf.data.sft_data import SeededLoaders
+from lit_rlhf.models.modes import eval_mode
 
 SIDES = ("chosen", "rejected")
 
@@ -105,17 +106,13 @@ def cache_reference_logps(reference, dataset: DPODataset, collate: DPOCollator, 
     if not todo:
         return 0
     device = next(reference.parameters()).device
-    was_training = reference.training
-    reference.eval()
-    try:
+    with eval_mode(reference):
         for start in range(0, len(todo), batch_size):
             index = todo[start:start + batch_size]
             batch = {k: v.to(device) for k, v in collate([dataset.items[i] for i in index]).items()}
             chosen, rejected = concatenated_logprobs(reference, batch)
             for i, c, r in zip(index, chosen.tolist(), rejected.tolist()):
                 dataset.items[i]["ref_chosen"], dataset.items[i]["ref_rejected"] = c, r
-    finally:
-        reference.train(was_training)
     return len(todo)
 
 

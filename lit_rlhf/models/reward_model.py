@@ -29,7 +29,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -48,6 +47,7 @@ from lit_rlhf.models.builder import (
     save_hf_checkpoint,
     tiny_llama_config,
 )
+from lit_rlhf.models.modes import eval_mode
 from lit_rlhf.models.tokenizer import build_gym_tokenizer
 
 SIDECAR = "reward_model.json"
@@ -134,17 +134,6 @@ def same_tokenization(a, b) -> bool:
             and backend_a.to_str() == backend_b.to_str())
 
 
-@contextmanager
-def _eval_mode(model):
-    """Scoring runs without dropout; the model goes back to the mode it was in (it may be in training)."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
 class RewardModel:
     """Scoring API for use outside training (PPO rewards, DPO labelling, evaluation).
 
@@ -185,7 +174,7 @@ class RewardModel:
             raise ValueError(f"a sequence is longer than max_length={self.max_length}; score its text instead")
         device = next(self.model.parameters()).device
         positions = position_ids(attention_mask)
-        with _eval_mode(self.model):
+        with eval_mode(self.model):
             chunks = [sequence_scores(self.model, input_ids[rows].to(device), attention_mask[rows].to(device),
                                       positions[rows].to(device)).float()
                       for rows in (slice(s, s + batch_size) for s in range(0, input_ids.size(0), batch_size))]
@@ -201,7 +190,7 @@ class RewardModel:
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         device = next(self.model.parameters()).device
         scores = [0.0] * len(encoded)
-        with _eval_mode(self.model):
+        with eval_mode(self.model):
             for start in range(0, len(order), batch_size):
                 chunk = order[start:start + batch_size]
                 ids, mask = pad_batch([encoded[i] for i in chunk], self.tokenizer.pad_token_id)
@@ -218,11 +207,12 @@ class RewardModel:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike, dtype: str | None = None, device: str | None = None) -> RewardModel:
+    def load(cls, path: str | os.PathLike, dtype: str | None = None, device: str | None = None,
+             trust_remote_code: bool = False) -> RewardModel:
         path = Path(path)
         if not (path / "config.json").exists():
             raise FileNotFoundError(f"{str(path)!r} holds no config.json: not a reward model checkpoint")
-        model, tokenizer = build_reward_model(str(path), dtype=dtype)
+        model, tokenizer = build_reward_model(str(path), trust_remote_code=trust_remote_code, dtype=dtype)
         meta = json.loads((path / SIDECAR).read_text()) if (path / SIDECAR).exists() else {}
         if device:
             model.to(device)

@@ -11,6 +11,7 @@ import torch
 from lit_rlhf.core.logprobs import token_logprobs
 from lit_rlhf.data.formatting import encode_prompt, position_ids
 from lit_rlhf.generation import left_pad
+from lit_rlhf.models.modes import eval_mode
 
 
 @dataclass
@@ -46,14 +47,12 @@ def sample_rollout(policy, tokenizer, prompts: list[str], max_new_tokens: int, t
     """Sample one response per prompt from ``policy`` (left-padded batch, KV cache)."""
     device = next(policy.parameters()).device
     prompt_ids, prompt_mask = left_pad([encode_prompt(tokenizer, p) for p in prompts], tokenizer.pad_token_id)
-    was_training = policy.training
-    policy.eval()
-    sequences = policy.generate(
-        input_ids=prompt_ids.to(device), attention_mask=prompt_mask.to(device), do_sample=True,
-        temperature=temperature, top_p=top_p, top_k=0, max_new_tokens=max_new_tokens, use_cache=True,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-    )
-    policy.train(was_training)
+    with eval_mode(policy):
+        sequences = policy.generate(
+            input_ids=prompt_ids.to(device), attention_mask=prompt_mask.to(device), do_sample=True,
+            temperature=temperature, top_p=top_p, top_k=0, max_new_tokens=max_new_tokens, use_cache=True,
+            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        )
     width = prompt_ids.size(1)
     responses = sequences[:, width:]
     response_mask = response_mask_until_eos(responses, tokenizer.eos_token_id)

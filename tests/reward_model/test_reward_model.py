@@ -72,6 +72,9 @@ def test_save_and_reload_without_lit_rlhf_gives_the_same_scores(tmp_path):
 
     reloaded = RewardModel.load(path)
     assert reloaded.score(prompts, responses) == pytest.approx(expected, abs=1e-5)
+    # a checkpoint without custom code loads the same when remote code is allowed
+    trusting = RewardModel.load(path, trust_remote_code=True)
+    assert trusting.score(prompts, responses) == pytest.approx(expected, abs=1e-5)
 
     # Plain transformers, no lit_rlhf: LlamaForSequenceClassification pools at the last non-pad token.
     hf_model = AutoModelForSequenceClassification.from_pretrained(path).eval()
