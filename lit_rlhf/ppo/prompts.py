@@ -1,4 +1,4 @@
-"""Preparing RL prompts: the reference-baseline cache and reward-variance prompt filtering."""
+"""Preparing RL prompts: reading them, the reference-baseline cache and reward-variance prompt filtering."""
 
 from __future__ import annotations
 
@@ -9,11 +9,38 @@ from statistics import pvariance
 
 from lightning.pytorch.utilities import rank_zero_info
 
-from lit_rlhf.data.jsonl import read_jsonl, write_jsonl
+from lit_rlhf.data.errors import ReportedRows, SkipReport
+from lit_rlhf.data.jsonl import read_jsonl, read_rows, require_text, write_jsonl
 from lit_rlhf.generation import generate
 
 # Sampled references use their own seeds, so they are independent of the prompt filter's samples.
 _REFERENCE_SEED_OFFSET = 10_000
+
+
+def read_prompts_jsonl(path: str | os.PathLike, prompt_key: str = "prompt", categories: list[str] | None = None,
+                       on_error: str = "raise", report: SkipReport | None = None) -> ReportedRows:
+    """RL prompts ``{prompt, category}`` from JSONL rows with a ``prompt`` (and optionally a ``category``, else "all").
+
+    A row without a usable prompt raises ``DataError`` naming file:line and field; with
+    ``on_error="skip"`` it is counted in ``report`` instead. Rows outside ``categories`` (when
+    given) are counted as skipped too, so the report accounts for every line.
+    """
+    def parse(row: dict, source: str, line: int) -> dict:
+        return {"prompt": require_text(row, prompt_key, source, line), "category": str(row.get("category", "all")),
+                "line": line}
+
+    report = report if report is not None else SkipReport()
+    rows = []
+    for row in read_rows(path, parse, on_error, report):
+        line = row.pop("line")
+        if categories and row["category"] not in categories:
+            report.skip(f"category not in {sorted(categories)}", f"{path}:{line}")
+        else:
+            rows.append(row)
+    report.kept = len(rows)
+    if not rows:
+        raise ValueError(f"{path}: no usable prompt in the categories {sorted(categories or [])} ({report.summary()})")
+    return ReportedRows(rows, report)
 
 
 def reference_baseline(reference, tokenizer, reward_fn, prompts: list[str], path: str | os.PathLike | None = None,

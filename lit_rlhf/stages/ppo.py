@@ -37,9 +37,8 @@ def run(cfg: DictConfig) -> dict:
     reference = copy.deepcopy(policy)
     reward_model = RewardModel.load(options.reward_model)
     gym = instantiate(cfg.gym)
-    rows = [{"prompt": p.text, "category": p.category}
-            for p in gym.prompts("train", list(options.categories) if options.categories else None)]
     reports: dict = {}
+    rows, gym_prompts = _rl_prompts(options, gym, reports)
     config = instantiate(options.config)
     new_tokens = options.config.max_new_tokens
     sampled = None
@@ -71,7 +70,8 @@ def run(cfg: DictConfig) -> dict:
     judge = gym.judge
     module = PPOModule(policy, tokenizer, reward_fn, config, reference=reference, critic=critic,
                        ref_scores=ref_scores, ntp_batches=ntp_batches,
-                       monitor=lambda ps, rs: [judge.score(p, r).overall for p, r in zip(ps, rs)])
+                       monitor=(lambda ps, rs: [judge.score(p, r).overall for p, r in zip(ps, rs)]) if gym_prompts
+                       else None)
     loader = DataLoader(rows, batch_size=options.prompts_per_iteration, shuffle=True, drop_last=True,
                         collate_fn=collate_prompts)
     trainer = build_trainer(cfg)
@@ -86,9 +86,26 @@ def run(cfg: DictConfig) -> dict:
     checkpoint = save_hf_checkpoint(module.policy, tokenizer, out / "checkpoint")
     summary = {"checkpoint": str(checkpoint), "reward_model": str(options.reward_model), "prompts": len(rows), **reports,
                "train_metrics": trainer_metrics(trainer)}
-    summary["vs_sft"] = compare_with_gold(module.policy, reference, tokenizer, gym, options.eval, cfg.seed, name="ppo")
+    if gym_prompts:
+        summary["vs_sft"] = compare_with_gold(module.policy, reference, tokenizer, gym, options.eval, cfg.seed,
+                                              name="ppo")
+    else:
+        rank_zero_info("no evaluation by the gold judge: it only knows the gym's prompts")
     write_json(out / "results.json", summary)
     return summary
+
+
+def _rl_prompts(options: DictConfig, gym, reports: dict) -> tuple[list[dict], bool]:
+    """The RL prompts ``{prompt, category}`` and whether they are the gym's: from ``ppo.prompts.path`` when set
+    (its skip report goes into ``reports``), else the gym's train prompts of ``ppo.categories``."""
+    categories = list(options.categories) if options.categories else None
+    source = options.get("prompts")
+    if source is None or source.get("path") is None:
+        return [{"prompt": p.text, "category": p.category} for p in gym.prompts("train", categories)], True
+    rows = instantiate(source, categories=categories)
+    rank_zero_info(f"RL prompts from {source.path}: {rows.report.summary()}")
+    reports["prompts"] = {"path": str(source.path), "kept": rows.report.kept, "skipped": dict(rows.report.counts)}
+    return list(rows), False
 
 
 def train_reward_model_variant(cfg: DictConfig) -> None:
