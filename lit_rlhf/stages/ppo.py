@@ -104,7 +104,7 @@ def _rl_prompts(options: DictConfig, gym, reports: dict) -> tuple[list[dict], bo
         return [{"prompt": p.text, "category": p.category} for p in gym.prompts("train", categories)], True
     rows = instantiate(source, categories=categories)
     rank_zero_info(f"RL prompts from {source.path}: {rows.report.summary()}")
-    reports["prompts"] = {"path": str(source.path), "kept": rows.report.kept, "skipped": dict(rows.report.counts)}
+    reports["prompt_file"] = {"path": str(source.path), "kept": rows.report.kept, "skipped": dict(rows.report.counts)}
     return list(rows), False
 
 

@@ -51,4 +51,4 @@ def test_the_ppo_stage_takes_a_prompt_file_or_the_gym(compose_config, tmp_path):
                          "ppo.prompts.on_error=skip")
     rows, from_gym = _rl_prompts(cfg.ppo, gym, reports)
     assert not from_gym and [r["prompt"] for r in rows] == ["a .", "b ."]
-    assert reports["prompts"] == {"path": str(path), "kept": 2, "skipped": {"bad field 'prompt'": 1}}
+    assert reports["prompt_file"] == {"path": str(path), "kept": 2, "skipped": {"bad field 'prompt'": 1}}
