@@ -47,8 +47,8 @@ class PPOConfig:
     lower peak memory; incompatible with global gradient clipping and accumulation."""
     compile_update: bool = False
     """Run the update's forwards and losses through ``torch.compile`` (one graph, backward included). On the
-    CPU benchmark about 12 % less time per iteration after about a minute of compiling, so it pays for long
-    runs only (docs/ppo_systems.md). Tried on one CPU process only."""
+    CPU benchmark about 9 % less time per iteration after half a minute of compiling (a cold cache), so it pays
+    for long runs only (docs/ppo_systems.md). Tried on one CPU process only."""
     policy_lr: float = 1e-4
     critic_lr: float = 3e-4
     weight_decay: float = 0.0
