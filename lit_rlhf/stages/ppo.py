@@ -40,29 +40,7 @@ def run(cfg: DictConfig) -> dict:
     reports: dict = {}
     rows, gym_prompts = _rl_prompts(options, gym, reports)
     config = instantiate(options.config)
-    new_tokens = options.config.max_new_tokens
-    sampled = None
-    if options.prompt_filter.enabled:
-        sampled = sampled_rewards(reference, tokenizer, reward_model.score, [r["prompt"] for r in rows],
-                                  options.prompt_filter.k, new_tokens, seed=cfg.seed)
-        kept, reports["prompt_filter"] = filter_by_reward_variance(
-            reference, tokenizer, reward_model.score, rows, options.prompt_filter.k,
-            options.prompt_filter.min_variance, new_tokens, seed=cfg.seed, scores=sampled)
-        keep = {r["prompt"] for r in kept}
-        sampled = [s for r, s in zip(rows, sampled) if r["prompt"] in keep]
-        rows = kept
-    reward_fn, offset = _offset_reward(options.get("reward_offsets"), reward_model, rows)
-    if sampled is not None:
-        sampled = [[s + offset(r["prompt"]) for s in scores] for r, scores in zip(rows, sampled)]
-    ref_scores = None
-    if config.reference_baseline:
-        answers = options.get("reference_answers") or {}
-        cache = reference_baseline(reference, tokenizer, reward_model.score, [r["prompt"] for r in rows],
-                                   out / "reference_baseline.jsonl", new_tokens, greedy=answers.get("greedy", True),
-                                   seed=cfg.seed, samples=answers.get("samples", 1))
-        ref_scores = {r["prompt"]: cache[r["prompt"]]["score"] + offset(r["prompt"]) for r in rows}
-        if sampled is not None:
-            reports["reward_spread"] = _reward_spread(rows, sampled, ref_scores)
+    rows, reward_fn, ref_scores = _prepare_prompts(cfg, config, reference, tokenizer, reward_model, rows, reports)
     ntp_batches = None
     if config.ntp_coef > 0:
         ntp_batches = IndexedBatches.from_datamodule(instantiate(cfg.data, tokenizer=tokenizer), seed=cfg.seed)
@@ -93,6 +71,36 @@ def run(cfg: DictConfig) -> dict:
         rank_zero_info("no evaluation by the gold judge: it only knows the gym's prompts")
     write_json(out / "results.json", summary)
     return summary
+
+
+def _prepare_prompts(cfg: DictConfig, config, reference, tokenizer, reward_model: RewardModel, rows: list[dict],
+                     reports: dict) -> tuple[list[dict], object, dict | None]:
+    """Before training: the prompt filter, the reward PPO trains on (with ``ppo.reward_offsets``) and the
+    reference baseline's r(x, y_ref) per prompt. Returns the kept rows, the reward function and the
+    baseline scores (None without the baseline); the filter's and the spread's reports go into ``reports``."""
+    options, new_tokens = cfg.ppo, config.max_new_tokens
+    sampled = None
+    if options.prompt_filter.enabled:
+        sampled = sampled_rewards(reference, tokenizer, reward_model.score, [r["prompt"] for r in rows],
+                                  options.prompt_filter.k, new_tokens, seed=cfg.seed)
+        kept, reports["prompt_filter"] = filter_by_reward_variance(
+            reference, tokenizer, reward_model.score, rows, options.prompt_filter.k,
+            options.prompt_filter.min_variance, new_tokens, seed=cfg.seed, scores=sampled)
+        keep = {r["prompt"] for r in kept}
+        sampled = [s for r, s in zip(rows, sampled) if r["prompt"] in keep]
+        rows = kept
+    reward_fn, offset = _offset_reward(options.get("reward_offsets"), reward_model, rows)
+    if not config.reference_baseline:
+        return rows, reward_fn, None
+    answers = options.get("reference_answers") or {}
+    cache = reference_baseline(reference, tokenizer, reward_model.score, [r["prompt"] for r in rows],
+                               Path(cfg.output_dir) / "reference_baseline.jsonl", new_tokens,
+                               greedy=answers.get("greedy", True), seed=cfg.seed, samples=answers.get("samples", 1))
+    ref_scores = {r["prompt"]: cache[r["prompt"]]["score"] + offset(r["prompt"]) for r in rows}
+    if sampled is not None:
+        sampled = [[s + offset(r["prompt"]) for s in scores] for r, scores in zip(rows, sampled)]
+        reports["reward_spread"] = _reward_spread(rows, sampled, ref_scores)
+    return rows, reward_fn, ref_scores
 
 
 def _rl_prompts(options: DictConfig, gym, reports: dict) -> tuple[list[dict], bool]:
