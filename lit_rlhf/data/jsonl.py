@@ -74,6 +74,14 @@ def require_text(row: dict, key: str, source: str, line: int, allow_empty: bool 
     return value
 
 
+def prompt_row(row: dict, source: str, line: int, prompt_key: str = "prompt") -> dict:
+    """``{prompt, category}`` from a prompt-file row; ``category`` is optional ("all") but must be a non-empty string."""
+    category = row.get("category", "all")
+    if not isinstance(category, str) or not category:
+        raise DataError("expected a non-empty string", source, line, "category")
+    return {"prompt": require_text(row, prompt_key, source, line), "category": category}
+
+
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
     """Write rows atomically, so readers never see half a file."""
     def write(handle):

@@ -10,7 +10,7 @@ from statistics import pvariance
 from lightning.pytorch.utilities import rank_zero_info
 
 from lit_rlhf.data.errors import ReportedRows, SkipReport
-from lit_rlhf.data.jsonl import read_jsonl, read_rows, require_text, write_jsonl
+from lit_rlhf.data.jsonl import prompt_row, read_jsonl, read_rows, write_jsonl
 from lit_rlhf.generation import generate
 
 # Sampled references use their own seeds, so they are independent of the prompt filter's samples.
@@ -21,13 +21,13 @@ def read_prompts_jsonl(path: str | os.PathLike, prompt_key: str = "prompt", cate
                        on_error: str = "raise", report: SkipReport | None = None) -> ReportedRows:
     """RL prompts ``{prompt, category}`` from JSONL rows with a ``prompt`` (and optionally a ``category``, else "all").
 
-    A row without a usable prompt raises ``DataError`` naming file:line and field; with
+    Rows are read as ``lit-rlhf-eval`` reads its prompt files (``prompt_row``). A row without a usable prompt or
+    with a category that is not a non-empty string raises ``DataError`` naming file:line and field; with
     ``on_error="skip"`` it is counted in ``report`` instead. Rows outside ``categories`` (when
     given) are counted as skipped too, so the report accounts for every line.
     """
     def parse(row: dict, source: str, line: int) -> dict:
-        return {"prompt": require_text(row, prompt_key, source, line), "category": str(row.get("category", "all")),
-                "line": line}
+        return {**prompt_row(row, source, line, prompt_key), "line": line}
 
     report = report if report is not None else SkipReport()
     rows = []

@@ -15,8 +15,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, ListConfig
 
-from lit_rlhf.data.errors import DataError
-from lit_rlhf.data.jsonl import read_rows, require_text
+from lit_rlhf.data.jsonl import prompt_row, read_rows
 from lit_rlhf.evaluation import human
 from lit_rlhf.evaluation.answers import (
     absolute_scores,
@@ -116,15 +115,8 @@ def eval_prompts(options: DictConfig, gym) -> tuple[list[str], list[str], str]:
         prompts = gym.prompts(options.split)
         return [p.text for p in prompts], [p.category for p in prompts], f"the gym's {options.split} split"
     path = str(options.prompts)
-    rows = read_rows(path, _prompt_row)
+    rows = read_rows(path, prompt_row)
     return [r["prompt"] for r in rows], [r["category"] for r in rows], path
-
-
-def _prompt_row(row: dict, source: str, line: int) -> dict:
-    category = row.get("category", "all")
-    if not isinstance(category, str) or not category:
-        raise DataError("expected a non-empty string", source, line, "category")
-    return {"prompt": require_text(row, "prompt", source, line), "category": category}
 
 
 def load_model(name: str, path: str, options: DictConfig):

@@ -24,6 +24,9 @@ def test_a_bad_row_names_file_line_and_field_or_is_counted(tmp_path):
     path = write(tmp_path / "p.jsonl", [{"prompt": "ok ."}, {"text": "no prompt key"}, {"prompt": "  "}])
     with pytest.raises(DataError, match=r"p.jsonl:2: field 'prompt': missing"):
         read_prompts_jsonl(path)
+    bad_category = write(tmp_path / "c.jsonl", [{"prompt": "ok .", "category": 3}])
+    with pytest.raises(DataError, match=r"c.jsonl:1: field 'category': expected a non-empty string"):
+        read_prompts_jsonl(bad_category)
     rows = read_prompts_jsonl(path, on_error="skip")
     assert [r["prompt"] for r in rows] == ["ok ."]
     assert rows.report.counts == {"bad field 'prompt'": 2}
