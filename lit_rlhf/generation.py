@@ -47,3 +47,8 @@ def generate(
                     row = row[:row.index(tokenizer.eos_token_id)]
                 out.append(tokenizer.decode(row, skip_special_tokens=True).strip())
     return out
+
+
+def generate_rounds(model, tokenizer, prompts: list[str], seeds: list[int], **options) -> list[list[str]]:
+    """One :func:`generate` round per seed: ``len(seeds)`` × ``len(prompts)`` answers (``options`` go to each round)."""
+    return [generate(model, tokenizer, prompts, seed=seed, **options) for seed in seeds]

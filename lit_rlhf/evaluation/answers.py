@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from statistics import mean, median
 
 from lit_rlhf.evaluation.pairwise import by_category
-from lit_rlhf.generation import generate
+from lit_rlhf.generation import generate_rounds
 
 # A judge maps parallel lists of prompt texts and responses to one score each (higher is better).
 Judge = Callable[[Sequence[str], Sequence[str]], list[float]]
@@ -22,8 +22,8 @@ ROUND_SEED_OFFSET = 1000
 def sample_rounds(model, tokenizer, prompts: Sequence[str], rounds: int, max_new_tokens: int, seed: int
                   ) -> list[list[str]]:
     """``rounds`` × ``len(prompts)`` sampled answers; round k uses seed ``seed + 1000 + k``."""
-    return [generate(model, tokenizer, list(prompts), max_new_tokens=max_new_tokens, seed=seed + ROUND_SEED_OFFSET + k)
-            for k in range(rounds)]
+    return generate_rounds(model, tokenizer, list(prompts), [seed + ROUND_SEED_OFFSET + k for k in range(rounds)],
+                           max_new_tokens=max_new_tokens)
 
 
 def gold_judge(judge) -> Judge:

@@ -11,7 +11,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from lit_rlhf.data.errors import ReportedRows, SkipReport
 from lit_rlhf.data.jsonl import prompt_row, read_jsonl, read_rows, write_jsonl
-from lit_rlhf.generation import generate
+from lit_rlhf.generation import generate_rounds
 
 # Sampled references use their own seeds, so they are independent of the prompt filter's samples.
 _REFERENCE_SEED_OFFSET = 10_000
@@ -66,9 +66,9 @@ def reference_baseline(reference, tokenizer, reward_fn, prompts: list[str], path
     if missing:
         rank_zero_info(f"reference baseline: {samples} {decoding} y_ref per prompt for {len(missing)} prompts "
                        f"({len(cache)} cached)")
-        rounds = [generate(reference, tokenizer, missing, max_new_tokens=max_new_tokens, do_sample=not greedy,
-                           temperature=temperature, seed=seed + (0 if greedy else _REFERENCE_SEED_OFFSET + i))
-                  for i in range(samples)]
+        seeds = [seed] if greedy else [seed + _REFERENCE_SEED_OFFSET + i for i in range(samples)]
+        rounds = generate_rounds(reference, tokenizer, missing, seeds, max_new_tokens=max_new_tokens,
+                                 do_sample=not greedy, temperature=temperature)
         scores = [reward_fn(missing, responses) for responses in rounds]
         for j, prompt in enumerate(missing):
             row_scores = [float(s[j]) for s in scores]
@@ -98,12 +98,10 @@ def _read_baseline_cache(path: str | os.PathLike, decoding: str, samples: int) -
 def sampled_rewards(policy, tokenizer, reward_fn, prompts: list[str], k: int, max_new_tokens: int = 32,
                     temperature: float = 1.0, seed: int = 0) -> list[list[float]]:
     """Rewards ``[P][k]`` of k answers sampled for each prompt (round i sampled with seed ``seed + i``)."""
-    rounds = []
-    for round_ in range(k):
-        responses = generate(policy, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
-                             seed=seed + round_)
-        rounds.append(reward_fn(prompts, responses))
-    return [[float(r[i]) for r in rounds] for i in range(len(prompts))]
+    rounds = generate_rounds(policy, tokenizer, prompts, [seed + i for i in range(k)], max_new_tokens=max_new_tokens,
+                             temperature=temperature)
+    scores = [reward_fn(prompts, responses) for responses in rounds]
+    return [[float(s[i]) for s in scores] for i in range(len(prompts))]
 
 
 def filter_by_reward_variance(policy, tokenizer, reward_fn, rows: list[dict], k: int = 4, min_variance: float = 1e-3,
