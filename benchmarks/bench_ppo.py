@@ -115,17 +115,40 @@ def _count_bytes(params) -> int:
 
 
 # ---- lit_rlhf side ---------------------------------------------------------------------------------
-def run_lit(workdir: Path, warmup: int, iterations: int, fused_backward: bool = False,
-            compile_update: bool = False) -> dict:
-    import lightning as L
-    from torch.utils.data import DataLoader
-
+def build_lit_module(workdir: Path, **config_changes):
+    """The lit_rlhf side of the workload: a ``PPOModule`` over the checkpoints in ``workdir`` and its reward model."""
     from lit_rlhf.models import build_policy
     from lit_rlhf.models.reward_model import RewardModel, build_reward_model
     from lit_rlhf.models.value_model import ValueModel
     from lit_rlhf.modules.ppo_module import PPOModule
     from lit_rlhf.ppo.config import PPOConfig
+
+    policy, tokenizer = build_policy(str(workdir / "policy"))
+    reward = RewardModel(*build_reward_model(str(workdir / "reward")))
+    critic = ValueModel.from_reward_model(build_reward_model(str(workdir / "critic"))[0])
+    config = PPOConfig(max_new_tokens=NEW_TOKENS, ppo_epochs=PPO_EPOCHS, num_minibatches=MINIBATCHES,
+                       reference_baseline=False, max_grad_norm=None, kl_coef=KL_COEF, policy_lr=LR, critic_lr=LR,
+                       whiten_advantages=True, **config_changes)
+    return PPOModule(policy, tokenizer, reward.score, config, critic=critic), reward
+
+
+def fit_lit(module, workdir: Path, iterations: int, callbacks=()) -> None:
+    """``iterations`` PPO iterations on the workload's prompts, one Lightning fit on one CPU device."""
+    import lightning as L
+    from torch.utils.data import DataLoader
+
     from lit_rlhf.stages.ppo import collate_prompts
+
+    rows = [{"prompt": r["prompt"]} for r in json.loads((workdir / "prompts.json").read_text())]
+    loader = DataLoader(rows * iterations, batch_size=PROMPTS, collate_fn=collate_prompts)
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=list(callbacks))
+    trainer.fit(module, loader)
+
+
+def run_lit(workdir: Path, warmup: int, iterations: int, fused_backward: bool = False,
+            compile_update: bool = False) -> dict:
+    import lightning as L
 
     class Clock(L.Callback):
         def __init__(self):
@@ -141,25 +164,14 @@ def run_lit(workdir: Path, warmup: int, iterations: int, fused_backward: bool = 
             lengths.append(float(trainer.callback_metrics["rollout/response_length"]))
 
     L.seed_everything(0, verbose=False)
-    policy, tokenizer = build_policy(str(workdir / "policy"))
-    reward = RewardModel(*build_reward_model(str(workdir / "reward")))
-    critic = ValueModel.from_reward_model(build_reward_model(str(workdir / "critic"))[0])
-    config = PPOConfig(max_new_tokens=NEW_TOKENS, ppo_epochs=PPO_EPOCHS, num_minibatches=MINIBATCHES,
-                       reference_baseline=False, max_grad_norm=None, kl_coef=KL_COEF, policy_lr=LR, critic_lr=LR,
-                       whiten_advantages=True, fused_backward=fused_backward,
-                       compile_update=compile_update)
-    module = PPOModule(policy, tokenizer, reward.score, config, critic=critic)
+    module, reward = build_lit_module(workdir, fused_backward=fused_backward, compile_update=compile_update)
     observer = GradObserver(list(module.policy.parameters()) + list(module.critic.parameters()))
     lengths: list[float] = []
-    rows = [{"prompt": r["prompt"]} for r in json.loads((workdir / "prompts.json").read_text())]
-    loader = DataLoader(rows * (warmup + iterations), batch_size=PROMPTS, collate_fn=collate_prompts)
     clock = Clock()
-    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[clock])
-    trainer.fit(module, loader)
+    fit_lit(module, workdir, warmup + iterations, [clock])
     return {**clock.clock.intervals(warmup), "peak_grad_bytes": observer.peak,
             "trainable_bytes": _count_bytes(observer.params), "response_tokens": statistics.fmean(lengths),
-            "reward_input": "token ids" if reward.reads_tokens_of(tokenizer) else "decoded text"}
+            "reward_input": "token ids" if reward.reads_tokens_of(module.tokenizer) else "decoded text"}
 
 
 # ---- TRL side (runs inside the TRL virtualenv: no lit_rlhf imports here) -----------------------------
