@@ -42,5 +42,7 @@ def test_a_setting_row_averages_its_seeds_and_lists_each_seeds_result(tmp_path, 
     assert row == "| greedy | 5.00 / 2.00 | 2.00 | 3.00 / 3.00 | 0.50 | 1.00 / 1.0 | +15.0 (+10.0, +20.0) |"
     assert main([f"greedy={tmp_path / 'base'}", "--plot", str(tmp_path / "curves.png")]) == 0
     assert row in capsys.readouterr().out and (tmp_path / "curves.png").stat().st_size > 0
+    assert main([f"one run={tmp_path / 'base' / 's1'}"]) == 0  # a run directory is a setting of one seed
+    assert "| one run | 6.00 / 2.00 |" in capsys.readouterr().out
     with pytest.raises(FileNotFoundError, match="no finished run"):
         main([f"none={tmp_path / 'missing'}"])

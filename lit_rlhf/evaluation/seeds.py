@@ -1,7 +1,7 @@
 """``python -m lit_rlhf.evaluation.seeds [--plot CURVES.png] NAME=DIR ...``: PPO settings over several seeds.
 
 Each ``DIR`` holds one run per seed (``DIR/s0``, ``DIR/s1``, ...: a PPO stage's output directories, as
-``run_suffix=/exp/NAME/sSEED`` writes them). Prints one markdown row per setting with the mean over its
+``run_suffix=/exp/NAME/sSEED`` writes them), or is one run itself. Prints one markdown row per setting with the mean over its
 seeds (and the per-seed wins − losses); ``--plot`` draws each setting's curves averaged over its seeds.
 """
 
@@ -36,6 +36,9 @@ def run_summary(run_dir: str | Path) -> dict:
 
 
 def seed_runs(directory: str | Path) -> list[Path]:
+    """The finished runs ``directory/s*``, or ``directory`` itself when it is one run."""
+    if (Path(directory) / "results.json").exists():
+        return [Path(directory)]
     runs = sorted(p for p in Path(directory).glob("s*") if (p / "results.json").exists())
     if not runs:
         raise FileNotFoundError(f"{directory}: no finished run (s*/results.json)")
