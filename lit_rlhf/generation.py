@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.data.formatting import encode_prompt, pad_batch
 from lit_rlhf.models.modes import eval_mode
 
@@ -27,7 +28,7 @@ def generate(
 ) -> list[str]:
     """One response per prompt, decoded without special tokens. Seeded without touching global RNG."""
     if temperature <= 0 or not 0 < top_p <= 1:
-        raise ValueError(f"need temperature > 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
+        raise ConfigError(f"need temperature > 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
     device = next(model.parameters()).device
     out: list[str] = []
     with eval_mode(model), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):

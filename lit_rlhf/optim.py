@@ -30,9 +30,14 @@ def optimizers_for(module, named_params, factory: Callable, scheduler_factory: C
                    weight_decay: float = 0.0, fused: bool | str = "auto"):
     """What ``configure_optimizers`` returns: the optimizer, plus a per-step scheduler when one is given.
 
-    ``scheduler_factory(optimizer, total_steps=...)`` gets the Trainer's estimate of the steps.
+    ``scheduler_factory(optimizer, total_steps=...)`` gets the Trainer's estimate of the steps. With a
+    Trainer attached the optimizer is fitted to its precision and clipping (``prepare_optimizer``).
     """
+    from lit_rlhf.systems.precision import prepare_optimizer
+
     optimizer = build_optimizer(factory, named_params, weight_decay, fused)
+    if module._trainer is not None:
+        prepare_optimizer(optimizer, module.trainer)
     if scheduler_factory is None:
         return optimizer
     scheduler = scheduler_factory(optimizer, total_steps=int(module.trainer.estimated_stepping_batches))

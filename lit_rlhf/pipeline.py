@@ -8,7 +8,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from lit_rlhf.cli.train import train
+from lit_rlhf.cli.train import train, user_error
+from lit_rlhf.data.errors import ConfigError
 
 
 def stage_plan(path: str | Path | None = None) -> list[dict]:
@@ -21,10 +22,10 @@ def stage_plan(path: str | Path | None = None) -> list[dict]:
     names = set()
     for i, stage in enumerate(plan):
         if not isinstance(stage, dict) or "name" not in stage:
-            raise ValueError(f"{path}: stages[{i}] needs a `name` (and optional `overrides`, `needs`), got {stage!r}")
+            raise ConfigError(f"{path}: stages[{i}] needs a `name` (and optional `overrides`, `needs`), got {stage!r}")
         unknown = set(stage.get("needs", [])) - names
         if unknown:
-            raise ValueError(f"{path}: stages[{i}] ({stage['name']}) needs {sorted(unknown)}, which no earlier stage is")
+            raise ConfigError(f"{path}: stages[{i}] ({stage['name']}) needs {sorted(unknown)}, which no earlier stage is")
         names.add(stage["name"])
     return plan
 
@@ -44,19 +45,41 @@ def stage_config(name: str, overrides: list[str]):
     """The config of the planned stage ``name`` with extra ``overrides`` (e.g. an ablation's variant)."""
     plan = {s["name"]: s for s in stage_plan()}
     if name not in plan:
-        raise ValueError(f"unknown pipeline stage {name!r}; stages: {list(plan)}")
+        raise ConfigError(f"unknown pipeline stage {name!r}; stages: {list(plan)}")
     return compose_stage(list(plan[name].get("overrides", [])) + list(overrides))
+
+
+def config_changes(cfg) -> list[str]:
+    """Keys whose resolved value differs from the ``config.yaml`` the stage's last run wrote (``["config.yaml"]``
+    when it wrote none): a stage done with other settings, e.g. another ``gym.seed``, is not reused."""
+    from lit_rlhf.stages.common import RUN_CONFIG, read_run_config
+
+    saved = read_run_config(cfg.output_dir)
+    if saved is None:
+        return [f"no {RUN_CONFIG}"]
+    before = _flatten(OmegaConf.to_container(saved))
+    now = _flatten(OmegaConf.to_container(cfg, resolve=True))
+    return sorted(k for k in before.keys() | now.keys() if before.get(k, _MISSING) != now.get(k, _MISSING))
+
+
+_MISSING = object()
+
+
+def _flatten(node, prefix: str = "") -> dict:
+    if isinstance(node, dict):
+        return {k: v for key, value in node.items() for k, v in _flatten(value, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: node}
 
 
 def run_pipeline(overrides: list[str] | None = None, only: list[str] | None = None, force: list[str] | None = None,
                  plan: list[dict] | None = None) -> dict:
-    """Run the planned stages. A stage with a ``results.json`` is skipped unless named in ``force`` or a
-    stage it ``needs`` ran in this call (its output would be stale)."""
+    """Run the planned stages. A stage with a ``results.json`` is skipped unless named in ``force``, a stage it
+    ``needs`` ran in this call (its output would be stale), or its config differs from the one it ran with."""
     plan = plan if plan is not None else stage_plan()
     names = [s["name"] for s in plan]
     for requested in (only or []) + [f for f in (force or []) if f != "all"]:
         if requested not in names:
-            raise ValueError(f"unknown pipeline stage {requested!r}; stages: {names}")
+            raise ConfigError(f"unknown pipeline stage {requested!r}; stages: {names}")
     summaries: dict[str, dict] = {}
     ran: set[str] = set()
     for index, stage in enumerate(plan, start=1):
@@ -69,7 +92,11 @@ def run_pipeline(overrides: list[str] | None = None, only: list[str] | None = No
         print(f"\n##### [{index}/{len(plan)}] {stage['name']} -> {cfg.output_dir}", flush=True)
         if stale and done.exists() and not forced:
             print(f"      {', '.join(stale)} ran again, so this stage runs again", flush=True)
-        if done.exists() and not forced and not stale:
+        changed = config_changes(cfg) if done.exists() and not forced and not stale else []
+        if changed:
+            print(f"      its config changed since it ran ({', '.join(changed[:5])}"
+                  f"{', ...' if len(changed) > 5 else ''}), so it runs again", flush=True)
+        elif done.exists() and not forced and not stale:
             print(f"      done before ({done}); skipped. Re-run it with --force {stage['name']}", flush=True)
             summaries[stage["name"]] = {"skipped": True, "results": str(done)}
             continue
@@ -90,8 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         run_pipeline(args.overrides, args.only, args.force)
-    except (ValueError, FileNotFoundError, KeyError) as err:
-        parser.exit(2, f"lit-rlhf-pipeline: error: {err}\n")
+    except Exception as err:  # a user's error ends in one line; anything else is a bug and keeps its traceback
+        cause = user_error(err)
+        if cause is None:
+            raise
+        parser.exit(2, f"lit-rlhf-pipeline: error: {cause}\n")
     report = Path(stage_config("eval", args.overrides).output_dir) / "report.md"
     if report.exists():
         print(f"\nreport: {report}")

@@ -20,6 +20,19 @@ def test_a_finished_stage_is_skipped_until_forced(tmp_path):
     assert "checkpoint" in run_pipeline(overrides, force=["sft"], plan=plan)["sft"]
 
 
+def test_a_stage_done_with_other_settings_runs_again(tmp_path, capsys):
+    """The pipeline compares the config a stage ran with (its config.yaml) with the one it would run now."""
+    plan = [{"name": "sft", "overrides": TINY_SFT}]
+    run_pipeline([f"paths.artifacts={tmp_path}"], plan=plan)
+    saved = (tmp_path / "sft" / "config.yaml").read_text()
+    assert "seed: 0" in saved and "stage: sft" in saved
+    again = run_pipeline([f"paths.artifacts={tmp_path}", "gym.seed=1"], plan=plan)["sft"]
+    changed = [line for line in capsys.readouterr().out.splitlines() if "its config changed since it ran" in line]
+    assert "checkpoint" in again and len(changed) == 1 and "gym.seed" in changed[0]
+    assert "seed: 1" in (tmp_path / "sft" / "config.yaml").read_text()
+    assert run_pipeline([f"paths.artifacts={tmp_path}", "gym.seed=1"], plan=plan)["sft"]["skipped"] is True
+
+
 def test_unknown_stage_names_are_rejected(tmp_path, capsys):
     with pytest.raises(ValueError, match="unknown pipeline stage 'rlhf'"):
         run_pipeline([f"paths.artifacts={tmp_path}"], only=["rlhf"])

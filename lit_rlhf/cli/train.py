@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import hydra
 from omegaconf import DictConfig
+from omegaconf.errors import MissingMandatoryValue
 
-from lit_rlhf.data.errors import DataError
+from lit_rlhf.data.errors import UserError
 from lit_rlhf.stages import get_stage
 
-# Errors a user causes (bad data, a wrong path or value) end with one clear line, not a
-# traceback from deep inside a library; HYDRA_FULL_ERROR=1 still shows everything.
-USER_ERRORS = (DataError, FileNotFoundError, KeyError, ValueError)
+# Errors a user causes end with one clear line, not a traceback from deep inside a library:
+# bad data or config values (``UserError``: ``DataError``, ``ConfigError``), a missing file, a
+# ``???`` left unset. Any other exception, a plain KeyError or ValueError included, is a bug and
+# keeps its traceback. HYDRA_FULL_ERROR=1 shows the traceback of user errors too.
+USER_ERRORS = (UserError, FileNotFoundError, MissingMandatoryValue)
 
 
 def train(cfg: DictConfig) -> dict:
-    """Run ``cfg.stage`` on a composed config; importable, so notebooks and tests call the same code."""
-    return get_stage(cfg.stage)(cfg)
+    """Run ``cfg.stage`` on a composed config; importable, so notebooks and tests call the same code.
+    The resolved config goes to ``<output_dir>/config.yaml`` first."""
+    from lit_rlhf.stages.common import write_run_config
+
+    stage = get_stage(cfg.stage)
+    write_run_config(cfg)
+    return stage(cfg)
 
 
 def run_command(cfg: DictConfig, prog: str) -> dict:
@@ -25,11 +33,10 @@ def run_command(cfg: DictConfig, prog: str) -> dict:
     try:
         return train(cfg)
     except Exception as err:
-        cause = _user_error(err)
+        cause = user_error(err)
         if cause is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        message = cause.args[0] if isinstance(cause, KeyError) and cause.args else cause
-        raise SystemExit(f"{prog}: error: {message}\n(set HYDRA_FULL_ERROR=1 for the full traceback)") from None
+        raise SystemExit(f"{prog}: error: {cause}\n(set HYDRA_FULL_ERROR=1 for the full traceback)") from None
 
 
 @hydra.main(version_base="1.3", config_path="pkg://lit_rlhf.conf", config_name="train")
@@ -37,7 +44,7 @@ def main(cfg: DictConfig) -> None:
     run_command(cfg, "lit-rlhf-train")
 
 
-def _user_error(err: BaseException | None) -> BaseException | None:
+def user_error(err: BaseException | None) -> BaseException | None:
     """The user error behind ``err``, looking through Hydra's instantiation wrapper."""
     while err is not None:
         if isinstance(err, USER_ERRORS):

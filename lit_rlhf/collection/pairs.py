@@ -94,18 +94,26 @@ def build_comparisons(sample_rows: Sequence[dict], skips: SkipReport | None = No
     """All ``k*(k-1)/2`` pairs of distinct, non-empty responses per prompt (needed for cycle checks when k >= 3).
 
     Empty responses and identical responses cannot be compared meaningfully; they are counted in ``skips``.
+    A pair that repeats an earlier one of the same prompt (the same two responses, in either order, which
+    happens when two of the k samples are equal) is one comparison, not two: it is kept once and the
+    repeats are counted as ``repeated_pair``. So every pair id is unique, as the annotation store needs.
     """
     skips = skips if skips is not None else SkipReport()
     out: list[Comparison] = []
     for row_no, row in enumerate(sample_rows):
+        seen: set[frozenset[str]] = set()
         for i, j in itertools.combinations(range(len(row["responses"])), 2):
             a, b = row["responses"][i], row["responses"][j]
             where = f"prompt {row_no} responses {i},{j}"
+            key = frozenset((" ".join(a.split()), " ".join(b.split())))
             if not a.strip() or not b.strip():
                 skips.skip("empty_response", where)
-            elif " ".join(a.split()) == " ".join(b.split()):
+            elif len(key) == 1:
                 skips.skip("identical_responses", where)
+            elif key in seen:
+                skips.skip("repeated_pair", where)
             else:
+                seen.add(key)
                 meta = {"checkpoint": row.get("checkpoint", ""), "response_indices": [i, j]}
                 out.append(Comparison(pair_id_for(row["prompt"], a, b), row["prompt"], row["category"], a, b, meta))
                 skips.kept += 1

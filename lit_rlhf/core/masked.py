@@ -51,12 +51,12 @@ def masked_whiten(values: torch.Tensor, mask: torch.Tensor, shift_mean: bool = T
     """``(x - mean) / sqrt(var + eps)`` using masked statistics; padding positions become 0.
 
     ``values``, ``mask``: ``[B, T]`` -> ``[B, T]`` in the dtype of ``values``. With
-    ``shift_mean=False`` the mean is added back (scale only), as done for rewards whose sign
-    carries meaning.
+    ``shift_mean=False`` the values are only scaled, ``x / sqrt(var + eps)`` (``var`` still taken
+    around the mean): each value keeps its sign, for rewards whose sign carries meaning. This is
+    the convention of ``lit_rlhf.core.reward_normalization``; TRL's ``masked_whiten`` instead adds the
+    mean back after whitening, which can flip signs.
     """
-    mean = masked_mean(values, mask)
     var = masked_var(values, mask)
-    whitened = (values.to(mean.dtype) - mean) * torch.rsqrt(var + eps)
-    if not shift_mean:
-        whitened = whitened + mean
+    x = values.to(var.dtype)
+    whitened = ((x - masked_mean(values, mask)) if shift_mean else x) * torch.rsqrt(var + eps)
     return (whitened * mask.to(whitened.dtype)).to(values.dtype)

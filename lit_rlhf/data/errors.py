@@ -1,4 +1,9 @@
-"""Errors and skip accounting for user data: every problem names its file, line and field."""
+"""User errors and skip accounting for user data: every problem names its file, line and field.
+
+``UserError`` marks a mistake in what the user gave (data, config values, paths): the
+command-line entry points end those with one line. Any other exception is a bug and keeps
+its traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,21 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 
-class DataError(ValueError):
+class UserError(ValueError):
+    """A mistake in the user's input (data, a config value, a path), reported in one line by the CLI."""
+
+
+class ConfigError(UserError):
+    """A config value that cannot be used, e.g. ``max_rows must be a positive integer or null, got -3``."""
+
+
+class UnknownName(ConfigError, KeyError):
+    """A config value that names nothing known (a stage, ...); also a ``KeyError`` for callers that look names up."""
+
+    __str__ = Exception.__str__  # the message as given, not KeyError's quoted repr
+
+
+class DataError(UserError):
     """Bad input data, with where it is: ``file:line: field: what is wrong``."""
 
     def __init__(self, message: str, source: str | None = None, line: int | None = None, field: str | None = None):
@@ -32,6 +51,7 @@ class SkipReport:
     counts: Counter = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
     kept: int = 0
+    selection: str = ""  # how the kept rows were cut down (max_rows, sample), empty when all were kept
 
     def skip(self, reason: str, where: str) -> None:
         self.counts[reason] += 1
@@ -44,7 +64,14 @@ class SkipReport:
         return sum(self.counts.values())
 
     def summary(self) -> str:
+        selection = f" ({self.selection})" if self.selection else ""
         if not self.counts:
-            return f"kept {self.kept} rows, skipped none"
+            return f"kept {self.kept} rows{selection}, skipped none"
         parts = [f"{n} {reason} (e.g. {', '.join(self.examples[reason])})" for reason, n in self.counts.most_common()]
-        return f"kept {self.kept} rows, skipped {self.skipped}: " + "; ".join(parts)
+        return f"kept {self.kept} rows{selection}, skipped {self.skipped}: " + "; ".join(parts)
+
+    def as_dict(self) -> dict:
+        """``{kept, skipped, by_reason, examples, selection}`` for a run's results.json."""
+        return {"kept": self.kept, "skipped": self.skipped, "by_reason": dict(self.counts.most_common()),
+                "examples": {reason: list(where) for reason, where in self.examples.items()},
+                "selection": self.selection}

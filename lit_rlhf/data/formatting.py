@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import torch
 
+HH_FRAME = "\n\nHuman: {prompt}\n\nAssistant:"  # the prompt frame for tokenizers without a chat template
+RESPONSE_PREFIX = " "  # put before every response (unless it starts with it), after a chat template's newline too
+
 
 def prompt_text(tokenizer, prompt: str) -> str:
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(
             [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
-    return f"\n\nHuman: {prompt}\n\nAssistant:"
+    return HH_FRAME.replace("{prompt}", prompt)
 
 
 def encode_prompt(tokenizer, prompt: str) -> list[int]:
@@ -23,8 +26,13 @@ def encode_prompt(tokenizer, prompt: str) -> list[int]:
 
 
 def encode_response(tokenizer, response: str) -> list[int]:
-    """Response ids followed by EOS, so the model learns to stop."""
-    text = response if response.startswith(" ") else " " + response
+    """Response ids followed by EOS, so the model learns to stop.
+
+    The response text gets ``RESPONSE_PREFIX`` (a space) in front unless it already starts with one,
+    whatever the prompt ends with; published results depend on this, and saved reward models record
+    it in their ``reward_model.json`` (see :func:`lit_rlhf.data.preference_data.describe_encoding`).
+    """
+    text = response if response.startswith(RESPONSE_PREFIX) else RESPONSE_PREFIX + response
     return tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
 
 

@@ -56,12 +56,14 @@ def hh_row(chosen_text: str, rejected_text: str) -> tuple[str, str, str]:
 
 
 def read_hh_rlhf(path: str | os.PathLike, on_error: str = "raise", category: str = "hh",
-                 report: SkipReport | None = None) -> list[dict]:
+                 report: SkipReport | None = None, max_rows: int | None = None) -> list[dict]:
     """Preference rows from an HH-RLHF JSONL file (``.jsonl`` or ``.jsonl.gz``).
 
     Missing fields, unparseable transcripts, empty final replies and identical replies raise
     ``DataError`` naming file:line; with ``on_error="skip"`` such rows are counted in
     ``report`` by reason instead (malformed JSON always raises: a broken file is not a bad row).
+    The public HH-RLHF files hold a few such rows, which is why ``read_preferences`` skips
+    them by default for this format. ``max_rows`` stops after that many usable rows.
     """
     from lit_rlhf.data.preference_data import PreferenceRows  # that module imports this one lazily
 
@@ -81,7 +83,7 @@ def read_hh_rlhf(path: str | os.PathLike, on_error: str = "raise", category: str
             raise DataError("chosen and rejected replies are identical", source, line)
         return {"prompt": prompt, "chosen": chosen, "rejected": rejected, "category": category}
 
-    return PreferenceRows(read_rows(path, parse, on_error, report, _reason), report)
+    return PreferenceRows(read_rows(path, parse, on_error, report, _reason, max_rows), report)
 
 
 def _reason(err: DataError) -> str:

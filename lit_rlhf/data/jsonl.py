@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from lit_rlhf.data.errors import DataError
+from lit_rlhf.data.errors import ConfigError, DataError
 
 
 def _open_text(path: Path):
@@ -34,22 +34,38 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
             yield number, row
 
 
+def check_row_count(name: str, value) -> int | None:
+    """``value`` of a row-count option (``max_rows``, ``sample``): ``None`` or a positive integer, else
+    ``ConfigError``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer or null, got {value!r}")
+    return value
+
+
 def read_rows(path: str | os.PathLike, parse: Callable[[dict, str, int], dict], on_error: str = "raise",
-              report=None, reason: Callable[[DataError], str] | None = None) -> list[dict]:
+              report=None, reason: Callable[[DataError], str] | None = None, max_rows: int | None = None
+              ) -> list[dict]:
     """``parse(raw, source, line)`` on every row of a JSONL file.
 
     ``parse`` raises ``DataError`` for a bad row: it propagates (``on_error="raise"``), or the row
     is counted in ``report`` (a ``SkipReport``) under ``reason(err)`` (default: the bad field) and
     left out. Malformed JSON always raises: a broken file is not a bad row. A file with no usable
-    row raises too, so an all-bad file is never an empty data set.
+    row raises too, so an all-bad file is never an empty data set. ``max_rows`` stops reading
+    after that many usable rows (the rest of the file is not read, so its bad rows are not counted).
     """
     from lit_rlhf.data.errors import SkipReport
 
     if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    max_rows = check_row_count("max_rows", max_rows)
     report = report if report is not None else SkipReport()
     source, rows = str(path), []
     for line, raw in read_jsonl(path):
+        if max_rows is not None and len(rows) == max_rows:
+            report.selection = f"max_rows={max_rows}: the rest of the file was not read"
+            break
         try:
             rows.append(parse(raw, source, line))
         except DataError as err:

@@ -18,6 +18,9 @@ Choices (all configurable):
   its pairs: they would only teach length. ``mode="upsample"`` instead repeats pairs of the
   smaller side (seeded, with replacement) up to the size of the larger one; a bucket with
   an empty side is then kept as it is, because there is nothing to repeat.
+- Down-sampling a skewed file can leave few pairs (a file where the longer answer nearly
+  always wins loses most of them). :class:`LengthBalancer` warns when it drops more than
+  ``warn_drop_share`` of the pairs, and the report carries the kept and dropped counts.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from __future__ import annotations
 import itertools
 import random
 from dataclasses import dataclass, field
+
+from lit_rlhf.data.errors import ConfigError
 
 MODES = ("downsample", "upsample")
 UNITS = ("tokens", "words")
@@ -57,7 +62,7 @@ def bucket_names(edges: list[int]) -> list[str]:
 def check_edges(edges: list[int]) -> list[int]:
     edges = [int(e) for e in edges]
     if not edges or edges[0] < 1 or any(b <= a for a, b in itertools.pairwise(edges)):
-        raise ValueError(f"bucket edges must be increasing integers starting at >= 1, got {edges}")
+        raise ConfigError(f"bucket edges must be increasing integers starting at >= 1, got {edges}")
     return edges
 
 
@@ -70,8 +75,27 @@ class BalanceReport:
     before: dict[str, dict[str, int]] = field(default_factory=dict)
     after: dict[str, dict[str, int]] = field(default_factory=dict)
 
+    @property
+    def pairs_before(self) -> int:
+        return sum(sum(c.values()) for c in self.before.values())
+
+    @property
+    def pairs_after(self) -> int:
+        return sum(sum(c.values()) for c in self.after.values())
+
+    @property
+    def dropped(self) -> int:
+        """Pairs left out (up-sampling drops none: it only adds repeats)."""
+        return max(0, self.pairs_before - self.pairs_after)
+
+    @property
+    def dropped_share(self) -> float:
+        return self.dropped / self.pairs_before if self.pairs_before else 0.0
+
     def as_dict(self) -> dict:
-        return {"unit": self.unit, "mode": self.mode, "before": self.before, "after": self.after}
+        return {"unit": self.unit, "mode": self.mode, "before": self.before, "after": self.after,
+                "pairs_before": self.pairs_before, "pairs_after": self.pairs_after, "dropped": self.dropped,
+                "dropped_share": round(self.dropped_share, 4)}
 
     def format(self) -> str:
         lines = [f"length balancing ({self.mode}, unit={self.unit}): longer-wins / longer-loses per bucket",
@@ -84,9 +108,7 @@ class BalanceReport:
             b = f"{counts['longer_wins']}/{counts['longer_loses']}"
             a = f"{after.get('longer_wins', 0)}/{after.get('longer_loses', 0)}"
             lines.append(f"{name:<10}{b:>14}{a:>14}")
-        total_before = sum(sum(c.values()) for c in self.before.values())
-        total_after = sum(sum(c.values()) for c in self.after.values())
-        lines.append(f"{'total':<10}{total_before:>14}{total_after:>14}")
+        lines.append(f"{'total':<10}{self.pairs_before:>14}{self.pairs_after:>14}")
         return "\n".join(lines)
 
 
@@ -103,7 +125,7 @@ def balance_by_length(rows: list[dict], edges: list[int] = (1, 5, 10, 20, 40), t
     and a :class:`BalanceReport`.
     """
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        raise ConfigError(f"mode must be one of {MODES}, got {mode!r}")
     edges = check_edges(list(edges))
     names = bucket_names(edges)
     groups = {name: {"longer_wins": [], "longer_loses": [], "equal": []} for name in names}
@@ -139,17 +161,43 @@ def balance_by_length(rows: list[dict], edges: list[int] = (1, 5, 10, 20, 40), t
     return [rows[i] for i in sorted(keep)] + [rows[i] for i in extra], report
 
 
+def heavy_drop_warning(report: BalanceReport, warn_drop_share: float | None) -> str | None:
+    """The warning to give when balancing dropped more than ``warn_drop_share`` of the pairs, else ``None``."""
+    if warn_drop_share is None or report.dropped_share <= warn_drop_share:
+        return None
+    return (f"length balancing dropped {report.dropped} of {report.pairs_before} training pairs "
+            f"({report.dropped_share:.0%}), more than warn_drop_share={warn_drop_share:g}: in this data the longer "
+            "response mostly wins (or mostly loses), and a reward model trained on the "
+            f"{report.pairs_after} pairs left may stay at chance. Turn balancing off with `data.length_balance=null` "
+            "(length_balance=None in code), or keep every pair with `data.length_balance.mode=upsample`")
+
+
 class LengthBalancer:
-    """Configured :func:`balance_by_length`, built by Hydra; ``unit="words"`` ignores any tokenizer."""
+    """Configured :func:`balance_by_length`, built by Hydra; ``unit="words"`` ignores any tokenizer.
+
+    Warns (``UserWarning``, rank zero) when it drops more than ``warn_drop_share`` of the pairs
+    (``None``: never).
+    """
 
     def __init__(self, edges: list[int] = (1, 5, 10, 20, 40), unit: str = "tokens", mode: str = "downsample",
-                 seed: int = 0):
+                 seed: int = 0, warn_drop_share: float | None = 0.5):
         if unit not in UNITS:
-            raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
+            raise ConfigError(f"unit must be one of {UNITS}, got {unit!r}")
         if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+            raise ConfigError(f"mode must be one of {MODES}, got {mode!r}")
+        share_ok = isinstance(warn_drop_share, (int, float)) and not isinstance(warn_drop_share, bool) \
+            and 0 <= warn_drop_share < 1
+        if warn_drop_share is not None and not share_ok:
+            raise ConfigError(f"warn_drop_share must be in [0, 1) or null, got {warn_drop_share!r}")
         self.edges, self.unit, self.mode, self.seed = check_edges(list(edges)), unit, mode, seed
+        self.warn_drop_share = warn_drop_share
 
     def __call__(self, rows: list[dict], tokenizer=None) -> tuple[list[dict], BalanceReport]:
+        from lightning.pytorch.utilities import rank_zero_warn
+
         tok = tokenizer if self.unit == "tokens" else None
-        return balance_by_length(rows, self.edges, tok, self.mode, self.seed)
+        kept, report = balance_by_length(rows, self.edges, tok, self.mode, self.seed)
+        warning = heavy_drop_warning(report, self.warn_drop_share)
+        if warning:
+            rank_zero_warn(warning)
+        return kept, report

@@ -7,6 +7,8 @@ from collections.abc import Callable
 import torch
 from torch.utils.data import Dataset
 
+from lit_rlhf.data.errors import ConfigError, DataError
+
 
 class IndexedBatches:
     """``batches(k)`` is batch number ``k``, a pure function of ``k`` and the seed.
@@ -17,9 +19,9 @@ class IndexedBatches:
 
     def __init__(self, dataset: Dataset, collate_fn: Callable, batch_size: int, seed: int = 0):
         if len(dataset) == 0:
-            raise ValueError("the NTP data set is empty")
+            raise DataError("the NTP data set is empty")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.dataset, self.collate_fn, self.seed = dataset, collate_fn, seed
         self.batch_size = min(batch_size, len(dataset))
         self.batches_per_pass = len(dataset) // self.batch_size

@@ -20,9 +20,16 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from lit_rlhf.data.errors import DataError, ReportedRows, SkipReport
-from lit_rlhf.data.formatting import encode_prompt, encode_response, pad_batch, truncate_keeping_response
-from lit_rlhf.data.jsonl import read_jsonl, read_rows, require_text
+from lit_rlhf.data.errors import ConfigError, DataError, ReportedRows, SkipReport
+from lit_rlhf.data.formatting import (
+    HH_FRAME,
+    RESPONSE_PREFIX,
+    encode_prompt,
+    encode_response,
+    pad_batch,
+    truncate_keeping_response,
+)
+from lit_rlhf.data.jsonl import check_row_count, read_jsonl, read_rows, require_text
 from lit_rlhf.data.length_balance import bucket_index, bucket_names, check_edges
 
 INPUT_FORMATS = ("chat", "pair")
@@ -33,9 +40,10 @@ DEFAULT_EDGES = (1, 5, 10, 20, 40)
 
 
 def read_preference_jsonl(path: str | os.PathLike, on_error: str = "raise",
-                          report: SkipReport | None = None) -> list[dict]:
+                          report: SkipReport | None = None, max_rows: int | None = None) -> list[dict]:
     """Rows from a preference JSONL file. Bad rows raise ``DataError`` (file:line, field), or with
-    ``on_error="skip"`` are counted in ``report``: missing/empty/non-string fields, identical responses."""
+    ``on_error="skip"`` are counted in ``report``: missing/empty/non-string fields, identical responses.
+    ``max_rows`` stops after that many usable rows."""
     report = report if report is not None else SkipReport()
 
     def parse(raw: dict, source: str, line: int) -> dict:
@@ -50,25 +58,48 @@ def read_preference_jsonl(path: str | os.PathLike, on_error: str = "raise",
     def reason(err: DataError) -> str:
         return "identical responses" if "identical" in str(err) else f"bad field {err.field!r}"
 
-    return PreferenceRows(read_rows(path, parse, on_error, report, reason), report)
+    return PreferenceRows(read_rows(path, parse, on_error, report, reason, max_rows), report)
 
 
-def read_preferences(path: str | os.PathLike, format: str = "auto", on_error: str = "raise",
-                     report: SkipReport | None = None) -> list[dict]:
+def read_preferences(path: str | os.PathLike, format: str = "auto", on_error: str = "auto",
+                     report: SkipReport | None = None, max_rows: int | None = None, sample: int | None = None,
+                     seed: int = 0) -> list[dict]:
     """Preference rows from ``format="jsonl"`` (prompt/chosen/rejected) or ``"hh"`` (HH-RLHF transcripts).
 
-    ``"auto"`` picks HH when the first row has no ``prompt`` field.
+    ``format="auto"`` picks HH when the first row has no ``prompt`` field. ``on_error="auto"`` skips
+    bad rows of HH files (the public HH-RLHF files hold a few rows with an empty final reply or a
+    transcript that does not parse; they are counted by reason with file:line in ``report``) and
+    raises on the first bad row of a JSONL file (a bad row in one's own data is a bug to fix).
+    ``max_rows`` reads only the first N usable rows; ``sample`` then keeps N of them drawn at random
+    (``seed``), in file order. Asking for a sample larger than the file is an error.
     """
     from lit_rlhf.data.hh_rlhf import read_hh_rlhf
 
+    if format not in ("auto", "jsonl", "hh"):
+        raise ConfigError(f"format must be 'auto', 'jsonl' or 'hh', got {format!r}")
+    if on_error not in ("auto", "raise", "skip"):
+        raise ConfigError(f"on_error must be 'auto', 'raise' or 'skip', got {on_error!r}")
+    max_rows, sample = check_row_count("max_rows", max_rows), check_row_count("sample", sample)
     if format == "auto":
         first = next(read_jsonl(path), (0, {}))[1]
         format = "jsonl" if "prompt" in first else "hh"
-    if format == "hh":
-        return read_hh_rlhf(path, on_error=on_error, report=report)
-    if format == "jsonl":
-        return read_preference_jsonl(path, on_error=on_error, report=report)
-    raise ValueError(f"format must be 'auto', 'jsonl' or 'hh', got {format!r}")
+    if on_error == "auto":
+        on_error = "skip" if format == "hh" else "raise"
+    reader = read_hh_rlhf if format == "hh" else read_preference_jsonl
+    rows = reader(path, on_error=on_error, report=report, max_rows=max_rows)
+    return sample_rows(rows, sample, seed, str(path)) if sample is not None else rows
+
+
+def sample_rows(rows: PreferenceRows, sample: int, seed: int, source: str) -> PreferenceRows:
+    """``sample`` of ``rows`` drawn without replacement (seeded), in their original order; the report notes it."""
+    if sample > len(rows):
+        raise ConfigError(f"sample={sample} but {source} has only {len(rows)} usable rows")
+    picked = sorted(random.Random(f"{seed}:sample-rows").sample(range(len(rows)), sample))
+    report = rows.report
+    report.selection = "; ".join(filter(None, [report.selection,
+                                               f"{sample} sampled of {len(rows)} usable rows, seed {seed}"]))
+    report.kept -= len(rows) - sample
+    return PreferenceRows([rows[i] for i in picked], report)
 
 
 def resolve_input_format(tokenizer, input_format: str = "auto") -> str:
@@ -76,18 +107,31 @@ def resolve_input_format(tokenizer, input_format: str = "auto") -> str:
     for encoder tokenizers that have CLS and SEP and no chat template; ``"chat"`` otherwise
     (the shared prompt formatting of every stage, response followed by EOS)."""
     if input_format not in ("auto", *INPUT_FORMATS):
-        raise ValueError(f"input_format must be 'auto' or one of {INPUT_FORMATS}, got {input_format!r}")
+        raise ConfigError(f"input_format must be 'auto' or one of {INPUT_FORMATS}, got {input_format!r}")
     if input_format == "auto":
         encoder_like = tokenizer.cls_token_id is not None and tokenizer.sep_token_id is not None
         input_format = "pair" if encoder_like and not getattr(tokenizer, "chat_template", None) else "chat"
     if input_format == "chat" and tokenizer.eos_token_id is None:
-        raise ValueError("input_format 'chat' ends each response with EOS, but the tokenizer has no eos_token")
+        raise ConfigError("input_format 'chat' ends each response with EOS, but the tokenizer has no eos_token")
     return input_format
 
 
-def encode_prompt_response(tokenizer, prompt: str, response: str, max_length: int,
-                           input_format: str = "chat") -> tuple[list[int], dict[str, bool]]:
-    """Token ids of one scored sequence and which parts were cut (see the module's truncation policy)."""
+def uses_token_type_ids(tokenizer, input_format: str) -> bool:
+    """Whether the pair format gives segment ids, as ``tokenizer(prompt, response)`` does (BERT/MiniLM: yes;
+    RoBERTa, whose tokenizer has no ``token_type_ids`` input: no)."""
+    return input_format == "pair" and "token_type_ids" in getattr(tokenizer, "model_input_names", ())
+
+
+def encode_with_segments(tokenizer, prompt: str, response: str, max_length: int, input_format: str = "chat"
+                         ) -> tuple[list[int], list[int] | None, dict[str, bool]]:
+    """``(input_ids, token_type_ids, cut)`` of one scored sequence.
+
+    ``"pair"``: ``[CLS] prompt [SEP] response [SEP]`` with ``token_type_ids`` 0 for ``[CLS] prompt [SEP]`` and 1
+    for ``response [SEP]``, as ``tokenizer(prompt, response)`` gives them (``None`` when the tokenizer has no
+    segment ids). ``"chat"``: the prompt through :func:`encode_prompt`, the response through
+    :func:`encode_response` (a leading space, EOS after), ``token_type_ids`` ``None``. ``cut`` says which part
+    was truncated (see the module's truncation policy).
+    """
     if input_format == "pair":
         prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         response_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
@@ -95,10 +139,56 @@ def encode_prompt_response(tokenizer, prompt: str, response: str, max_length: in
     else:
         prompt_ids, response_ids, special = encode_prompt(tokenizer, prompt), encode_response(tokenizer, response), 0
     prompt_ids, response_ids, cut = truncate_keeping_response(prompt_ids, response_ids, max_length - special)
-    if input_format == "pair":
-        cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
-        return [cls_id, *prompt_ids, sep_id, *response_ids, sep_id], cut
-    return prompt_ids + response_ids, cut
+    if input_format != "pair":
+        return prompt_ids + response_ids, None, cut
+    cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
+    ids = [cls_id, *prompt_ids, sep_id, *response_ids, sep_id]
+    segments = [0] * (len(prompt_ids) + 2) + [1] * (len(response_ids) + 1)
+    return ids, (segments if uses_token_type_ids(tokenizer, input_format) else None), cut
+
+
+def encode_prompt_response(tokenizer, prompt: str, response: str, max_length: int,
+                           input_format: str = "chat") -> tuple[list[int], dict[str, bool]]:
+    """Token ids of one scored sequence and which parts were cut (:func:`encode_with_segments` without segments)."""
+    ids, _, cut = encode_with_segments(tokenizer, prompt, response, max_length, input_format)
+    return ids, cut
+
+
+def describe_encoding(tokenizer, input_format: str, max_length: int) -> dict:
+    """How :func:`encode_with_segments` turns (prompt, response) into model inputs, as plain data.
+
+    Stored beside a saved reward model (``reward_model.json``) so that code outside lit_rlhf can
+    reproduce the inputs exactly; ``docs/reward_model.md`` has a recipe that reads it.
+    """
+    pair = input_format == "pair"
+    if pair:
+        prompt_template = "{prompt}"
+    elif getattr(tokenizer, "chat_template", None):
+        prompt_template = "chat_template"  # the tokenizer's own, one user turn, add_generation_prompt=True
+    else:
+        prompt_template = HH_FRAME
+    return {
+        "input_format": input_format,
+        "prompt_template": prompt_template,
+        "response_prefix": "" if pair else RESPONSE_PREFIX,
+        "append_eos": not pair,
+        "cls_sep": pair,
+        "token_type_ids": uses_token_type_ids(tokenizer, input_format),
+        "max_length": max_length,
+        "steps": [
+            "prompt text: tokenizer.apply_chat_template([{'role': 'user', 'content': prompt}], tokenize=False, "
+            "add_generation_prompt=True) when prompt_template is 'chat_template', else prompt_template with "
+            "{prompt} replaced",
+            "response text: response_prefix + response, unless the response already starts with response_prefix",
+            "prompt ids and response ids: tokenized separately, add_special_tokens=False; eos_token_id appended "
+            "to the response ids when append_eos",
+            "truncation to max_length (minus 3 with cls_sep): the response keeps its tokens (cut on the right "
+            "only when it alone exceeds the budget minus 1), the prompt loses tokens on the left",
+            "with cls_sep: [CLS] prompt [SEP] response [SEP]; token_type_ids 0 up to the first [SEP], 1 after",
+            "score: decoders read the score head at the last token where attention_mask is 1; encoders the "
+            "classification head (logits[:, 0])",
+        ],
+    }
 
 
 class PreferenceDataset(Dataset):
@@ -107,24 +197,26 @@ class PreferenceDataset(Dataset):
     def __init__(self, rows: list[dict], tokenizer, max_length: int = 256, input_format: str = "chat",
                  categories: list[str] | None = None, bucket_edges: list[int] = DEFAULT_EDGES):
         if max_length < 8:
-            raise ValueError(f"max_length must be at least 8, got {max_length}")
+            raise ConfigError(f"max_length must be at least 8, got {max_length}")
         edges = check_edges(list(bucket_edges))
         self.categories = list(categories or sorted({r.get("category", "all") for r in rows}))
         index = {c: i for i, c in enumerate(self.categories)}
         self.truncated = {"prompt_cut": 0, "response_cut": 0}
         self.items: list[dict] = []
         for row in rows:
-            sides = {}
+            item = {}
             for side in ("chosen", "rejected"):
-                ids, cut = encode_prompt_response(tokenizer, row["prompt"], row[side], max_length, input_format)
+                ids, segments, cut = encode_with_segments(tokenizer, row["prompt"], row[side], max_length,
+                                                          input_format)
                 for key, was_cut in cut.items():
                     self.truncated[key] += int(was_cut)
-                sides[side] = ids
+                item[f"{side}_ids"] = ids
+                if segments is not None:
+                    item[f"{side}_token_type_ids"] = segments
             chosen_len = len(tokenizer(row["chosen"], add_special_tokens=False)["input_ids"])
             rejected_len = len(tokenizer(row["rejected"], add_special_tokens=False)["input_ids"])
             self.items.append({
-                "chosen_ids": sides["chosen"], "rejected_ids": sides["rejected"],
-                "chosen_len": chosen_len, "rejected_len": rejected_len,
+                **item, "chosen_len": chosen_len, "rejected_len": rejected_len,
                 "category_id": index.get(row.get("category", "all"), -1),
                 "bucket_id": bucket_index(chosen_len - rejected_len, edges),
                 "margin": float(row.get("margin", 0.0)),
@@ -138,7 +230,8 @@ class PreferenceDataset(Dataset):
 
 
 class PreferenceCollator:
-    """Right-pads chosen and rejected sequences together into ``input_ids [2B, T]`` (chosen rows first).
+    """Right-pads chosen and rejected sequences together into ``input_ids [2B, T]`` (chosen rows first),
+    and their ``token_type_ids [2B, T]`` (padding 0) when the items carry segment ids (pair format).
 
     Padding goes to the longest sequence of the batch, not to ``max_length``.
     """
@@ -150,6 +243,9 @@ class PreferenceCollator:
         seqs = [b["chosen_ids"] for b in batch] + [b["rejected_ids"] for b in batch]
         ids, mask = pad_batch(seqs, self.pad_token_id)
         out = {"input_ids": ids, "attention_mask": mask}
+        if "chosen_token_type_ids" in batch[0]:
+            segments = [b["chosen_token_type_ids"] for b in batch] + [b["rejected_token_type_ids"] for b in batch]
+            out["token_type_ids"] = pad_batch(segments, 0)[0]
         for key in ("chosen_len", "rejected_len", "category_id", "bucket_id"):
             out[key] = torch.tensor([b[key] for b in batch], dtype=torch.long)
         out["margin"] = torch.tensor([b["margin"] for b in batch], dtype=torch.float)
@@ -191,7 +287,8 @@ class PreferenceDataModule(L.LightningDataModule):
 
     ``length_balance`` (e.g. :class:`lit_rlhf.data.length_balance.LengthBalancer`) is applied to
     the training rows only; held-out rows keep their natural length distribution. Without
-    ``val`` rows, ``val_fraction`` of the training rows (seeded) is held out instead.
+    ``val`` rows, ``val_fraction`` of the training rows is held out instead, drawn with ``split_seed``: apart from
+    the training ``seed`` (batch order), so that runs with several training seeds share one held-out set.
     ``group_by_length`` batches training pairs of similar length together
     (:class:`LengthGroupedBatchSampler`) so that little compute goes to padding.
     """
@@ -199,16 +296,16 @@ class PreferenceDataModule(L.LightningDataModule):
     def __init__(self, tokenizer, train: list[dict], val: list[dict] | None = None, test: list[dict] | None = None,
                  batch_size: int = 16, max_length: int = 256, length_balance=None, val_fraction: float = 0.0,
                  input_format: str = "auto", bucket_edges: list[int] = DEFAULT_EDGES, group_by_length: bool = True,
-                 num_workers: int = 0, seed: int = 0):
+                 num_workers: int = 0, seed: int = 0, split_seed: int = 0):
         super().__init__()
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.skip_reports = {name: rows.report for name, rows in (("train", train), ("val", val), ("test", test))
                              if isinstance(rows, PreferenceRows)}
         train, val = list(train), list(val or [])
         if not val and val_fraction > 0:
             shuffled = train[:]
-            random.Random(f"{seed}:val-split").shuffle(shuffled)
+            random.Random(f"{split_seed}:val-split").shuffle(shuffled)
             n_val = max(1, round(val_fraction * len(shuffled)))
             val, train = shuffled[:n_val], shuffled[n_val:]
         self.tokenizer, self.train_rows, self.val_rows, self.test_rows = tokenizer, train, val, list(test or [])
@@ -236,7 +333,8 @@ class PreferenceDataModule(L.LightningDataModule):
         if self.length_balance is not None:
             rows, self.balance_report = self.length_balance(rows, self.tokenizer)
             if not rows:
-                raise ValueError("length balancing removed every training pair; use mode=upsample or other edges")
+                raise ConfigError("length balancing removed every training pair; use "
+                                  "`data.length_balance.mode=upsample`, other edges, or `data.length_balance=null`")
         self.train_set = self._dataset(rows)
         self.val_set, self.test_set = self._dataset(self.val_rows), self._dataset(self.test_rows)
 

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from lit_rlhf.core.sft_loss import IGNORE_INDEX
-from lit_rlhf.data.errors import ReportedRows, SkipReport
+from lit_rlhf.data.errors import ConfigError, ReportedRows, SkipReport
 from lit_rlhf.data.formatting import (
     encode_prompt,
     encode_response,
@@ -51,7 +51,7 @@ class SFTDataset(Dataset):
 
     def __init__(self, rows: list[dict], tokenizer, max_length: int = 256):
         if max_length < 8:
-            raise ValueError(f"max_length must be at least 8, got {max_length}")
+            raise ConfigError(f"max_length must be at least 8, got {max_length}")
         self.items: list[tuple[list[int], int]] = []
         self.truncated = {"prompt_cut": 0, "response_cut": 0}
         for row in rows:
@@ -105,7 +105,7 @@ class SFTDataModule(SeededLoaders, L.LightningDataModule):
                  max_length: int = 256, num_workers: int = 0, seed: int = 0):
         super().__init__()
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         # counts of the rows a reader skipped (``on_error="skip"``), for the stage's report
         self.skip_reports = {name: rows.report for name, rows in (("train", train), ("val", val))
                              if isinstance(rows, ReportedRows)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lit_rlhf.core.dpo_loss import LOSS_TYPES
+from lit_rlhf.data.errors import ConfigError
 
 
 @dataclass
@@ -31,4 +32,4 @@ class DPOConfig:
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
-            raise ValueError("invalid DPO config values: " + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad))
+            raise ConfigError("invalid DPO config values: " + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad))

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from lit_rlhf.core.dpo_loss import response_token_logprobs, sequence_logprobs
+from lit_rlhf.data.errors import ConfigError, DataError
 from lit_rlhf.data.formatting import (
     encode_prompt,
     encode_response,
@@ -45,7 +46,7 @@ class DPODataset(Dataset):
 
     def __init__(self, rows: list[dict], tokenizer, max_length: int = 128):
         if max_length < 8:
-            raise ValueError(f"max_length must be at least 8, got {max_length}")
+            raise ConfigError(f"max_length must be at least 8, got {max_length}")
         self.truncated = {"prompt_cut": 0, "response_cut": 0}
         self.items: list[dict] = []
         for row in rows:
@@ -127,7 +128,7 @@ class DPODataModule(SeededLoaders, L.LightningDataModule):
                  max_length: int = 128, val_fraction: float = 0.0, num_workers: int = 0, seed: int = 0):
         super().__init__()
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         train, val = list(train), list(val or [])
         if not val and val_fraction > 0:
             shuffled = train[:]
@@ -135,7 +136,7 @@ class DPODataModule(SeededLoaders, L.LightningDataModule):
             n_val = max(1, int(round(val_fraction * len(shuffled))))
             val, train = shuffled[:n_val], shuffled[n_val:]
         if not train:
-            raise ValueError("no DPO training pairs")
+            raise DataError("no DPO training pairs")
         self.tokenizer, self.train_rows, self.val_rows = tokenizer, train, val
         self.batch_size, self.max_length, self.num_workers, self.seed = batch_size, max_length, num_workers, seed
         self.collate = DPOCollator(tokenizer.pad_token_id)

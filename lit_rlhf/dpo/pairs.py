@@ -20,7 +20,7 @@ from pathlib import Path
 
 from lightning.pytorch.utilities import rank_zero_info
 
-from lit_rlhf.data.errors import SkipReport
+from lit_rlhf.data.errors import ConfigError, DataError, SkipReport
 from lit_rlhf.data.jsonl import write_jsonl
 from lit_rlhf.data.preference_data import read_preference_jsonl
 from lit_rlhf.generation import generate
@@ -61,7 +61,7 @@ def sample_and_score(policy, tokenizer, score_fn: ScoreFn, prompts: list[str], n
                      **decoding) -> tuple[list[list[str]], list[list[float]]]:
     """``n`` sampled responses per prompt (sample k seeded with ``seed + k``) and their scores, per prompt."""
     if n < 2:
-        raise ValueError(f"best/worst pairs need n >= 2 samples per prompt, got {n}")
+        raise ConfigError(f"best/worst pairs need n >= 2 samples per prompt, got {n}")
     by_round = [generate(policy, tokenizer, prompts, seed=seed + k, **decoding) for k in range(n)]
     flat_scores = score_fn([p for _ in range(n) for p in prompts], [r for texts in by_round for r in texts])
     m = len(prompts)
@@ -91,14 +91,14 @@ def load_or_build_pairs(path: str | os.PathLike, settings: dict, build: Callable
     if path.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
         if meta["settings"] != settings:
-            raise ValueError(f"{path} was built with other settings ({meta['settings']}), not {settings}; "
-                             "delete it (and its .meta.json) to build new pairs")
+            raise ConfigError(f"{path} was built with other settings ({meta['settings']}), not {settings}; "
+                              "delete it (and its .meta.json) to build new pairs")
         rows = read_preference_jsonl(path)
         rank_zero_info(f"DPO pairs: reusing {len(rows)} pairs from {path}")
         return list(rows), {**meta["report"], "reused": True}
     rows, skips = build()
     if not rows:
-        raise ValueError(f"no DPO pairs were built ({skips.summary()})")
+        raise DataError(f"no DPO pairs were built ({skips.summary()})")
     report = {"kept": skips.kept, "skipped": dict(skips.counts), "examples": skips.examples}
     write_jsonl(path, rows)
     # The meta file comes second: a run killed between the two writes rebuilds instead of trusting a stray file.

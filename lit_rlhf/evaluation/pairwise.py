@@ -28,10 +28,15 @@ def bootstrap_interval(values: list[int], resamples: int = 2000, level: float = 
 
 
 def by_category(values: Sequence, categories: Sequence[str]) -> dict[str, list]:
-    """Values grouped per category, plus ``all``, categories in sorted order."""
+    """Values grouped per category, plus ``all`` holding every value once, categories in sorted order.
+
+    A value whose category is ``"all"`` (prompts without a category default to it) belongs to the
+    ``all`` group only, not twice.
+    """
     groups: dict[str, list] = defaultdict(list)
     for value, category in zip(values, categories, strict=True):
-        groups[category].append(value)
+        if category != "all":
+            groups[category].append(value)
         groups["all"].append(value)
     return dict(sorted(groups.items()))
 

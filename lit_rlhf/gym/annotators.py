@@ -6,6 +6,7 @@ import math
 import random
 from dataclasses import dataclass
 
+from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.gym.judge import GoldJudge, JudgeScore
 
 
@@ -71,9 +72,9 @@ def annotator_pool(
     """``n`` annotators whose noise varies around ``temperature``; ``round(n * inconsistent_share)`` are inconsistent."""
     for key, value, lo, hi in (("tie_rate", tie_rate, 0, 1), ("inconsistent_share", inconsistent_share, 0, 1)):
         if not lo <= value <= hi:
-            raise ValueError(f"{key} must be in [{lo}, {hi}], got {value}")
+            raise ConfigError(f"{key} must be in [{lo}, {hi}], got {value}")
     if n < 1 or temperature <= 0:
-        raise ValueError(f"need n >= 1 and temperature > 0, got n={n}, temperature={temperature}")
+        raise ConfigError(f"need n >= 1 and temperature > 0, got n={n}, temperature={temperature}")
     rng = random.Random(f"{seed}:pool")
     n_bad = round(n * inconsistent_share)
     return [

@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from lit_rlhf.data.errors import SkipReport
+from lit_rlhf.data.errors import ConfigError, SkipReport
 from lit_rlhf.data.preference_data import PreferenceRows
 from lit_rlhf.gym.responses import flawed_response, ideal_response
 
@@ -46,9 +46,9 @@ def gym_preference_rows(gym, split: str = "train", pairs_per_prompt: int = 1, n_
     dropped pairs by reason ("majority tie", "identical responses").
     """
     if not 0.0 <= ideal_share <= 1.0:
-        raise ValueError(f"ideal_share must be in [0, 1], got {ideal_share}")
+        raise ConfigError(f"ideal_share must be in [0, 1], got {ideal_share}")
     if pairs_per_prompt < 1:
-        raise ValueError(f"pairs_per_prompt must be >= 1, got {pairs_per_prompt}")
+        raise ConfigError(f"pairs_per_prompt must be >= 1, got {pairs_per_prompt}")
     report = report if report is not None else SkipReport()
     annotators = gym.annotators(n_annotators, temperature=temperature, length_bias=length_bias,
                                 tie_rate=tie_rate, inconsistent_share=inconsistent_share)

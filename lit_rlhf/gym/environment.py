@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.gym.annotators import SimulatedAnnotator, annotator_pool
 from lit_rlhf.gym.judge import GoldJudge
 from lit_rlhf.gym.prompts import GymPrompt, all_prompts, split_prompts
@@ -30,11 +31,11 @@ class AlignmentGym:
     ):
         unknown = set(categories) - set(CATEGORIES)
         if unknown:
-            raise ValueError(f"unknown gym categories {sorted(unknown)}; known: {list(CATEGORIES)}")
+            raise ConfigError(f"unknown gym categories {sorted(unknown)}; known: {list(CATEGORIES)}")
         quality = dict(DEFAULT_DEMO_QUALITY, **(demo_quality or {}))
         bad = {k: v for k, v in quality.items() if k not in CATEGORIES or not 0.0 <= v <= 1.0}
         if bad:
-            raise ValueError(f"demo_quality needs known categories and values in [0, 1], got {bad}")
+            raise ConfigError(f"demo_quality needs known categories and values in [0, 1], got {bad}")
         self.seed = seed
         self.categories = tuple(categories)
         self.demo_quality = quality
@@ -44,7 +45,7 @@ class AlignmentGym:
 
     def prompts(self, split: str = "train", categories: list[str] | None = None) -> list[GymPrompt]:
         if split not in self.SPLITS:
-            raise ValueError(f"split must be one of {self.SPLITS}, got {split!r}")
+            raise ConfigError(f"split must be one of {self.SPLITS}, got {split!r}")
         return [p for p in self._splits[split] if categories is None or p.category in categories]
 
     def demonstrations(self, split: str = "train", per_prompt: int = 4) -> list[dict[str, str]]:

@@ -6,6 +6,7 @@ import random
 import re
 from dataclasses import dataclass
 
+from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.gym import world
 
 
@@ -77,7 +78,7 @@ def split_prompts(
 ) -> dict[str, list[GymPrompt]]:
     """Split prompts into train/val/test per category, seeded; no text is in two splits."""
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
-        raise ValueError(f"split fractions must be three non-negative numbers summing to 1, got {fractions}")
+        raise ConfigError(f"split fractions must be three non-negative numbers summing to 1, got {fractions}")
     by_category: dict[str, list[GymPrompt]] = {}
     for p in dict((p.text, p) for p in prompts).values():  # dedupe by text first
         by_category.setdefault(p.category, []).append(p)

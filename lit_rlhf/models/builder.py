@@ -15,6 +15,7 @@ from transformers import (
     LlamaForCausalLM,
 )
 
+from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.models.tokenizer import build_gym_tokenizer
 
 EMBEDDED = "embedded"
@@ -84,7 +85,7 @@ def _dtype(name: str | None):
     try:
         return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
     except KeyError:
-        raise ValueError(f"dtype must be one of auto, float32, bfloat16, float16; got {name!r}") from None
+        raise ConfigError(f"dtype must be one of auto, float32, bfloat16, float16; got {name!r}") from None
 
 
 def save_hf_checkpoint(model, tokenizer, path: str | os.PathLike) -> Path:

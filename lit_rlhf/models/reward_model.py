@@ -27,6 +27,7 @@ another tokenizer (an encoder, another model family) scores the decoded text.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import os
 from pathlib import Path
@@ -38,7 +39,7 @@ from transformers import (
 )
 
 from lit_rlhf.data.formatting import pad_batch, position_ids
-from lit_rlhf.data.preference_data import encode_prompt_response, resolve_input_format
+from lit_rlhf.data.preference_data import describe_encoding, encode_with_segments, resolve_input_format
 from lit_rlhf.models.builder import (
     EMBEDDED,
     _dtype,
@@ -103,17 +104,27 @@ def has_score_head(model) -> bool:
     return isinstance(getattr(model, "score", None), torch.nn.Linear)
 
 
+def accepts_token_type_ids(model) -> bool:
+    """Whether ``model.forward`` takes ``token_type_ids`` (BERT-style encoders do)."""
+    return "token_type_ids" in inspect.signature(model.forward).parameters
+
+
 def sequence_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                    position_ids: torch.Tensor | None = None) -> torch.Tensor:
+                    position_ids: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None
+                    ) -> torch.Tensor:
     """Scores ``[N]`` for sequences ``[N, T]`` (any padding side).
 
     Decoder: the backbone's hidden state at the last position where ``attention_mask`` is 1,
     through the ``score`` head (only N vectors go through the head, not N x T). Encoder:
-    the model's own pooled classification output. ``position_ids`` (decoders only) are needed
-    when a row has padding on its left: without them its tokens would not start at position 0.
+    the model's own pooled classification output, given ``token_type_ids [N, T]`` (the
+    segment of each token, pair format) when there are some and the model accepts them.
+    ``position_ids`` (decoders only) are needed when a row has padding on its left: without
+    them its tokens would not start at position 0.
     """
     if not has_score_head(model):
-        return model(input_ids=input_ids, attention_mask=attention_mask).logits[:, 0]
+        segments = {"token_type_ids": token_type_ids} if token_type_ids is not None and accepts_token_type_ids(model) \
+            else {}
+        return model(input_ids=input_ids, attention_mask=attention_mask, **segments).logits[:, 0]
     given = {} if position_ids is None else {"position_ids": position_ids}
     hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
                               **given).last_hidden_state
@@ -121,6 +132,15 @@ def sequence_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
     last = (positions * attention_mask).argmax(-1)
     pooled = hidden[torch.arange(hidden.size(0), device=hidden.device), last]
     return model.score(pooled.to(model.score.weight.dtype))[:, 0]
+
+
+def pad_encoded(encoded: list[tuple[list[int], list[int] | None]], pad_id: int, device
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``input_ids``, ``attention_mask`` and ``token_type_ids`` (or ``None``), all ``[B, T]`` on ``device``, from
+    ``(ids, segments)`` pairs; padding on the right, segment 0 for padding."""
+    ids, mask = pad_batch([seq for seq, _ in encoded], pad_id)
+    segments = None if encoded[0][1] is None else pad_batch([seg for _, seg in encoded], 0)[0].to(device)
+    return ids.to(device), mask.to(device), segments
 
 
 def same_tokenization(a, b) -> bool:
@@ -185,24 +205,26 @@ class RewardModel:
         """One float per (prompt, response); sorted by length inside so batches carry little padding."""
         if len(prompts) != len(responses):
             raise ValueError(f"got {len(prompts)} prompts but {len(responses)} responses")
-        encoded = [encode_prompt_response(self.tokenizer, p, r, self.max_length, self.input_format)[0]
+        encoded = [encode_with_segments(self.tokenizer, p, r, self.max_length, self.input_format)[:2]
                    for p, r in zip(prompts, responses)]
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
         device = next(self.model.parameters()).device
         scores = [0.0] * len(encoded)
         with eval_mode(self.model):
             for start in range(0, len(order), batch_size):
                 chunk = order[start:start + batch_size]
-                ids, mask = pad_batch([encoded[i] for i in chunk], self.tokenizer.pad_token_id)
-                values = sequence_scores(self.model, ids.to(device), mask.to(device)).float().cpu().tolist()
+                ids, mask, segments = pad_encoded([encoded[i] for i in chunk], self.tokenizer.pad_token_id, device)
+                values = sequence_scores(self.model, ids, mask, token_type_ids=segments).float().cpu().tolist()
                 for i, value in zip(chunk, values):
                     scores[i] = value
         return scores
 
     def save(self, path: str | os.PathLike, extra: dict | None = None) -> Path:
-        """An HF checkpoint (atomic) plus ``reward_model.json`` with the input format and ``extra``."""
+        """An HF checkpoint (atomic) plus ``reward_model.json``: the input format, ``max_length``, ``extra``, and
+        under ``encoding`` the exact recipe from (prompt, response) to model inputs (``describe_encoding``)."""
         path = save_hf_checkpoint(self.model, self.tokenizer, path)
-        sidecar = {"input_format": self.input_format, "max_length": self.max_length, **(extra or {})}
+        sidecar = {"input_format": self.input_format, "max_length": self.max_length, **(extra or {}),
+                   "encoding": describe_encoding(self.tokenizer, self.input_format, self.max_length)}
         (path / SIDECAR).write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
         return path
 

@@ -9,6 +9,7 @@ import torch
 
 from lit_rlhf.core.dpo_loss import implicit_rewards, preference_loss
 from lit_rlhf.core.sft_loss import masked_lm_loss
+from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.dpo.config import DPOConfig
 from lit_rlhf.dpo.data import concatenated_logprobs
 from lit_rlhf.optim import optimizers_for
@@ -33,7 +34,7 @@ class DPOModule(L.LightningModule):
         self.policy, self.tokenizer = policy, tokenizer
         self.config = config or DPOConfig()
         if self.config.ntp_coef > 0 and ntp_batches is None:
-            raise ValueError("ntp_coef > 0 needs ntp_batches (e.g. lit_rlhf.data.ntp.IndexedBatches over SFT data)")
+            raise ConfigError("ntp_coef > 0 needs ntp_batches (e.g. lit_rlhf.data.ntp.IndexedBatches over SFT data)")
         self.ntp_batches = ntp_batches
         self.ntp_step = 0  # which NTP batch comes next; checkpointed for exact resume
         self.optimizer_factory = optimizer or (lambda params, **kw: torch.optim.AdamW(params, lr=1e-4, **kw))

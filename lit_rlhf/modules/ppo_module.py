@@ -18,21 +18,22 @@ from lit_rlhf.core.ppo_losses import clipped_policy_loss, clipped_value_loss
 from lit_rlhf.core.reward_normalization import build_reward_normalizer
 from lit_rlhf.core.rewards import kl_penalized_rewards, reference_baseline_reward
 from lit_rlhf.core.sft_loss import masked_lm_loss
+from lit_rlhf.data.errors import ConfigError
+from lit_rlhf.models.modes import eval_mode
 from lit_rlhf.models.value_model import ValueModel
 from lit_rlhf.ppo.config import PPOConfig
 from lit_rlhf.ppo.rollout import (
     Rollout,
     decode_responses,
+    minibatch_indices,
     response_logprobs,
     response_values,
     rollout_rewards,
     sample_rollout,
 )
 from lit_rlhf.systems.adamw import actor_critic_param_groups, build_adamw
-from lit_rlhf.systems.fused_optimizer import (
-    FusedBackwardAdamW,
-    check_fused_backward_compatible,
-)
+from lit_rlhf.systems.fused_optimizer import FusedBackwardAdamW
+from lit_rlhf.systems.precision import clip_grad_norm_before_step, prepare_optimizer
 
 RewardFn = Callable[[list[str], list[str]], list[float]]
 
@@ -44,8 +45,17 @@ class PPOModule(L.LightningModule):
     that shares the policy's tokenizer then scores the rollout's token ids, with no decode/re-encode.
     ``ref_scores`` maps each training prompt to r(x, y_ref) (see ``lit_rlhf.ppo.prompts``).
     ``ntp_batches(k)`` returns the k-th SFT batch (``input_ids``, ``attention_mask``, ``labels``),
-    e.g. ``lit_rlhf.data.ntp.IndexedBatches``; one is drawn per update when ``config.ntp_coef > 0``.
-    Batches from the dataloader are dicts with a ``prompt`` list (and optionally ``category``).
+    e.g. ``lit_rlhf.data.ntp.IndexedBatches``; one is drawn per update when ``config.ntp_coef > 0`` (and then
+    it is required).
+    Batches from the dataloader are dicts with a ``prompt`` list (and optionally ``category``); each is cut
+    into exactly ``config.num_minibatches`` minibatches per epoch (see ``minibatch_indices``).
+
+    Dropout, per forward: the rollout is read without it. Sampling, the old log-probs, the values and
+    the reference log-probs run in eval mode, each model put back in its own mode afterwards, so they
+    are deterministic and, while the policy's weights equal the reference's, the KL penalty is exactly
+    0. The update (PPO losses and the NTP term) runs in the mode the module is in: under ``fit`` that
+    is train mode, so a model with dropout trains with it and the first minibatch's ratio differs from
+    1 by the dropout noise alone. A model built with zero dropout sees a ratio of exactly 1 there.
     """
 
     def __init__(self, policy, tokenizer, reward_fn: RewardFn, config: PPOConfig | None = None, reference=None,
@@ -59,9 +69,12 @@ class PPOModule(L.LightningModule):
         self.reference.requires_grad_(False).eval()
         self.critic = critic if critic is not None else ValueModel.from_policy(policy)
         if self.config.reference_baseline and not ref_scores:
-            raise ValueError("reference_baseline=True needs ref_scores (r(x, y_ref) per prompt); "
+            raise ConfigError("reference_baseline=True needs ref_scores (r(x, y_ref) per prompt); "
                              "build them with lit_rlhf.ppo.prompts.reference_baseline or set reference_baseline=False")
         self.ref_scores = dict(ref_scores or {})
+        if self.config.ntp_coef > 0 and ntp_batches is None:
+            raise ConfigError(f"ntp_coef={self.config.ntp_coef} > 0 needs ntp_batches (e.g. "
+                             "lit_rlhf.data.ntp.IndexedBatches over SFT data); set ntp_coef=0 to train without it")
         self.ntp_batches = ntp_batches
         self.ntp_step = 0  # which NTP batch comes next; checkpointed for exact resume
         self.monitor = monitor  # e.g. the gym's gold judge: logged, never optimised
@@ -74,10 +87,10 @@ class PPOModule(L.LightningModule):
     def configure_optimizers(self):
         c = self.config
         groups = actor_critic_param_groups(self.policy, self.critic, c.policy_lr, c.critic_lr)
-        if c.fused_backward:
-            check_fused_backward_compatible(strategy=self._strategy_name(), precision=str(self.trainer.precision))
-            return FusedBackwardAdamW(groups, lr=c.policy_lr, weight_decay=c.weight_decay)
-        return build_adamw(groups, lr=c.policy_lr, weight_decay=c.weight_decay)
+        make = FusedBackwardAdamW if c.fused_backward else build_adamw
+        optimizer = make(groups, lr=c.policy_lr, weight_decay=c.weight_decay)
+        # Refuses Trainer settings the in-backward optimizer cannot honour; readies clipping under AMP.
+        return prepare_optimizer(optimizer, self.trainer, gradient_clip_val=c.max_grad_norm)
 
     def configure_model(self) -> None:
         """Under FSDP2 (``strategy=fsdp2``) shard policy, critic and reference block by block."""
@@ -85,20 +98,17 @@ class PPOModule(L.LightningModule):
         if shard is not None:
             shard(self.policy, self.critic, self.reference)
 
-    def _strategy_name(self) -> str | None:
-        from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
-
-        strategy = self.trainer.strategy
-        return "ddp" if isinstance(strategy, DDPStrategy) else "fsdp" if isinstance(strategy, FSDPStrategy) else None
-
     # ---- rollout -------------------------------------------------------------------------------
     @torch.no_grad()
     def make_experience(self, prompts: list[str]) -> tuple[Rollout, dict]:
         c = self.config
         rollout = sample_rollout(self.policy, self.tokenizer, prompts, c.max_new_tokens, c.temperature, c.top_p)
-        rollout.logprobs = response_logprobs(self.policy, rollout, c.temperature)
-        rollout.ref_logprobs = response_logprobs(self.reference, rollout, c.temperature)
-        rollout.values = response_values(self.critic, rollout)
+        # Without dropout (see the class docstring): the stored log-probs and values are the models' own
+        # numbers, not one noisy draw, and policy == reference gives a KL of exactly 0.
+        with eval_mode(self.policy), eval_mode(self.reference), eval_mode(self.critic):
+            rollout.logprobs = response_logprobs(self.policy, rollout, c.temperature)
+            rollout.ref_logprobs = response_logprobs(self.reference, rollout, c.temperature)
+            rollout.values = response_values(self.critic, rollout)
         responses = decode_responses(self.tokenizer, rollout)
         # A reward model sharing the policy's tokenizer reads the rollout's ids; others get the text.
         raw = torch.tensor(rollout_rewards(self.reward_fn, self.tokenizer, prompts, responses, rollout),
@@ -132,7 +142,8 @@ class PPOModule(L.LightningModule):
         values = response_values(self.critic, mb)
         policy = clipped_policy_loss(logprobs, mb.logprobs, mb.advantages, mb.response_mask, c.clip_range)
         value = clipped_value_loss(values, mb.values, mb.returns, mb.response_mask, c.value_clip_range)
-        entropy = masked_mean(entropy_from_logits(logits.detach() if c.entropy_coef == 0 else logits),
+        # The entropy of the distribution responses are sampled from: the temperature-scaled one.
+        entropy = masked_mean(entropy_from_logits(logits.detach() if c.entropy_coef == 0 else logits, c.temperature),
                               mb.response_mask)
         loss = policy.loss + c.value_loss_coef * value.loss - c.entropy_coef * entropy
         stats = {"policy/loss": policy.loss.detach(), "policy/clipfrac": policy.clip_fraction,
@@ -150,7 +161,7 @@ class PPOModule(L.LightningModule):
         return self._compiled_losses(self, mb)
 
     def _ntp_loss(self) -> torch.Tensor | None:
-        if self.config.ntp_coef == 0 or self.ntp_batches is None:
+        if self.config.ntp_coef == 0:
             return None
         batch = {k: v.to(self.device) for k, v in self.ntp_batches(self.ntp_step).items()}
         self.ntp_step += 1
@@ -164,13 +175,11 @@ class PPOModule(L.LightningModule):
         prompts = list(batch["prompt"])
         rollout, info = self.make_experience(prompts)
         n = len(prompts)
-        size = max(1, n // c.num_minibatches)
         totals: dict[str, float] = {}
         updates = 0
         for _ in range(c.ppo_epochs):
-            order = torch.randperm(n, device=self.device)
-            for start in range(0, n, size):
-                mb = rollout.select(order[start:start + size])
+            for index in minibatch_indices(torch.randperm(n, device=self.device), c.num_minibatches):
+                mb = rollout.select(index)
                 loss, stats = self._update_losses(mb)
                 ntp = self._ntp_loss()
                 if ntp is not None:
@@ -181,7 +190,7 @@ class PPOModule(L.LightningModule):
                 # parameters are already stepped when it returns and step() only closes the update.
                 self.manual_backward(loss)
                 if c.max_grad_norm:
-                    self.clip_gradients(optimizer, gradient_clip_val=c.max_grad_norm, gradient_clip_algorithm="norm")
+                    clip_grad_norm_before_step(self, optimizer, c.max_grad_norm)
                 optimizer.step()
                 for k, v in stats.items():
                     totals[k] = totals.get(k, 0.0) + float(v)

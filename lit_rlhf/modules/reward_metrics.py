@@ -30,6 +30,14 @@ class GroupedAccuracy(Metric):
     def compute(self) -> torch.Tensor:
         return self.correct / self.total
 
+    def per_group(self) -> list[float]:
+        """``compute()`` as a list of ``num_groups`` floats.
+
+        torchmetrics squeezes a one-element result to a 0-d tensor, so one group would otherwise
+        come back as a bare float; reshaping keeps the list for any number of groups.
+        """
+        return self.compute().reshape(-1).tolist()
+
 
 class ScoreMoments(Metric):
     """Mean and (population) standard deviation of all scores seen: ``compute() -> (mean, std)``."""
@@ -88,7 +96,7 @@ class RewardMetrics(torch.nn.Module):
         out = {f"{prefix}/accuracy": float(self.accuracy.compute())}
         for kind, names, metric in (("category", self.categories, self.by_category),
                                     ("length_diff", self.buckets, self.by_bucket)):
-            for name, value in zip(names, metric.compute().tolist()):
+            for name, value in zip(names, metric.per_group(), strict=True):
                 if not math.isnan(value):  # a group that saw no pair has no accuracy
                     out[f"{prefix}/accuracy_by_{kind}/{name}"] = value
         mean, std = self.moments.compute()

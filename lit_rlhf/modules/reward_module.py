@@ -13,6 +13,7 @@ import lightning as L
 import torch
 
 from lit_rlhf.core.reward_loss import pairwise_correct, reward_loss
+from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.data.length_balance import bucket_names
 from lit_rlhf.data.preference_data import DEFAULT_EDGES
 from lit_rlhf.models.reward_model import RewardModel, sequence_scores
@@ -36,7 +37,7 @@ class RewardModelModule(L.LightningModule):
                  bucket_edges: list[int] | None = None, max_length: int = 256, input_format: str = "auto"):
         super().__init__()
         if prior_coef < 0:
-            raise ValueError(f"prior_coef must be >= 0, got {prior_coef}")
+            raise ConfigError(f"prior_coef must be >= 0, got {prior_coef}")
         self.model, self.tokenizer = model, tokenizer
         self.optimizer_factory = optimizer or (lambda params, **kw: torch.optim.AdamW(params, lr=1e-4, **kw))
         self.scheduler_factory = scheduler
@@ -55,13 +56,14 @@ class RewardModelModule(L.LightningModule):
             self.val_metrics = RewardMetrics(categories, bucket_names(list(edges)))
             self.test_metrics = RewardMetrics(categories, bucket_names(list(edges)))
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Scores ``[N]`` for sequences ``[N, T]``."""
-        return sequence_scores(self.model, input_ids, attention_mask)
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores ``[N]`` for sequences ``[N, T]`` (``token_type_ids [N, T]``: segments of the pair format)."""
+        return sequence_scores(self.model, input_ids, attention_mask, token_type_ids=token_type_ids)
 
     def pair_scores(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """``(chosen [B], rejected [B])`` from one forward over ``input_ids [2B, T]``."""
-        scores = self(batch["input_ids"], batch["attention_mask"])
+        scores = self(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
         half = scores.size(0) // 2
         return scores[:half], scores[half:]
 

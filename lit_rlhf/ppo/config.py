@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lit_rlhf.data.errors import ConfigError
+
 
 @dataclass
 class PPOConfig:
@@ -17,7 +19,8 @@ class PPOConfig:
     ppo_epochs: int = 4
     """Passes over each rollout batch."""
     num_minibatches: int = 2
-    """Minibatches per pass; one optimizer step each."""
+    """Minibatches per pass, exactly (sizes differ by at most one); one optimizer step each. At most the
+    prompts per iteration on each rank."""
     clip_range: float = 0.2
     """ε of the clipped policy ratio."""
     value_clip_range: float = 0.2
@@ -68,4 +71,4 @@ class PPOConfig:
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
-            raise ValueError("invalid PPO config values: " + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad))
+            raise ConfigError("invalid PPO config values: " + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad))

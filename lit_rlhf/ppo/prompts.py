@@ -9,7 +9,7 @@ from statistics import pvariance
 
 from lightning.pytorch.utilities import rank_zero_info
 
-from lit_rlhf.data.errors import ReportedRows, SkipReport
+from lit_rlhf.data.errors import ConfigError, DataError, ReportedRows, SkipReport
 from lit_rlhf.data.jsonl import prompt_row, read_jsonl, read_rows, write_jsonl
 from lit_rlhf.generation import generate_rounds
 
@@ -39,7 +39,7 @@ def read_prompts_jsonl(path: str | os.PathLike, prompt_key: str = "prompt", cate
             rows.append(row)
     report.kept = len(rows)
     if not rows:
-        raise ValueError(f"{path}: no usable prompt in the categories {sorted(categories or [])} ({report.summary()})")
+        raise DataError(f"{path}: no usable prompt in the categories {sorted(categories or [])} ({report.summary()})")
     return ReportedRows(rows, report)
 
 
@@ -58,8 +58,8 @@ def reference_baseline(reference, tokenizer, reward_fn, prompts: list[str], path
     run. A cache made with other settings is refused rather than mixed in.
     """
     if samples < 1 or (greedy and samples != 1):
-        raise ValueError(f"reference baseline: samples must be 1 with greedy decoding and >= 1 otherwise, "
-                         f"got greedy={greedy} samples={samples}")
+        raise ConfigError(f"reference baseline: samples must be 1 with greedy decoding and >= 1 otherwise, "
+                          f"got greedy={greedy} samples={samples}")
     decoding = "greedy" if greedy else "sample"
     cache = _read_baseline_cache(path, decoding, samples) if path is not None else {}
     missing = [p for p in dict.fromkeys(prompts) if p not in cache]
@@ -88,9 +88,9 @@ def _read_baseline_cache(path: str | os.PathLike, decoding: str, samples: int) -
     for line, row in read_jsonl(path):
         made = (row.get("decoding", "greedy"), int(row.get("samples", 1)))  # rows without them are greedy
         if made != (decoding, samples):
-            raise ValueError(f"{path}:{line}: reference baseline cached with decoding={made[0]} samples={made[1]}, "
-                             f"this run asks for decoding={decoding} samples={samples}; delete the file or use "
-                             "another output directory")
+            raise ConfigError(f"{path}:{line}: reference baseline cached with decoding={made[0]} samples={made[1]}, "
+                              f"this run asks for decoding={decoding} samples={samples}; delete the file or use "
+                              "another output directory")
         cache[row["prompt"]] = {k: v for k, v in row.items() if k != "prompt"}
     return cache
 
@@ -115,7 +115,7 @@ def filter_by_reward_variance(policy, tokenizer, reward_fn, rows: list[dict], k:
     :func:`sampled_rewards`) skips the sampling when the caller already has them.
     """
     if k < 2:
-        raise ValueError(f"reward-variance filtering needs k >= 2 samples per prompt, got {k}")
+        raise ConfigError(f"reward-variance filtering needs k >= 2 samples per prompt, got {k}")
     if scores is None:
         scores = sampled_rewards(policy, tokenizer, reward_fn, [r["prompt"] for r in rows], k, max_new_tokens,
                                  temperature, seed)

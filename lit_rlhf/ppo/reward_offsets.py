@@ -15,6 +15,8 @@ import hashlib
 import random
 from collections.abc import Callable, Mapping, Sequence
 
+from lit_rlhf.data.errors import ConfigError
+
 
 def prompt_noise(prompt: str, seed: int = 0) -> float:
     """A standard-normal number fixed by ``prompt`` and ``seed`` (the same in every process and run)."""
@@ -39,10 +41,10 @@ class OffsetReward:
         known = set(category_of.values())
         unknown = sorted(set(per_category) - known)
         if unknown:
-            raise ValueError(f"{name}.per_category: no prompt has category {', '.join(map(repr, unknown))} "
-                             f"(the prompts' categories: {', '.join(sorted(known))})")
+            raise ConfigError(f"{name}.per_category: no prompt has category {', '.join(map(repr, unknown))} "
+                              f"(the prompts' categories: {', '.join(sorted(known))})")
         if per_prompt_std < 0:
-            raise ValueError(f"{name}.per_prompt_std must be >= 0, got {per_prompt_std}")
+            raise ConfigError(f"{name}.per_prompt_std must be >= 0, got {per_prompt_std}")
         self.reward_fn, self.name, self.seed = reward_fn, name, seed
         self.per_category = {c: float(v) for c, v in per_category.items()}
         self.per_prompt_std = float(per_prompt_std)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from lit_rlhf.core.logprobs import token_logprobs
+from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.data.formatting import encode_prompt, position_ids
 from lit_rlhf.generation import left_pad
 from lit_rlhf.models.modes import eval_mode
@@ -32,6 +33,19 @@ class Rollout:
         """The rows in ``index`` (a minibatch)."""
         picked = {f.name: getattr(self, f.name) for f in fields(self)}
         return Rollout(**{k: v[index] if isinstance(v, torch.Tensor) else v for k, v in picked.items()})
+
+
+def minibatch_indices(order: torch.Tensor, num_minibatches: int) -> tuple[torch.Tensor, ...]:
+    """``order`` ``[N]`` (shuffled row indices) cut into exactly ``num_minibatches`` consecutive chunks.
+
+    Chunk sizes differ by at most one (the first ``N % num_minibatches`` are one row longer), so a
+    batch that does not divide still gets the configured number of optimizer steps. More minibatches
+    than rows is refused: an empty minibatch would be an optimizer step without a loss.
+    """
+    if not 1 <= num_minibatches <= order.numel():
+        raise ConfigError(f"num_minibatches={num_minibatches} must be between 1 and the batch's {order.numel()} "
+                         "rollouts (prompts per iteration on this rank)")
+    return torch.tensor_split(order, num_minibatches)
 
 
 def response_mask_until_eos(responses: torch.Tensor, eos_id: int) -> torch.Tensor:

@@ -18,5 +18,7 @@ STAGES = {
 def get_stage(name: str):
     """The ``run`` function of a stage; an unknown name lists the known ones."""
     if name not in STAGES:
-        raise KeyError(f"unknown stage {name!r}; known stages: {sorted(STAGES)}")
+        from lit_rlhf.data.errors import UnknownName
+
+        raise UnknownName(f"unknown stage {name!r}; known stages: {sorted(STAGES)}")
     return importlib.import_module(STAGES[name]).run

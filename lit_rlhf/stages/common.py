@@ -50,5 +50,25 @@ def write_json(path: str | os.PathLike, payload: dict) -> Path:
                         mode="w")
 
 
+RUN_CONFIG = "config.yaml"
+
+
+def write_run_config(cfg: DictConfig) -> Path:
+    """Write the composed, resolved config next to the stage's ``results.json`` before the stage starts, so that
+    every number can be traced to the exact settings it ran with (and a killed run shows what it was running)."""
+    from omegaconf import OmegaConf
+
+    text = OmegaConf.to_yaml(cfg, resolve=True)
+    return atomic_write(Path(cfg.output_dir) / RUN_CONFIG, lambda handle: handle.write(text), mode="w")
+
+
+def read_run_config(run_dir: str | os.PathLike) -> DictConfig | None:
+    """The config a run in ``run_dir`` wrote with :func:`write_run_config`, or None when it wrote none."""
+    from omegaconf import OmegaConf
+
+    path = Path(run_dir) / RUN_CONFIG
+    return OmegaConf.load(path) if path.is_file() else None
+
+
 def banner(text: str) -> None:
     rank_zero_info(f"\n=== {text} ===")

@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
+from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.data.ntp import IndexedBatches
 from lit_rlhf.data.preference_data import read_preferences
 from lit_rlhf.dpo.data import DPODataModule
@@ -75,11 +76,11 @@ def build_pairs(options: DictConfig, policy, tokenizer, gym, out: Path, seed: in
         report = {"kept": rows.report.kept, "skipped": dict(rows.report.counts), "source": str(options.path)}
         return list(rows), report
     if options.source != "policy":
-        raise ValueError(f"dpo.pairs.source must be 'policy' or 'file', got {options.source!r}")
+        raise ConfigError(f"dpo.pairs.source must be 'policy' or 'file', got {options.source!r}")
     categories = list(options.categories) if options.categories else None
     decoding = OmegaConf.to_container(options.decoding)
     settings = {"reward_model": str(options.reward_model), "n": int(options.n), "seed": seed,
-                "split": options.split, "categories": categories, "decoding": decoding,
+                "split": options.split, "gym_seed": gym.seed, "categories": categories, "decoding": decoding,
                 "policy": policy_source}
 
     def build():

@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, ListConfig
 
+from lit_rlhf.data.errors import ConfigError, DataError
 from lit_rlhf.data.jsonl import prompt_row, read_rows
 from lit_rlhf.evaluation import human
 from lit_rlhf.evaluation.answers import (
@@ -27,6 +28,7 @@ from lit_rlhf.evaluation.answers import (
     sample_rounds,
 )
 from lit_rlhf.evaluation.compare import probe_rates
+from lit_rlhf.evaluation.heldout import provenance_overlap
 from lit_rlhf.evaluation.pairwise import format_table, outcomes, win_tie_loss
 from lit_rlhf.evaluation.report import write_report
 from lit_rlhf.models import build_policy
@@ -39,17 +41,18 @@ def run(cfg: DictConfig) -> dict:
     seed_and_threads(cfg)
     options, out, seed = cfg.eval, Path(cfg.output_dir), int(cfg.seed)
     if options.judge not in JUDGES:
-        raise ValueError(f"eval.judge must be one of {list(JUDGES)}, got {options.judge!r}")
+        raise ConfigError(f"eval.judge must be one of {list(JUDGES)}, got {options.judge!r}")
     banner(f"evaluation ({options.judge} judge) -> {out}")
     gym = instantiate(cfg.gym) if options.prompts is None else None
     if gym is None and options.judge == "gold":
-        raise ValueError("eval.judge=gold scores gym prompts only; with eval.prompts set, use reward_model or human")
+        raise ConfigError("eval.judge=gold scores gym prompts only; with eval.prompts set, use reward_model or human")
     texts, categories, source = eval_prompts(options, gym)
     human_dir = Path(options.human.dir)
     if options.judge == "human" and (human_dir / human.KEY_FILE).exists():
         return human_results(cfg, texts, categories, source)
     checkpoints = {options.baseline.name: [str(options.baseline.path)],
                    **{name: _as_list(paths) for name, paths in options.candidates.items()}}
+    check_held_out(checkpoints, texts, source)
     answers, probes = sample_models(checkpoints, options, texts, gym if options.probes else None, seed)
     if options.judge == "human":
         return start_human_round(options, texts, categories, answers, checkpoints, seed)
@@ -64,6 +67,22 @@ def run(cfg: DictConfig) -> dict:
     if probes:
         results["probes"] = probes
     return finish(cfg, results)
+
+
+def check_held_out(checkpoints: dict[str, list[str]], texts: list[str], source: str) -> None:
+    """Refuse to score a checkpoint on prompts that it, or any run it was built from, trained on.
+
+    Every stage writes its ``config.yaml`` beside its checkpoint; :func:`provenance_overlap` follows those to
+    the prompts each run read (e.g. a PPO run with another gym seed drew its RL prompts from another split).
+    """
+    for name, paths in checkpoints.items():
+        for path in paths:
+            overlap = provenance_overlap(Path(path).parent, texts)
+            if overlap:
+                found = "; ".join(f"{where} ({n})" for where, n in sorted(overlap.items()))
+                raise ConfigError(f"eval: {name} checkpoint {path} comes from runs that trained on prompts of "
+                                 f"{source}, so they are not held out: {found}. Evaluate on prompts no stage trained "
+                                 "on (the same gym.seed for every stage, eval.split=test)")
 
 
 def _as_list(paths) -> list[str]:
@@ -198,7 +217,7 @@ def human_results(cfg: DictConfig, texts, categories, source: str) -> dict:
     results["human_counts"] = {}
     for name, entry in by_candidate.items():
         if not entry["outcomes"]:
-            raise ValueError(f"no labelled pairs for {name!r} in {db} yet ({entry['counts']})")
+            raise DataError(f"no labelled pairs for {name!r} in {db} yet ({entry['counts']})")
         results["pairwise"][name] = win_tie_loss(entry["outcomes"], entry["categories"])
         results["human_counts"][name] = entry["counts"]
         rank_zero_info(format_table(results["pairwise"][name], name, options.baseline.name) + f"\n  {entry['counts']}")

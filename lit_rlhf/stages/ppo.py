@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
 from lit_rlhf.core.rewards import prompt_reward_spread
+from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.data.ntp import IndexedBatches
 from lit_rlhf.evaluation.compare import compare_with_gold
 from lit_rlhf.models import save_hf_checkpoint
@@ -128,8 +129,8 @@ def train_reward_model_variant(cfg: DictConfig) -> None:
 
     rm_cfg = stage_config("reward_model", [f"paths.artifacts={cfg.paths.artifacts}", f"seed={cfg.seed}", *overrides])
     if Path(rm_cfg.output_dir) / "checkpoint" != target:
-        raise ValueError(f"ppo.reward_model_overrides write to {rm_cfg.output_dir}/checkpoint, but ppo.reward_model "
-                         f"is {target}; make them agree (run_suffix)")
+        raise ConfigError(f"ppo.reward_model_overrides write to {rm_cfg.output_dir}/checkpoint, but ppo.reward_model "
+                          f"is {target}; make them agree (run_suffix)")
     rank_zero_info(f"reward model {target} is missing: training it first with {list(overrides)}")
     train(rm_cfg)
 
@@ -155,7 +156,7 @@ def _offset_reward(offsets, reward_model: RewardModel, rows: list[dict]):
         return reward_model.score, lambda prompt: 0.0
     unknown = sorted(set(offsets) - {"per_category", "per_prompt_std", "seed"})
     if unknown:
-        raise ValueError(f"ppo.reward_offsets: unknown key(s) {unknown}; expected per_category, per_prompt_std, seed")
+        raise ConfigError(f"ppo.reward_offsets: unknown key(s) {unknown}; expected per_category, per_prompt_std, seed")
     shifted = OffsetReward(reward_model.score, {r["prompt"]: r["category"] for r in rows},
                            offsets.get("per_category"), offsets.get("per_prompt_std", 0.0), offsets.get("seed", 0),
                            name="ppo.reward_offsets")
@@ -168,7 +169,7 @@ def _critic(init: str, policy, reward_model: RewardModel, tokenizer):
         return ValueModel.from_policy(policy)
     if init == "reward_model":
         if reward_model.tokenizer.get_vocab() != tokenizer.get_vocab():
-            raise ValueError("ppo.critic_init=reward_model needs the reward model to share the policy's tokenizer; "
-                             "use ppo.critic_init=policy")
+            raise ConfigError("ppo.critic_init=reward_model needs the reward model to share the policy's tokenizer; "
+                              "use ppo.critic_init=policy")
         return ValueModel.from_reward_model(reward_model.model)
-    raise ValueError(f"ppo.critic_init must be 'policy' or 'reward_model', got {init!r}")
+    raise ConfigError(f"ppo.critic_init must be 'policy' or 'reward_model', got {init!r}")

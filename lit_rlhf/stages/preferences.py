@@ -32,10 +32,10 @@ def run(cfg: DictConfig) -> dict:
     pcfg = cfg.preferences
     out = Path(pcfg.output_dir)
     banner(f"preference collection -> {out}")
-    seed = int(cfg.seed)
-    gym = instantiate(cfg.gym)
+    seed = int(cfg.seed)  # sampling from the policy
+    gym = instantiate(cfg.gym)  # its seed draws the usage log's noise and the annotators' votes
 
-    log = noisy_usage_log(gym_prompts(gym, pcfg.prompts.split), float(pcfg.prompts.noise_share), seed)
+    log = noisy_usage_log(gym_prompts(gym, pcfg.prompts.split), float(pcfg.prompts.noise_share), gym.seed)
     scorer = instantiate(pcfg.prompts.scorer) if pcfg.prompts.get("scorer") else None
     prompts, selection = select_prompts(
         log, min_words=int(pcfg.prompts.min_words), near_duplicate_threshold=pcfg.prompts.near_duplicate_threshold,
@@ -50,8 +50,9 @@ def run(cfg: DictConfig) -> dict:
     acfg = pcfg.annotators
     annotators = gym.annotators(int(acfg.n), temperature=float(acfg.temperature), length_bias=float(acfg.length_bias),
                                 tie_rate=float(acfg.tie_rate), inconsistent_share=float(acfg.inconsistent_share))
-    votes = annotate_with_simulators(pairs, annotators, gym.judge, per_pair=acfg.per_pair, seed=seed)
+    votes = annotate_with_simulators(pairs, annotators, gym.judge, per_pair=acfg.per_pair, seed=gym.seed)
     provenance = {"checkpoint": source, "annotator_pool": OmegaConf.to_container(acfg), "seed": seed,
+                  "gym_seed": gym.seed,
                   "decoding": OmegaConf.to_container(pcfg.decoding)}
     rows, report = filter_and_report(
         pairs, votes, min_agreement=float(pcfg.filters.min_agreement), drop_cycles=bool(pcfg.filters.drop_cycles),

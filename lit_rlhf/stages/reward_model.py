@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hydra.utils import instantiate
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lit_rlhf.modules.reward_metrics import evaluate_pairs
@@ -22,11 +22,13 @@ def run(cfg: DictConfig) -> dict:
     options = cfg.get("reward") or OmegaConf.create({})
     model, tokenizer = instantiate(cfg.model)
     datamodule = instantiate(cfg.data, tokenizer=tokenizer)
+    log_skipped_rows(datamodule.skip_reports)
     module = instantiate(cfg.module, model=model, tokenizer=tokenizer)
     trainer = build_trainer(_without_generation_callbacks(cfg))
     trainer.fit(module, datamodule=datamodule)
     summary = {"train_metrics": trainer_metrics(trainer), "truncated": datamodule.truncated,
                "skipped": {name: report.summary() for name, report in datamodule.skip_reports.items()},
+               "rows_read": {name: report.as_dict() for name, report in datamodule.skip_reports.items()},
                "length_balance": datamodule.balance_report.as_dict() if datamodule.balance_report else None,
                "pairs": {"train": len(datamodule.train_set), "val": len(datamodule.val_rows),
                          "test": len(datamodule.test_rows)}}
@@ -36,7 +38,7 @@ def run(cfg: DictConfig) -> dict:
         summary["test_metrics"] = trainer.test(module, datamodule=datamodule, verbose=False)[0]
     eval_rows = datamodule.test_rows or datamodule.val_rows
     if eval_rows:
-        judge = instantiate(cfg.gym).judge if options.get("gold_eval", False) else None
+        judge, summary["gold_eval"] = gold_judge(cfg, eval_rows) if options.get("gold_eval", False) else (None, "off")
         summary["heldout"] = evaluate_pairs(module.scorer, eval_rows, judge, tokenizer)
         summary["heldout_split"] = "test" if datamodule.test_rows else "val"
         rank_zero_info(f"held-out ({summary['heldout_split']}): "
@@ -47,6 +49,37 @@ def run(cfg: DictConfig) -> dict:
     summary["checkpoint"] = str(checkpoint)
     write_json(out / "results.json", summary)  # written last: marks the stage as done
     return summary
+
+
+def gold_judge(cfg: DictConfig, rows: list[dict]):
+    """``(judge, note)``: the gym's gold judge when every held-out prompt is a gym prompt, else ``None``.
+
+    The gold judge knows the task behind each gym prompt and nothing else, so on other data
+    (HH-RLHF, one's own JSONL) ``reward.gold_eval`` has nothing to score; the note says so.
+    """
+    from lit_rlhf.gym import parse_prompt
+
+    outside = 0
+    for row in rows:
+        try:
+            parse_prompt(row["prompt"])
+        except ValueError:
+            outside += 1
+    if outside:
+        note = (f"skipped: {outside} of {len(rows)} held-out prompts are not gym prompts, "
+                "and the gold judge scores gym prompts only")
+        rank_zero_info(f"reward.gold_eval {note}")
+        return None, note
+    return instantiate(cfg.gym).judge, "on"
+
+
+def log_skipped_rows(reports: dict) -> None:
+    """One line per split: a warning naming the reasons and first file:line of each when rows were skipped."""
+    for name, report in reports.items():
+        if report.skipped:
+            rank_zero_warn(f"{name} data: {report.summary()}; counts in results.json['rows_read']")
+        else:
+            rank_zero_info(f"{name} data: {report.summary()}")
 
 
 def _without_generation_callbacks(cfg: DictConfig) -> DictConfig:

@@ -30,25 +30,40 @@ def _as_groups(params_or_groups) -> list[dict]:
     return [{"params": items}]
 
 
+def _part_names(group_name: str | None, single_group: bool) -> tuple[str | None, str | None]:
+    """Names of a group's decayed and undecayed parts when it splits in two: ``{name}/decay``, ``{name}/no_decay``.
+
+    Unique names let ``LearningRateMonitor`` log every part. One unnamed group (e.g. plain
+    parameters) gives ``decay``/``no_decay``; several unnamed groups stay unnamed (the monitor numbers them).
+    """
+    if group_name is not None:
+        return f"{group_name}/decay", f"{group_name}/no_decay"
+    return ("decay", "no_decay") if single_group else (None, None)
+
+
 def adamw_param_groups(params_or_groups, weight_decay: float) -> list[dict]:
     """Split every group into a decayed part (tensors of 2+ dims) and an undecayed part.
 
     Biases and norm gains are not decayed: shrinking a gain toward 0 only scales the signal
     down. A group's own ``weight_decay`` overrides the default for its decayed part; other
-    keys (``lr``, labels) are kept on both parts. Frozen parameters are left out; empty
-    parts are dropped.
+    keys (``lr``) are kept on both parts. A group that splits in two has its ``name`` suffixed
+    (see ``_part_names``); one that does not keeps it, so splitting the result again changes
+    nothing. Frozen parameters are left out; empty parts are dropped.
     """
     out = []
-    for group in _as_groups(params_or_groups):
+    groups = _as_groups(params_or_groups)
+    for group in groups:
         params = [p for p in group["params"] if p.requires_grad]
         options = {k: v for k, v in group.items() if k != "params"}
         decay = options.pop("weight_decay", weight_decay)
         matrices = [p for p in params if p.dim() >= 2]
         vectors = [p for p in params if p.dim() < 2]
-        if matrices:
-            out.append({**options, "params": matrices, "weight_decay": decay})
-        if vectors:
-            out.append({**options, "params": vectors, "weight_decay": 0.0})
+        if matrices and vectors:
+            names = _part_names(options.pop("name", None), single_group=len(groups) == 1)
+            out += [{**options, "params": part, "weight_decay": part_decay, **({"name": name} if name else {})}
+                    for part, part_decay, name in ((matrices, decay, names[0]), (vectors, 0.0, names[1]))]
+        elif params:
+            out.append({**options, "params": params, "weight_decay": decay if matrices else 0.0})
     if not out:
         raise ValueError("every parameter given to the optimizer is frozen (requires_grad=False)")
     return out
@@ -83,6 +98,8 @@ def build_adamw(params_or_groups, lr: float, weight_decay: float = 0.0, betas: t
 def actor_critic_param_groups(policy: nn.Module, critic: nn.Module, policy_lr: float,
                               critic_lr: float) -> list[dict]:
     """Two labelled groups, ``policy`` and ``critic``, for one optimizer stepping both after one backward.
+
+    ``build_adamw`` splits each into ``{name}/decay`` and ``{name}/no_decay``.
 
     Parameters the critic shares with the policy (a value head on the policy's trunk) are
     optimised once, in the policy group, at the policy's learning rate.

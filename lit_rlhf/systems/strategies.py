@@ -18,6 +18,8 @@ import torch
 from lightning.pytorch.strategies import ModelParallelStrategy
 from torch import nn
 
+from lit_rlhf.data.errors import ConfigError
+
 DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
           "fp32": torch.float32, "float32": torch.float32}
 
@@ -25,7 +27,7 @@ DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.floa
 def _names(block_classes: str | Sequence[str]) -> tuple[str, ...]:
     names = (block_classes,) if isinstance(block_classes, str) else tuple(block_classes)
     if not names or not all(isinstance(n, str) and n for n in names):
-        raise ValueError(f"block_classes must be one or more class names, got {block_classes!r}")
+        raise ConfigError(f"block_classes must be one or more class names, got {block_classes!r}")
     return names
 
 
@@ -33,7 +35,7 @@ def _dtype(value: str | None, key: str) -> torch.dtype | None:
     if value is None:
         return None
     if value not in DTYPES:
-        raise ValueError(f"{key} must be one of {sorted(DTYPES)} or null, got {value!r}")
+        raise ConfigError(f"{key} must be one of {sorted(DTYPES)} or null, got {value!r}")
     return DTYPES[value]
 
 
@@ -42,7 +44,7 @@ def _import_class(path: str) -> type:
     try:
         return getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as err:
-        raise ValueError(f"cannot import block class {path!r}: {err}") from None
+        raise ConfigError(f"cannot import block class {path!r}: {err}") from None
 
 
 class BlockMatcher:
@@ -65,8 +67,8 @@ class BlockMatcher:
         if not blocks:
             seen = sorted({type(m).__name__ for m in model.modules() if "Layer" in type(m).__name__
                            or "Block" in type(m).__name__})
-            raise ValueError(f"no submodule of {type(model).__name__} is a {list(self.names)}; "
-                             f"block-like classes in this model: {seen or 'none'}")
+            raise ConfigError(f"no submodule of {type(model).__name__} is a {list(self.names)}; "
+                              f"block-like classes in this model: {seen or 'none'}")
         return blocks
 
 
@@ -132,9 +134,9 @@ def fsdp_strategy(block_classes: str | Sequence[str] = "LlamaDecoderLayer", mixe
     sharding = sharding_strategy.upper()
     valid = ("FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD", "HYBRID_SHARD", "_HYBRID_SHARD_ZERO2")
     if sharding not in valid:
-        raise ValueError(f"sharding_strategy must be one of {valid}, got {sharding_strategy!r}")
+        raise ConfigError(f"sharding_strategy must be one of {valid}, got {sharding_strategy!r}")
     if state_dict_type not in ("full", "sharded"):
-        raise ValueError(f"state_dict_type must be 'full' or 'sharded', got {state_dict_type!r}")
+        raise ConfigError(f"state_dict_type must be 'full' or 'sharded', got {state_dict_type!r}")
     return FSDPStrategy(
         auto_wrap_policy=block_policy(block_classes),
         activation_checkpointing_policy=block_policy(block_classes) if activation_checkpointing else None,

@@ -45,9 +45,10 @@ def test_whiten_matches_reference(dtype, shape):
     torch.testing.assert_close(got.double(), expected, **tol)
 
 
-def test_whiten_without_shift_keeps_mean():
-    x = torch.tensor([[1.0, 3.0, 9.0]])
+def test_whiten_without_shift_only_scales_and_keeps_signs():
+    x = torch.tensor([[-1.0, 3.0, 9.0]])
     m = torch.tensor([[1, 1, 0]])
     out = masked_whiten(x, m, shift_mean=False)
-    # mean 2, unbiased std sqrt(2): (x-2)/sqrt(2) + 2
-    torch.testing.assert_close(out, torch.tensor([[2 - 1 / 2**0.5, 2 + 1 / 2**0.5, 0.0]]), atol=1e-6, rtol=0)
+    # valid values -1, 3: mean 1, unbiased variance (4 + 4) / 1 = 8, std 2 sqrt(2); x / std
+    torch.testing.assert_close(out, torch.tensor([[-1 / 8**0.5, 3 / 8**0.5, 0.0]]), atol=1e-6, rtol=0)
+    assert out[0, 0] < 0 < out[0, 1]

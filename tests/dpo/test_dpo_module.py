@@ -6,11 +6,13 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from transformers import GPT2Config, GPT2LMHeadModel
 
 from lit_rlhf.data.ntp import IndexedBatches
 from lit_rlhf.data.sft_data import SFTCollator, SFTDataset
 from lit_rlhf.dpo.config import DPOConfig
 from lit_rlhf.dpo.data import DPODataModule
+from lit_rlhf.models.tokenizer import build_gym_tokenizer
 from lit_rlhf.modules.dpo_module import DPOModule
 from lit_rlhf.systems.checkpoint_io import AtomicCheckpointIO
 
@@ -64,6 +66,35 @@ def test_training_on_fixed_pairs_lowers_the_loss_and_raises_the_margin(policy, p
         end, stats = module.dpo_losses(batch)
     assert end.item() < start.item()
     assert stats["dpo/reward_margin"] > 0 and stats["dpo/reward_accuracy"] > 0.5
+
+
+def naive_response_logp(model, ids: list[int], prompt_len: int) -> float:
+    """Summed log-prob of ``ids[prompt_len:]`` from one unpadded forward in eval mode."""
+    model.eval()
+    try:
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].double(), dim=-1)
+    finally:
+        model.train()
+    positions = torch.arange(prompt_len, len(ids))
+    return float(logp[positions - 1, torch.tensor(ids)[positions]].sum())
+
+
+def test_reference_logps_are_cached_without_dropout_and_the_mode_is_put_back(pair_rows):
+    tokenizer = build_gym_tokenizer()
+    config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=128, resid_pdrop=0.1,
+                        embd_pdrop=0.1, attn_pdrop=0.1, pad_token_id=tokenizer.pad_token_id,
+                        eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(0)
+    reference = GPT2LMHeadModel(config)
+    assert reference.training
+    datamodule = DPODataModule(tokenizer, pair_rows[:6], batch_size=4, max_length=64)
+    assert datamodule.cache_reference_logps(reference) == 6
+    assert reference.training
+    for item in datamodule.train_set.items:
+        for side in ("chosen", "rejected"):
+            expected = naive_response_logp(reference, item[f"{side}_ids"], item[f"{side}_prompt_len"])
+            assert item[f"ref_{side}"] == pytest.approx(expected, abs=1e-4)
 
 
 def test_batches_without_cached_reference_are_refused(policy, pair_rows):

@@ -1,19 +1,32 @@
+import math
+from types import SimpleNamespace
+
 import lightning as L
 import pytest
 import torch
+from naive_reference import (
+    DECODERS,
+    hand_rollout,
+    naive_response_logprobs,
+    naive_response_values,
+    tiny_decoder,
+)
 from torch.utils.data import DataLoader
 
 from lit_rlhf.gym import AlignmentGym
 from lit_rlhf.models import build_policy
+from lit_rlhf.models.value_model import ValueModel
 from lit_rlhf.modules.ppo_module import PPOModule
 from lit_rlhf.ppo.config import PPOConfig
 from lit_rlhf.ppo.prompts import filter_by_reward_variance, reference_baseline
 from lit_rlhf.ppo.rollout import (
+    Rollout,
     decode_responses,
+    minibatch_indices,
     position_ids,
     response_logprobs,
     response_mask_until_eos,
-    sample_rollout,
+    response_values,
 )
 from lit_rlhf.stages.ppo import collate_prompts
 
@@ -43,20 +56,121 @@ def test_position_ids_skip_left_padding():
     assert position_ids(mask).tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 3, 3]]
 
 
-def test_rollout_logprobs_do_not_depend_on_batch_padding(policy):
+def padded_rollout(tokenizer) -> Rollout:
+    """Four rows with left padding (prompts of different lengths) and right padding (responses stopped by EOS)."""
+    eos = tokenizer.eos_token_id
+    words = [tokenizer.convert_tokens_to_ids(w) for w in ("the", "answer", "is", "5", ".", "i", "am", "sorry")]
+    responses = [words[:3] + [eos], words[3:8] + words[:2], [eos], words[5:7]]
+    rollout = hand_rollout(tokenizer, PROMPTS[:4], responses)
+    assert len(set(rollout.attention_mask[:, :rollout.prompt_width].sum(-1).tolist())) > 1
+    assert rollout.response_mask.sum(-1).tolist() == [4, 7, 1, 2]
+    return rollout
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_rollout_logprobs_equal_a_forward_over_each_sequence_alone(decoder):
+    model, tokenizer = tiny_decoder(decoder)
+    rollout = padded_rollout(tokenizer)
+    got = response_logprobs(model.eval(), rollout, temperature=0.7)
+    for row, expected in enumerate(naive_response_logprobs(model, rollout, temperature=0.7)):
+        torch.testing.assert_close(got[row, :expected.numel()].double(), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_response_values_are_the_values_of_the_state_before_each_response_token(decoder):
+    model, tokenizer = tiny_decoder(decoder)
+    critic = ValueModel.from_policy(model).eval()
+    torch.nn.init.normal_(critic.head.weight)  # the zero head of a fresh critic would match anything
+    rollout = padded_rollout(tokenizer)
+    got = response_values(critic, rollout)
+    assert got.shape == rollout.response_mask.shape
+    for row, expected in enumerate(naive_response_values(critic, rollout)):
+        torch.testing.assert_close(got[row, :expected.numel()], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_rollout_is_scored_without_dropout_and_the_update_runs_in_the_modules_mode():
+    model, tokenizer = tiny_decoder("gpt2", dropout=0.1)
+    module = PPOModule(model, tokenizer, gold, PPOConfig(reference_baseline=False, max_new_tokens=6))
+    torch.nn.init.normal_(module.critic.head.weight)
+    module.train()  # as under fit: the reference and the critic too
+    torch.manual_seed(0)
+    rollout, info = module.make_experience(PROMPTS)
+    assert float(info["stats"]["objective/kl"]) == 0.0  # the policy's weights are the reference's
+    assert module.policy.training and module.critic.training and module.reference.training  # modes put back
+    for row, expected in enumerate(naive_response_logprobs(model, rollout)):
+        torch.testing.assert_close(rollout.logprobs[row, :expected.numel()].double(), expected, atol=1e-5, rtol=1e-5)
+    for row, expected in enumerate(naive_response_values(module.critic, rollout)):
+        torch.testing.assert_close(rollout.values[row, :expected.numel()], expected, atol=1e-5, rtol=1e-5)
+    module.eval()
+    assert float(module._ppo_losses(rollout)[1]["policy/approx_kl"]) == pytest.approx(0.0, abs=1e-7)
+    module.train()  # the update as configured: with the model's dropout
+    assert float(module._ppo_losses(rollout)[1]["policy/approx_kl"]) > 1e-5
+
+
+class FixedLogits(torch.nn.Module):
+    """A causal LM whose next-token logits are ``row`` at every position."""
+
+    def __init__(self, row: torch.Tensor):
+        super().__init__()
+        self.row = torch.nn.Parameter(row)
+
+    def forward(self, input_ids, attention_mask, position_ids, use_cache):
+        return SimpleNamespace(logits=self.row.expand(*input_ids.shape, -1))
+
+
+class ZeroCritic(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, input_ids, attention_mask, position_ids=None):
+        return self.bias.expand(input_ids.shape)
+
+
+def test_logged_entropy_is_that_of_the_temperature_scaled_distribution():
+    # logits (2 ln 2, 0, 0) at temperature 2: probabilities (1/2, 1/4, 1/4), entropy 1.5 ln 2
+    policy = FixedLogits(torch.tensor([2 * math.log(2), 0.0, 0.0]))
+    module = PPOModule(policy, None, gold, PPOConfig(reference_baseline=False, temperature=2.0), critic=ZeroCritic())
+    zeros = torch.zeros(2, 3)
+    rollout = Rollout(torch.zeros(2, 4, dtype=torch.long), torch.ones(2, 4, dtype=torch.long),
+                      torch.ones(2, 3, dtype=torch.long), prompt_width=1, logprobs=zeros, ref_logprobs=zeros,
+                      values=zeros, advantages=zeros, returns=zeros)
+    _, stats = module._ppo_losses(rollout)
+    assert float(stats["policy/entropy"]) == pytest.approx(1.5 * math.log(2), rel=1e-6)
+
+
+@pytest.mark.parametrize(("rows", "minibatches", "sizes"), [(7, 2, [4, 3]), (6, 4, [2, 2, 1, 1]), (5, 5, [1] * 5)])
+def test_minibatches_are_exactly_as_many_as_configured_and_nearly_equal(rows, minibatches, sizes):
+    order = torch.randperm(rows)
+    chunks = minibatch_indices(order, minibatches)
+    assert [c.numel() for c in chunks] == sizes
+    assert torch.equal(torch.cat(chunks), order)
+
+
+def test_more_minibatches_than_rollouts_is_refused():
+    with pytest.raises(ValueError, match=r"num_minibatches=4 must be between 1 and the batch's 3 rollouts"):
+        minibatch_indices(torch.arange(3), 4)
+
+
+@pytest.mark.parametrize(("prompts", "minibatches", "sizes"), [(7, 2, [4, 3]), (6, 4, [2, 2, 1, 1])])
+def test_each_ppo_epoch_takes_num_minibatches_optimizer_steps(policy, prompts, minibatches, sizes):
     model, tokenizer = policy
-    torch.manual_seed(1)
-    batch = sample_rollout(model, tokenizer, PROMPTS[:4], max_new_tokens=6)
-    batched = response_logprobs(model, batch)
-    for i in range(4):
-        single = batch.select(torch.tensor([i]))
-        # drop the columns that are left padding for this row alone
-        keep = int(single.attention_mask[0, :single.prompt_width].sum())
-        single.input_ids = single.input_ids[:, single.prompt_width - keep:]
-        single.attention_mask = single.attention_mask[:, single.prompt_width - keep:]
-        single.prompt_width = keep
-        mask = batch.response_mask[i].bool()
-        torch.testing.assert_close(response_logprobs(model, single)[0][mask], batched[i][mask], atol=1e-4, rtol=1e-4)
+    config = PPOConfig(reference_baseline=False, max_new_tokens=4, ppo_epochs=2, num_minibatches=minibatches)
+    module = PPOModule(model, tokenizer, gold, config)
+    seen, losses = [], module._update_losses
+    module._update_losses = lambda mb: seen.append(mb.input_ids.size(0)) or losses(mb)
+    loader = DataLoader([{"prompt": p} for p in PROMPTS[:prompts]], batch_size=prompts, collate_fn=collate_prompts)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, accelerator="cpu",
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, loader)
+    assert seen == sizes * 2
+    assert trainer.global_step == 2 * minibatches  # optimizer steps
+
+
+def test_ntp_coef_without_ntp_batches_is_refused(policy):
+    model, tokenizer = policy
+    with pytest.raises(ValueError, match="ntp_coef=0.1 > 0 needs ntp_batches"):
+        PPOModule(model, tokenizer, gold, PPOConfig(reference_baseline=False, ntp_coef=0.1))
 
 
 def test_first_update_sees_a_ratio_of_one(policy):

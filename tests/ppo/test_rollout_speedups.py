@@ -2,20 +2,20 @@
 
 import pytest
 import torch
+from naive_reference import DECODERS, naive_response_logprobs, tiny_decoder
 from transformers import GPT2Config, GPT2ForSequenceClassification
 
-from lit_rlhf.core.logprobs import token_logprobs
 from lit_rlhf.data.formatting import encode_prompt, encode_response
 from lit_rlhf.generation import left_pad
 from lit_rlhf.gym import AlignmentGym
 from lit_rlhf.gym.responses import ideal_response
 from lit_rlhf.models import build_policy
 from lit_rlhf.models.reward_model import RewardModel, build_reward_model
+from lit_rlhf.data.preference_data import encode_prompt_response
 from lit_rlhf.models.tokenizer import build_gym_tokenizer
 from lit_rlhf.ppo.rollout import (
     Rollout,
     decode_responses,
-    position_ids,
     response_logits,
     response_logprobs,
     response_mask_until_eos,
@@ -46,11 +46,12 @@ def reward_model():
     return RewardModel(model, tokenizer)
 
 
-def gpt2_reward_model() -> RewardModel:
+def gpt2_reward_model(dropout: float = 0.1) -> RewardModel:
     """A decoder with absolute position embeddings: left padding shifts its positions unless they are given."""
     tokenizer = build_gym_tokenizer()
     config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=128, num_labels=1,
-                        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+                        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                        resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout)
     torch.manual_seed(1)
     return RewardModel(GPT2ForSequenceClassification(config), tokenizer)
 
@@ -153,13 +154,47 @@ class FullLogitsOnly(torch.nn.Module):
                           use_cache=use_cache)
 
 
-def test_response_logits_match_a_full_forward():
-    policy, tokenizer = build_policy("embedded", seed=0, tiny=TINY)
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_response_logits_match_a_forward_over_each_sequence_alone(decoder):
+    """Keeping only the response's logits (``logits_to_keep``), or all of them, scores as one unpadded forward."""
+    policy, tokenizer = tiny_decoder(decoder)
     torch.manual_seed(0)
     rollout = sample_rollout(policy, tokenizer, PROMPTS, max_new_tokens=5)
-    full = policy(input_ids=rollout.input_ids, attention_mask=rollout.attention_mask,
-                  position_ids=position_ids(rollout.attention_mask), use_cache=False).logits
-    expected = token_logprobs(full[:, rollout.prompt_width - 1:-1], rollout.input_ids[:, rollout.prompt_width:])
+    assert rollout.attention_mask[:, 0].tolist() != [1, 1, 1, 1]  # left padding
+    policy.eval()
+    expected = naive_response_logprobs(policy, rollout)
     assert response_logits(policy, rollout).shape == (4, 5, len(tokenizer))
     for model in (policy, FullLogitsOnly(policy)):
-        torch.testing.assert_close(response_logprobs(model, rollout), expected, rtol=1e-6, atol=1e-6)
+        got = response_logprobs(model, rollout)
+        for row, want in enumerate(expected):
+            torch.testing.assert_close(got[row, :want.numel()].double(), want, rtol=1e-5, atol=1e-5)
+
+
+def naive_score(model, ids: list[int]) -> float:
+    """The classifier's output on one unpadded sequence, in eval mode."""
+    model.eval()
+    try:
+        with torch.no_grad():
+            return float(model(input_ids=torch.tensor([ids])).logits[0, 0])
+    finally:
+        model.train()
+
+
+def test_reward_scores_are_read_without_dropout_and_the_mode_is_put_back():
+    reward_model = gpt2_reward_model(dropout=0.1)
+    model, tokenizer = reward_model.model, reward_model.tokenizer
+    assert model.training
+    texts = ["the answer is 5 .", "i am sorry", ideal_response(GYM_PROMPTS[0]), ""]
+    expected = [naive_score(model, encode_prompt_response(tokenizer, p, r, reward_model.max_length,
+                                                          reward_model.input_format)[0])
+                for p, r in zip(PROMPTS, texts)]
+    text_scores = reward_model.score(PROMPTS, texts)
+    assert model.training
+    torch.testing.assert_close(torch.tensor(text_scores), torch.tensor(expected), rtol=1e-5, atol=1e-5)
+    rollout = rollout_of(tokenizer, PROMPTS, [encode_response(tokenizer, t) for t in texts], width=24)
+    ids, mask = reward_sequences(rollout, tokenizer.eos_token_id, tokenizer.pad_token_id)
+    token_scores = reward_model.score_tokens(ids, mask)
+    assert model.training
+    unpadded = [row[keep.bool()].tolist() for row, keep in zip(ids, mask)]
+    torch.testing.assert_close(token_scores, torch.tensor([naive_score(model, row) for row in unpadded]),
+                               rtol=1e-5, atol=1e-5)

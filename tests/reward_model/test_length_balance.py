@@ -62,3 +62,36 @@ def test_token_unit_uses_the_tokenizer():
     assert by_words.before["equal"]["equal"] == 1 and by_words.unit == "words"
     with pytest.raises(ValueError, match="unit"):
         LengthBalancer(unit="chars")
+
+
+def skewed(wins: int, loses: int) -> list[dict]:
+    """Pairs in one bucket (2 words apart): ``wins`` where the longer response won, ``loses`` where it lost."""
+    return [pair(5, 3, f"w{i}") for i in range(wins)] + [pair(3, 5, f"l{i}") for i in range(loses)]
+
+
+def test_a_large_drop_warns_with_the_share_and_how_to_turn_balancing_off():
+    rows = skewed(wins=16, loses=2)  # downsampling keeps 2 + 2 of 18 pairs
+    with pytest.warns(UserWarning, match=r"dropped 14 of 18 training pairs \(78%\).*`data.length_balance=null`"):
+        kept, report = LengthBalancer(unit="words")(rows)
+    assert len(kept) == 4
+    counts = report.as_dict()
+    assert (counts["pairs_before"], counts["pairs_after"], counts["dropped"]) == (18, 4, 14)
+    assert counts["dropped_share"] == pytest.approx(14 / 18, abs=1e-4)
+
+
+def test_no_warning_below_the_threshold_or_when_turned_off(recwarn):
+    LengthBalancer(unit="words")(skewed(wins=6, loses=4))  # drops 2 of 10
+    LengthBalancer(unit="words", warn_drop_share=None)(skewed(wins=16, loses=2))
+    _, report = LengthBalancer(unit="words", mode="upsample")(skewed(wins=16, loses=2))
+    assert not [w for w in recwarn if "length balancing" in str(w.message)]
+    assert report.dropped == 0 and report.pairs_after == 32  # up-sampling drops nothing
+    with pytest.warns(UserWarning, match="more than warn_drop_share=0.1"):
+        LengthBalancer(unit="words", warn_drop_share=0.1)(skewed(wins=6, loses=4))
+
+
+@pytest.mark.parametrize("share", [1.0, -0.1, "half", True])
+def test_bad_warn_drop_share_is_a_config_error(share):
+    from lit_rlhf.data.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="warn_drop_share must be in"):
+        LengthBalancer(warn_drop_share=share)

@@ -32,8 +32,21 @@ def test_groups_keep_their_learning_rates_and_labels():
               {"params": list(net[1:].parameters()), "name": "rest", "weight_decay": 0.3}]
     opt = build_adamw(groups, lr=1e-3, weight_decay=0.1)
     summary = sorted((g["name"], g.get("lr"), g["weight_decay"], len(g["params"])) for g in opt.param_groups)
-    # embed: one matrix; rest: two matrices (decay 0.3) and three vectors (no decay)
-    assert summary == [("embed", 0.5, 0.1, 1), ("rest", 1e-3, 0.0, 3), ("rest", 1e-3, 0.3, 2)]
+    # embed: one matrix (not split, keeps its name); rest: two matrices (decay 0.3) and three vectors (no decay)
+    assert summary == [("embed", 0.5, 0.1, 1), ("rest/decay", 1e-3, 0.3, 2), ("rest/no_decay", 1e-3, 0.0, 3)]
+
+
+def test_part_names_are_unique_and_splitting_again_changes_nothing():
+    net = _net()
+    plain = adamw_param_groups(net.named_parameters(), 0.1)
+    assert [(g["name"], g["weight_decay"], len(g["params"])) for g in plain] == [("decay", 0.1, 3),
+                                                                                ("no_decay", 0.0, 3)]
+    again = adamw_param_groups(plain, 0.5)
+    assert [(g["name"], g["weight_decay"], [id(p) for p in g["params"]]) for g in again] == \
+        [(g["name"], g["weight_decay"], [id(p) for p in g["params"]]) for g in plain]
+    # several unnamed groups stay unnamed: LearningRateMonitor numbers them
+    unnamed = adamw_param_groups([{"params": net[0].parameters()}, {"params": net[1].parameters()}], 0.1)
+    assert all("name" not in g for g in unnamed) and len(unnamed) == 3
 
 
 def test_frozen_parameters_are_left_out_and_all_frozen_is_an_error():

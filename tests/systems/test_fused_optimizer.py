@@ -162,8 +162,9 @@ def test_actor_critic_one_backward_matches_standard():
     p_fused, c_fused, opt_fused = run(lambda g: FusedBackwardAdamW(g, lr=1.0, weight_decay=0.01))
     _assert_same_params(p_std, p_fused)
     _assert_same_params(c_std, c_fused)
-    # shared trunk counted once; both groups keep their own learning rate
-    assert sorted({(g["name"], g["lr"]) for g in opt_fused.param_groups}) == [("critic", 0.1), ("policy", 0.01)]
+    # shared trunk counted once; both groups keep their own learning rate, each part its own name
+    assert sorted((g["name"], g["lr"]) for g in opt_fused.param_groups) == [
+        ("critic/decay", 0.1), ("critic/no_decay", 0.1), ("policy/decay", 0.01), ("policy/no_decay", 0.01)]
     n_params = sum(len(g["params"]) for g in opt_std.param_groups)
     assert n_params == len(list(c_std.parameters()))
 

@@ -1,0 +1,92 @@
+"""Which gym prompts a stage trains or selects on, so that evaluation can prove its prompts are held out.
+
+A stage's config says where its prompts come from: SFT and the NTP term read the gym's demonstrations
+of ``data.train``, preference collection samples ``preferences.prompts.split``, a reward model
+on gym pairs reads ``data.*.split``, PPO's RL prompts are the gym's train split, DPO samples
+``dpo.pairs.split``. Each is read through the stage's own gym (its seed and split fractions), so a stage
+run with another gym seed shows up as the prompts it really saw.
+"""
+
+from __future__ import annotations
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+GYM_READERS = ("lit_rlhf.data.sft_data.gym_sft_rows", "lit_rlhf.gym.comparisons.gym_preference_rows")
+
+
+def trained_gym_prompts(cfg: DictConfig) -> dict[str, set[str]]:
+    """Prompt texts of the gym that the stage ``cfg.stage`` trains or selects on, by where they enter.
+
+    Prompts from a user's files are not the gym's and are not listed; ``eval`` trains on nothing.
+    """
+    gym = instantiate(cfg.gym)
+    stage = cfg.stage
+    sources: dict[str, set[str]] = {}
+
+    def add(name: str, split: str, categories=None) -> None:
+        sources[name] = {p.text for p in gym.prompts(str(split), list(categories) if categories else None)}
+
+    if stage in ("sft", "reward_model") or _ntp_on(cfg):
+        reader = (cfg.get("data") or {}).get("train")  # val and test rows are only scored, never fit
+        if reader is not None and reader.get("_target_") in GYM_READERS:
+            add("data.train", reader.split, reader.get("categories"))
+    if stage == "preferences":
+        add("preferences.prompts", cfg.preferences.prompts.split)
+    if stage == "ppo" and (cfg.ppo.get("prompts") or {}).get("path") is None:
+        add("ppo.prompts", "train", cfg.ppo.categories)
+    if stage == "dpo" and cfg.dpo.pairs.source == "policy":
+        add("dpo.pairs", cfg.dpo.pairs.split, cfg.dpo.pairs.categories)
+    return sources
+
+
+def _ntp_on(cfg: DictConfig) -> bool:
+    """PPO and DPO read SFT batches from ``cfg.data`` for their next-token-prediction term."""
+    options = cfg.get(cfg.stage) if cfg.stage in ("ppo", "dpo") else None
+    return options is not None and float(options.config.get("ntp_coef", 0.0)) > 0
+
+
+def eval_overlap(run_cfg: DictConfig, eval_texts: list[str]) -> dict[str, int]:
+    """How many of ``eval_texts`` each prompt source of the run ``run_cfg`` trained on (only non-zero counts)."""
+    wanted = set(eval_texts)
+    counts = {name: len(texts & wanted) for name, texts in trained_gym_prompts(run_cfg).items()}
+    return {name: n for name, n in counts.items() if n}
+
+
+def run_inputs(cfg: DictConfig) -> list[str]:
+    """Paths of the earlier runs' outputs a stage read (policy checkpoint, reward model, preference file)."""
+    candidates = [(cfg.get("model") or {}).get("source")]
+    for key in ("preferences.policy.source", "ppo.reward_model", "dpo.pairs.reward_model", "data.train.path"):
+        node = cfg
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, DictConfig) else None
+        candidates.append(node)
+    return [str(c) for c in candidates if c]
+
+
+def provenance_overlap(run_dir, eval_texts: list[str]) -> dict[str, int]:
+    """Eval prompts trained on by the run in ``run_dir`` or by any earlier run it read, by ``<dir>: <source>``.
+
+    Follows each run's ``config.yaml`` (written by every stage) to the runs whose outputs it read: a PPO
+    policy leads to its SFT checkpoint and its reward model, the reward model to the preference data, and so
+    on. Runs without a ``config.yaml`` (e.g. a checkpoint from elsewhere) end the walk.
+    """
+    from pathlib import Path
+
+    from lit_rlhf.stages.common import read_run_config
+
+    found: dict[str, int] = {}
+    todo, seen = [Path(run_dir)], set()
+    while todo:
+        run = todo.pop()
+        if run in seen:
+            continue
+        seen.add(run)
+        cfg = read_run_config(run)
+        if cfg is None:
+            continue
+        found.update({f"{run}: {name}": n for name, n in eval_overlap(cfg, eval_texts).items()})
+        for path in map(Path, run_inputs(cfg)):
+            if path.exists():  # hub names and "embedded" are not runs
+                todo.append(path.parent if path.is_file() or path.name == "checkpoint" else path)
+    return found
