@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 
 from lit_rlhf.cli.train import train, user_error
 from lit_rlhf.data.errors import ConfigError
+from lit_rlhf.provenance import stale_reasons
 
 
 def stage_plan(path: str | Path | None = None) -> list[dict]:
@@ -49,32 +50,11 @@ def stage_config(name: str, overrides: list[str]):
     return compose_stage(list(plan[name].get("overrides", [])) + list(overrides))
 
 
-def config_changes(cfg) -> list[str]:
-    """Keys whose resolved value differs from the ``config.yaml`` the stage's last run wrote (``["config.yaml"]``
-    when it wrote none): a stage done with other settings, e.g. another ``gym.seed``, is not reused."""
-    from lit_rlhf.stages.common import RUN_CONFIG, read_run_config
-
-    saved = read_run_config(cfg.output_dir)
-    if saved is None:
-        return [f"no {RUN_CONFIG}"]
-    before = _flatten(OmegaConf.to_container(saved))
-    now = _flatten(OmegaConf.to_container(cfg, resolve=True))
-    return sorted(k for k in before.keys() | now.keys() if before.get(k, _MISSING) != now.get(k, _MISSING))
-
-
-_MISSING = object()
-
-
-def _flatten(node, prefix: str = "") -> dict:
-    if isinstance(node, dict):
-        return {k: v for key, value in node.items() for k, v in _flatten(value, f"{prefix}{key}.").items()}
-    return {prefix[:-1]: node}
-
-
 def run_pipeline(overrides: list[str] | None = None, only: list[str] | None = None, force: list[str] | None = None,
                  plan: list[dict] | None = None) -> dict:
     """Run the planned stages. A stage with a ``results.json`` is skipped unless named in ``force``, a stage it
-    ``needs`` ran in this call (its output would be stale), or its config differs from the one it ran with."""
+    ``needs`` ran in this call, or what it would be made from now (its config, its inputs' ids: see
+    ``lit_rlhf.provenance``) differs from what its output was made from."""
     plan = plan if plan is not None else stage_plan()
     names = [s["name"] for s in plan]
     for requested in (only or []) + [f for f in (force or []) if f != "all"]:
@@ -92,14 +72,16 @@ def run_pipeline(overrides: list[str] | None = None, only: list[str] | None = No
         print(f"\n##### [{index}/{len(plan)}] {stage['name']} -> {cfg.output_dir}", flush=True)
         if stale and done.exists() and not forced:
             print(f"      {', '.join(stale)} ran again, so this stage runs again", flush=True)
-        changed = config_changes(cfg) if done.exists() and not forced and not stale else []
+        changed = stale_reasons(cfg) if done.exists() and not forced and not stale else []
         if changed:
-            print(f"      its config changed since it ran ({', '.join(changed[:5])}"
+            print(f"      what it is made from changed since it ran ({', '.join(changed[:5])}"
                   f"{', ...' if len(changed) > 5 else ''}), so it runs again", flush=True)
         elif done.exists() and not forced and not stale:
             print(f"      done before ({done}); skipped. Re-run it with --force {stage['name']}", flush=True)
             summaries[stage["name"]] = {"skipped": True, "results": str(done)}
             continue
+        if forced:  # --force trains again from the start instead of resuming the finished run's last checkpoint
+            cfg = compose_stage(list(stage.get("overrides", [])) + list(overrides or []) + ["resume=false"])
         started = time.monotonic()
         summaries[stage["name"]] = train(cfg)
         ran.add(stage["name"])

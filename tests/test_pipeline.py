@@ -27,7 +27,7 @@ def test_a_stage_done_with_other_settings_runs_again(tmp_path, capsys):
     saved = (tmp_path / "sft" / "config.yaml").read_text()
     assert "seed: 0" in saved and "stage: sft" in saved
     again = run_pipeline([f"paths.artifacts={tmp_path}", "gym.seed=1"], plan=plan)["sft"]
-    changed = [line for line in capsys.readouterr().out.splitlines() if "its config changed since it ran" in line]
+    changed = [line for line in capsys.readouterr().out.splitlines() if "changed since it ran" in line]
     assert "checkpoint" in again and len(changed) == 1 and "gym.seed" in changed[0]
     assert "seed: 1" in (tmp_path / "sft" / "config.yaml").read_text()
     assert run_pipeline([f"paths.artifacts={tmp_path}", "gym.seed=1"], plan=plan)["sft"]["skipped"] is True

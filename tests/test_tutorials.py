@@ -1,10 +1,11 @@
 """The tutorials stay true to the code: every command in their bash blocks composes against the real
 configs, every ``lit_rlhf`` import in their Python blocks exists, and every relative link resolves.
 
-Commands are composed, never run: ``lit-rlhf-train`` lines with Hydra's compose API on
-``lit_rlhf.conf`` (config ``train``), ``lit-rlhf-eval`` lines as ``experiment=gym_eval`` plus their
-overrides, ``lit-rlhf-pipeline`` lines once per planned stage, ``lit-rlhf-annotate`` lines through
-its argument parser. Multirun sweeps (``a=1,2``) are composed with their first value.
+Here commands are composed, not run (tests/test_documented_commands.py runs them end to end, shrunk):
+``lit-rlhf-train`` lines with Hydra's compose API on ``lit_rlhf.conf`` (config ``train``),
+``lit-rlhf-eval`` lines as ``experiment=gym_eval`` plus their overrides, ``lit-rlhf-pipeline`` lines
+once per planned stage, ``lit-rlhf-annotate`` lines through its argument parser. Multirun sweeps
+(``a=1,2``) are composed with their first value.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """``lit-rlhf-annotate``: human pairwise annotation in the browser, and import/export of its data.
 
+    lit-rlhf-annotate add-annotator --db annotations.sqlite alice     # prints alice's token and page link, once
     lit-rlhf-annotate serve --db annotations.sqlite --pairs artifacts/preferences/pairs.jsonl --labels-per-pair 3
     lit-rlhf-annotate export --db annotations.sqlite --out artifacts/preferences_human [--hf]
     lit-rlhf-annotate import-label-studio export.json --out artifacts/label_studio
@@ -12,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from lit_rlhf.collection.server import MAX_BODY_BYTES
 from lit_rlhf.data.errors import DataError
 
 
@@ -22,8 +24,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--db", required=True, help="SQLite file (created if missing)")
     serve.add_argument("--pairs", help="JSONL of pairs to add first (prompt, response_a, response_b, category)")
     serve.add_argument("--labels-per-pair", type=int, default=3, help="annotators wanted per pair")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--host", default="127.0.0.1", help="other than loopback only once tokens are issued")
     serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES,
+                       help="larger request bodies are refused (413) unread")
+    for command, role in (("add-annotator", "annotator"), ("add-admin", "admin")):
+        token = sub.add_parser(command, help=f"issue a {role} token (printed once; issuing again replaces it)")
+        token.add_argument("--db", required=True)
+        token.add_argument("--url", default="http://127.0.0.1:8765", help="the server's address, for the printed link")
+        token.add_argument("name", help="1-64 letters, digits or ._@-")
+        token.set_defaults(role=role)
     add = sub.add_parser("add-pairs", help="add pairs from JSONL to the database")
     add.add_argument("--db", required=True)
     add.add_argument("pairs")
@@ -45,8 +55,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"serve": _serve, "add-pairs": _add_pairs, "export": _export,
-                "import-label-studio": _import_label_studio}[args.command](args)
+        return {"serve": _serve, "add-pairs": _add_pairs, "add-annotator": _add_token, "add-admin": _add_token,
+                "export": _export, "import-label-studio": _import_label_studio}[args.command](args)
     except (DataError, FileNotFoundError, ValueError, KeyError) as err:
         print(f"lit-rlhf-annotate: error: {err}", file=sys.stderr)
         return 2
@@ -62,13 +72,20 @@ def _serve(args) -> int:
     import uvicorn
 
     from lit_rlhf.collection.io import read_pairs
-    from lit_rlhf.collection.server import create_app
+    from lit_rlhf.collection.server import create_app, serving_mode
 
+    if args.max_body_bytes < 1024:
+        raise ValueError(f"--max-body-bytes must be at least 1024 (a label is ~300 bytes), got {args.max_body_bytes}")
     store = _store(args.db, args.labels_per_pair)
+    mode = serving_mode(store, args.host)  # refuses a non-loopback host without tokens
     if args.pairs:
         print(f"added {store.add_pairs(read_pairs(args.pairs))} new pairs from {args.pairs}")
     print(f"{store.progress()} -> open http://{args.host}:{args.port}/ (Ctrl-C stops; labels are already on disk)")
-    uvicorn.run(create_app(store), host=args.host, port=args.port, log_level="info")
+    if mode == "token":
+        roles = store.token_names()
+        print(f"token mode: {sorted(n for n, r in roles.items() if r == 'annotator')} label through the links "
+              "add-annotator printed for them")
+    uvicorn.run(create_app(store, max_body_bytes=args.max_body_bytes), host=args.host, port=args.port, log_level="info")
     store.close()
     return 0
 
@@ -78,6 +95,19 @@ def _add_pairs(args) -> int:
 
     store = _store(args.db)
     print(f"added {store.add_pairs(read_pairs(args.pairs))} new pairs; {store.progress()}")
+    return 0
+
+
+def _add_token(args) -> int:
+    store = _store(args.db)
+    token = store.add_token(args.name, args.role)
+    store.close()
+    print(f"{args.name}: {args.role} token {token} (shown once: the database keeps only its hash; issuing again "
+          "replaces it)")
+    if args.role == "annotator":
+        print(f"{args.name}'s page: {args.url.rstrip('/')}/#token={token}")
+    else:
+        print(f'all labels: curl -H "Authorization: Bearer {token}" {args.url.rstrip("/")}/api/admin/votes')
     return 0
 
 

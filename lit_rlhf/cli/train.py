@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue
@@ -18,12 +20,23 @@ USER_ERRORS = (UserError, FileNotFoundError, MissingMandatoryValue)
 
 def train(cfg: DictConfig) -> dict:
     """Run ``cfg.stage`` on a composed config; importable, so notebooks and tests call the same code.
-    The resolved config goes to ``<output_dir>/config.yaml`` first."""
+
+    The resolved config goes to ``<output_dir>/config.yaml`` first. ``fingerprint.json`` (what the output
+    was made from, ``lit_rlhf.provenance``) is removed while the stage runs and written when it finishes,
+    so a killed run is never taken for a finished one.
+    """
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    from lit_rlhf.provenance import FINGERPRINT, recipe, write_fingerprint
     from lit_rlhf.stages.common import write_run_config
 
     stage = get_stage(cfg.stage)
     write_run_config(cfg)
-    return stage(cfg)
+    (Path(cfg.output_dir) / FINGERPRINT).unlink(missing_ok=True)
+    summary = stage(cfg)
+    if rank_zero_only.rank == 0 and summary:
+        write_fingerprint(cfg.output_dir, recipe(cfg))
+    return summary
 
 
 def run_command(cfg: DictConfig, prog: str) -> dict:

@@ -13,7 +13,7 @@ from pathlib import Path
 from lit_rlhf.collection.pairs import Comparison, pair_id_for
 from lit_rlhf.collection.votes import Vote, check_choice, check_ratings
 from lit_rlhf.data.errors import DataError
-from lit_rlhf.data.jsonl import read_jsonl, require_text, write_jsonl
+from lit_rlhf.data.jsonl import decode_utf8, optional_category, read_jsonl, require_text, write_jsonl
 
 PREFERENCE_FIELDS = ("prompt", "chosen", "rejected", "category", "chosen_len", "rejected_len", "votes", "provenance")
 
@@ -25,9 +25,7 @@ def read_pairs(path: str | os.PathLike) -> list[Comparison]:
         prompt = require_text(row, "prompt", str(path), line)
         a = require_text(row, "response_a", str(path), line)
         b = require_text(row, "response_b", str(path), line)
-        category = row.get("category", "unknown")
-        if not isinstance(category, str):
-            raise DataError(f"expected a string, got {type(category).__name__}", str(path), line, "category")
+        category = optional_category(row, str(path), line, default="unknown")
         pair_id = row.get("pair_id") or pair_id_for(prompt, a, b)
         if not isinstance(pair_id, str):
             raise DataError(f"expected a string, got {type(pair_id).__name__}", str(path), line, "pair_id")
@@ -74,6 +72,7 @@ def read_preferences(path: str | os.PathLike) -> list[dict]:
     for line, row in read_jsonl(path):
         for key in ("prompt", "chosen", "rejected"):
             require_text(row, key, str(path), line)
+        optional_category(row, str(path), line)
         missing = [k for k in PREFERENCE_FIELDS if k not in row]
         if missing:
             raise DataError(f"missing (row has {sorted(row)})", str(path), line, missing[0])
@@ -115,7 +114,7 @@ def import_label_studio(path: str | os.PathLike, prompt_key: str = "prompt", lef
     """
     path = Path(path)
     try:
-        tasks = json.loads(path.read_text(encoding="utf-8"))
+        tasks = json.loads(decode_utf8(path.read_bytes(), str(path)))
     except (OSError, json.JSONDecodeError) as err:
         raise DataError(f"not a readable JSON export ({err})", str(path)) from None
     if not isinstance(tasks, list):
@@ -128,7 +127,8 @@ def import_label_studio(path: str | os.PathLike, prompt_key: str = "prompt", lef
             raise DataError("task has no 'data' object", where)
         prompt = require_text(data, prompt_key, where, None)
         a, b = require_text(data, left_key, where, None), require_text(data, right_key, where, None)
-        pair = Comparison(pair_id_for(prompt, a, b), prompt, str(data.get(category_key, "unknown")), a, b,
+        category = optional_category(data, where, None, default="unknown", key=category_key)
+        pair = Comparison(pair_id_for(prompt, a, b), prompt, category, a, b,
                           {"label_studio_task": task.get("id")})
         pairs.append(pair)
         for annotation in task.get("annotations") or []:

@@ -4,13 +4,20 @@ One connection per thread, WAL journal, every write in a ``BEGIN IMMEDIATE`` tra
 ``synchronous=FULL`` by default, so a label is on disk when ``submit`` returns and concurrent
 annotators never see half a write. A label is keyed by (pair, annotator): submitting the same
 label again is a no-op ("duplicate"), submitting a different one is refused (``ConflictingLabel``).
+
+Access tokens (for the web app) live in the same file: only the SHA-256 of each token is stored, so a copy of
+the database does not let anyone label as an annotator.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import random
+import re
+import secrets
 import sqlite3
 import threading
 import time
@@ -35,12 +42,36 @@ CREATE TABLE IF NOT EXISTS labels (
     ratings_a TEXT NOT NULL, ratings_b TEXT NOT NULL, shown_order TEXT NOT NULL, shown_at REAL NOT NULL,
     submitted_at REAL NOT NULL, PRIMARY KEY (pair_id, annotator));
 CREATE INDEX IF NOT EXISTS assignments_by_annotator ON assignments(annotator);
+CREATE TABLE IF NOT EXISTS tokens (
+    name TEXT PRIMARY KEY, role TEXT NOT NULL CHECK (role IN ('annotator', 'admin')),
+    token_sha256 TEXT NOT NULL, created_at REAL NOT NULL);
 """
+ROLES = ("annotator", "admin")
+# Annotator and admin names: short, printable, safe in URLs, logs and file names.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """``repr(text)``, cut to about ``limit`` characters: messages never echo unbounded input."""
+    text = str(text)
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or re.fullmatch(NAME_PATTERN, name) is None:
+        raise ValueError(f"name {shorten(name, 64)} must be 1-64 letters, digits or ._@- (starting with a letter "
+                         "or digit)")
+    return name
+
+
+def token_digest(token: str) -> str:
+    """Hex SHA-256 of a token: what the database keeps instead of the token."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 class UnknownPair(KeyError):
     def __str__(self):
-        return f"unknown pair id {self.args[0]!r}"
+        return f"unknown pair id {shorten(self.args[0])}"
 
 
 class NotAssigned(ValueError):
@@ -127,7 +158,7 @@ class AnnotationStore:
                                  (p.pair_id,)).fetchone()
                 if row is not None:
                     if row != (p.prompt, p.response_a, p.response_b):
-                        raise ValueError(f"pair id {p.pair_id!r} already holds a different pair")
+                        raise ValueError(f"pair id {shorten(p.pair_id)} already holds a different pair")
                     continue
                 db.execute("INSERT INTO pairs VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
                            (p.pair_id, p.prompt, p.category, p.response_a, p.response_b,
@@ -196,7 +227,7 @@ class AnnotationStore:
         ``ConflictingLabel`` or ``ValueError`` (bad choice or ratings) without writing anything.
         """
         if choice not in ("left", "right", "tie"):
-            raise ValueError(f"choice must be 'left', 'right' or 'tie', got {choice!r}")
+            raise ValueError(f"choice must be 'left', 'right' or 'tie', got {shorten(choice)}")
         ratings_left, ratings_right = check_ratings(ratings_left or {}), check_ratings(ratings_right or {})
         with self._transaction() as db:
             if db.execute("SELECT 1 FROM pairs WHERE pair_id = ?", (pair_id,)).fetchone() is None:
@@ -204,7 +235,7 @@ class AnnotationStore:
             assignment = db.execute("SELECT shown_order, assigned_at FROM assignments WHERE pair_id = ? AND annotator = ?",
                                     (pair_id, annotator)).fetchone()
             if assignment is None:
-                raise NotAssigned(f"pair {pair_id!r} was never shown to annotator {annotator!r}")
+                raise NotAssigned(f"pair {shorten(pair_id)} was never shown to annotator {shorten(annotator)}")
             shown_order, shown_at = assignment
             canonical = check_choice(SHOWN_TO_CANONICAL[shown_order][choice])
             ratings_a, ratings_b = (ratings_left, ratings_right) if shown_order == "AB" else (ratings_right, ratings_left)
@@ -214,8 +245,9 @@ class AnnotationStore:
             if existing is not None:
                 if tuple(existing) == payload:
                     return "duplicate"
-                raise ConflictingLabel(f"annotator {annotator!r} already labelled pair {pair_id!r} differently "
-                                       f"({existing[0]!r}); labels are final")
+                # The stored label is not repeated: the message may reach someone who only claims this name.
+                raise ConflictingLabel(f"annotator {shorten(annotator)} already labelled pair {shorten(pair_id)} "
+                                       "differently; labels are final")
             db.execute("INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (pair_id, annotator, *payload, shown_order, shown_at, time.time()))
         return "stored"
@@ -235,6 +267,36 @@ class AnnotationStore:
             out["done_by_annotator"] = db.execute("SELECT COUNT(*) FROM labels WHERE annotator = ?",
                                                   (annotator,)).fetchone()[0]
         return out
+
+    # -- access tokens -----------------------------------------------------------------------------
+    def add_token(self, name: str, role: str = "annotator") -> str:
+        """A new random token for ``name``; only its hash is stored. Issuing again replaces (revokes) the old one."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {list(ROLES)}, got {shorten(role)}")
+        check_name(name)
+        token = secrets.token_urlsafe(32)
+        with self._transaction() as db:
+            row = db.execute("SELECT role FROM tokens WHERE name = ?", (name,)).fetchone()
+            if row is not None and row[0] != role:
+                raise ValueError(f"{name!r} already has a token as {row[0]}; pick another name for the {role}")
+            db.execute("INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?)", (name, role, token_digest(token), time.time()))
+        return token
+
+    def has_tokens(self) -> bool:
+        return self._connection().execute("SELECT EXISTS (SELECT 1 FROM tokens)").fetchone()[0] == 1
+
+    def token_names(self) -> dict[str, str]:
+        """``{name: role}`` of everyone holding a token."""
+        return dict(self._connection().execute("SELECT name, role FROM tokens ORDER BY name").fetchall())
+
+    def identify(self, token: str) -> tuple[str, str] | None:
+        """``(name, role)`` of the holder of ``token``, or None. Every stored hash is compared in constant time."""
+        digest = token_digest(token)
+        found = None
+        for name, role, stored in self._connection().execute("SELECT name, role, token_sha256 FROM tokens"):
+            if hmac.compare_digest(stored, digest):
+                found = (name, role)
+        return found
 
     def check_integrity(self) -> str:
         return self._connection().execute("PRAGMA integrity_check").fetchone()[0]

@@ -29,8 +29,9 @@ from lit_rlhf.data.formatting import (
     pad_batch,
     truncate_keeping_response,
 )
-from lit_rlhf.data.jsonl import check_row_count, read_jsonl, read_rows, require_text
+from lit_rlhf.data.jsonl import check_row_count, optional_category, read_jsonl, read_rows, require_text
 from lit_rlhf.data.length_balance import bucket_index, bucket_names, check_edges
+from lit_rlhf.data.resumable import ResumableDataLoader, ResumableTrainLoader
 
 INPUT_FORMATS = ("chat", "pair")
 
@@ -53,7 +54,7 @@ def read_preference_jsonl(path: str | os.PathLike, on_error: str = "raise",
         margin = raw.get("margin", 0.0)
         if isinstance(margin, bool) or not isinstance(margin, (int, float)):
             raise DataError(f"expected a number, got {type(margin).__name__}", source, line, "margin")
-        return {**raw, **row, "category": str(raw.get("category") or "all"), "margin": float(margin)}
+        return {**raw, **row, "category": optional_category(raw, source, line), "margin": float(margin)}
 
     def reason(err: DataError) -> str:
         return "identical responses" if "identical" in str(err) else f"bad field {err.field!r}"
@@ -81,7 +82,7 @@ def read_preferences(path: str | os.PathLike, format: str = "auto", on_error: st
         raise ConfigError(f"on_error must be 'auto', 'raise' or 'skip', got {on_error!r}")
     max_rows, sample = check_row_count("max_rows", max_rows), check_row_count("sample", sample)
     if format == "auto":
-        first = next(read_jsonl(path), (0, {}))[1]
+        first = next(read_jsonl(path, on_undecodable=lambda err: None), (0, {}))[1]  # the reader counts it
         format = "jsonl" if "prompt" in first else "hh"
     if on_error == "auto":
         on_error = "skip" if format == "hh" else "raise"
@@ -265,6 +266,14 @@ class LengthGroupedBatchSampler(Sampler):
         self.lengths, self.batch_size, self.seed, self.mega = lengths, batch_size, seed, batch_size * mega_factor
         self.epoch = 0
 
+    # The epoch counter is the whole state: a resumed run draws the orders the uninterrupted run drew
+    # (ResumableDataLoader saves and restores it).
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch = int(state["epoch"])
+
     def __iter__(self):
         rng = random.Random(f"{self.seed}:length-groups:{self.epoch}")
         self.epoch += 1
@@ -282,7 +291,7 @@ class LengthGroupedBatchSampler(Sampler):
         return full * -(-self.mega // self.batch_size) + -(-rest // self.batch_size)
 
 
-class PreferenceDataModule(L.LightningDataModule):
+class PreferenceDataModule(ResumableTrainLoader, L.LightningDataModule):
     """Train/val/test preference rows -> loaders of paired batches.
 
     ``length_balance`` (e.g. :class:`lit_rlhf.data.length_balance.LengthBalancer`) is applied to
@@ -348,11 +357,12 @@ class PreferenceDataModule(L.LightningDataModule):
         if self.group_by_length and not distributed:  # under DDP, Lightning's distributed sampler takes over
             lengths = [max(len(i["chosen_ids"]), len(i["rejected_ids"])) for i in self.train_set.items]
             sampler = LengthGroupedBatchSampler(lengths, self.batch_size, self.seed)
-            return DataLoader(self.train_set, batch_sampler=sampler, collate_fn=self.collate,
-                              num_workers=self.num_workers)
+            return self.resumable(ResumableDataLoader(self.train_set, batch_sampler=sampler, collate_fn=self.collate,
+                                                      num_workers=self.num_workers))
         generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, generator=generator,
-                          collate_fn=self.collate, num_workers=self.num_workers)
+        return self.resumable(ResumableDataLoader(self.train_set, batch_size=self.batch_size, shuffle=True,
+                                                  generator=generator, collate_fn=self.collate,
+                                                  num_workers=self.num_workers))
 
     def _eval_loader(self, dataset) -> DataLoader | list:
         if dataset is None:

@@ -16,7 +16,8 @@ from lit_rlhf.data.formatting import (
     pad_batch,
     truncate_keeping_response,
 )
-from lit_rlhf.data.jsonl import read_rows, require_text
+from lit_rlhf.data.jsonl import optional_category, read_rows, require_text
+from lit_rlhf.data.resumable import ResumableDataLoader, ResumableTrainLoader
 
 
 def gym_sft_rows(gym, split: str = "train", per_prompt: int = 4) -> list[dict]:
@@ -28,14 +29,14 @@ def read_sft_jsonl(path: str | os.PathLike, prompt_key: str = "prompt", response
                    on_error: str = "raise", report: SkipReport | None = None) -> list[dict]:
     """Rows ``{prompt, response, category}`` from JSONL.
 
-    A bad row (missing or empty field, wrong type) raises ``DataError`` naming file:line
-    and field; with ``on_error="skip"`` it is counted in ``report`` instead. Malformed
-    JSON always raises: a broken file is not a bad row.
+    A bad row (missing or empty field, wrong type, a ``category`` that is not a non-empty
+    string) raises ``DataError`` naming file:line and field; with ``on_error="skip"`` it is
+    counted in ``report`` instead. Malformed JSON always raises: a broken file is not a bad row.
     """
     def parse(row: dict, source: str, line: int) -> dict:
         return {"prompt": require_text(row, prompt_key, source, line),
                 "response": require_text(row, response_key, source, line),
-                "category": str(row.get("category", "all"))}
+                "category": optional_category(row, source, line)}
 
     report = report if report is not None else SkipReport()
     return ReportedRows(read_rows(path, parse, on_error, report), report)
@@ -83,13 +84,17 @@ class SFTCollator:
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-class SeededLoaders:
-    """Train/val loaders over ``train_set``/``val_set`` with the module's collator; the shuffle is seeded."""
+class SeededLoaders(ResumableTrainLoader):
+    """Train/val loaders over ``train_set``/``val_set`` with the module's collator; the shuffle is seeded.
+
+    The train loader is resumable: a resumed run continues in the order the uninterrupted one drew.
+    """
 
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, generator=generator,
-                          collate_fn=self.collate, num_workers=self.num_workers)
+        return self.resumable(ResumableDataLoader(self.train_set, batch_size=self.batch_size, shuffle=True,
+                                                  generator=generator, collate_fn=self.collate,
+                                                  num_workers=self.num_workers))
 
     def val_dataloader(self) -> DataLoader | list:
         if self.val_set is None:

@@ -83,16 +83,20 @@ def load_or_build_pairs(path: str | os.PathLike, settings: dict, build: Callable
                         ) -> tuple[list[dict], dict]:
     """Pairs from ``path`` if it was written with the same ``settings``, else ``build()`` and write them.
 
-    Returns ``(rows, report)`` with the skip counts of the run that built the pairs and
-    whether they were ``reused``.
+    ``settings`` should name everything the pairs depend on (the policy's and reward model's ids
+    included, see ``lit_rlhf.provenance.input_id``): pairs made with other settings are rebuilt, and the
+    log names the settings that changed. Returns ``(rows, report)`` with the skip counts of the run that
+    built the pairs and whether they were ``reused``.
     """
     path = Path(path)
     meta_path = path.with_name(path.name + ".meta.json")
-    if path.exists() and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if meta["settings"] != settings:
-            raise ConfigError(f"{path} was built with other settings ({meta['settings']}), not {settings}; "
-                              "delete it (and its .meta.json) to build new pairs")
+    meta = json.loads(meta_path.read_text()) if path.exists() and meta_path.exists() else None
+    if meta is not None and meta["settings"] != settings:
+        changed = sorted(k for k in meta["settings"].keys() | settings.keys()
+                         if meta["settings"].get(k) != settings.get(k))
+        rank_zero_info(f"DPO pairs: {path} was built with other {', '.join(changed)}; building them again")
+        meta = None
+    if meta is not None:
         rows = read_preference_jsonl(path)
         rank_zero_info(f"DPO pairs: reusing {len(rows)} pairs from {path}")
         return list(rows), {**meta["report"], "reused": True}

@@ -53,17 +53,6 @@ def eval_overlap(run_cfg: DictConfig, eval_texts: list[str]) -> dict[str, int]:
     return {name: n for name, n in counts.items() if n}
 
 
-def run_inputs(cfg: DictConfig) -> list[str]:
-    """Paths of the earlier runs' outputs a stage read (policy checkpoint, reward model, preference file)."""
-    candidates = [(cfg.get("model") or {}).get("source")]
-    for key in ("preferences.policy.source", "ppo.reward_model", "dpo.pairs.reward_model", "data.train.path"):
-        node = cfg
-        for part in key.split("."):
-            node = node.get(part) if isinstance(node, DictConfig) else None
-        candidates.append(node)
-    return [str(c) for c in candidates if c]
-
-
 def provenance_overlap(run_dir, eval_texts: list[str]) -> dict[str, int]:
     """Eval prompts trained on by the run in ``run_dir`` or by any earlier run it read, by ``<dir>: <source>``.
 
@@ -73,6 +62,7 @@ def provenance_overlap(run_dir, eval_texts: list[str]) -> dict[str, int]:
     """
     from pathlib import Path
 
+    from lit_rlhf.provenance import run_dir_of, run_inputs
     from lit_rlhf.stages.common import read_run_config
 
     found: dict[str, int] = {}
@@ -86,7 +76,7 @@ def provenance_overlap(run_dir, eval_texts: list[str]) -> dict[str, int]:
         if cfg is None:
             continue
         found.update({f"{run}: {name}": n for name, n in eval_overlap(cfg, eval_texts).items()})
-        for path in map(Path, run_inputs(cfg)):
+        for path in map(Path, run_inputs(cfg).values()):
             if path.exists():  # hub names and "embedded" are not runs
-                todo.append(path.parent if path.is_file() or path.name == "checkpoint" else path)
+                todo.append(run_dir_of(path))
     return found

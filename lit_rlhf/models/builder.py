@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -88,26 +86,16 @@ def _dtype(name: str | None):
         raise ConfigError(f"dtype must be one of auto, float32, bfloat16, float16; got {name!r}") from None
 
 
-def save_hf_checkpoint(model, tokenizer, path: str | os.PathLike) -> Path:
-    """Write model and tokenizer in HF format, atomically: a killed write never leaves half a checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private (0700); a checkpoint is shared like any directory
-    try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+def save_hf_checkpoint(model, tokenizer, path: str | os.PathLike, extra_files: dict[str, str] | None = None) -> Path:
+    """Write model and tokenizer in HF format, plus ``extra_files`` (``{file name: text}``), atomically: everything
+    is written into a directory beside ``path`` that then replaces it in one step (``atomic_directory``), so
+    ``path`` always holds a complete checkpoint, the old one or the new one."""
+    from lit_rlhf.systems.checkpoint_io import atomic_directory
+
+    def fill(directory: Path) -> None:
+        model.save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
+        for name, text in (extra_files or {}).items():
+            (directory / name).write_text(text, encoding="utf-8")
+
+    return atomic_directory(path, fill)

@@ -221,12 +221,12 @@ class RewardModel:
 
     def save(self, path: str | os.PathLike, extra: dict | None = None) -> Path:
         """An HF checkpoint (atomic) plus ``reward_model.json``: the input format, ``max_length``, ``extra``, and
-        under ``encoding`` the exact recipe from (prompt, response) to model inputs (``describe_encoding``)."""
-        path = save_hf_checkpoint(self.model, self.tokenizer, path)
+        under ``encoding`` the exact recipe from (prompt, response) to model inputs (``describe_encoding``).
+        Both land in one step: ``path`` never holds weights without their ``reward_model.json``."""
         sidecar = {"input_format": self.input_format, "max_length": self.max_length, **(extra or {}),
                    "encoding": describe_encoding(self.tokenizer, self.input_format, self.max_length)}
-        (path / SIDECAR).write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
-        return path
+        return save_hf_checkpoint(self.model, self.tokenizer, path,
+                                  extra_files={SIDECAR: json.dumps(sidecar, indent=2, sort_keys=True) + "\n"})
 
     @classmethod
     def load(cls, path: str | os.PathLike, dtype: str | None = None, device: str | None = None,

@@ -27,10 +27,20 @@ from lit_rlhf.evaluation.compare import compare_with_gold
 from lit_rlhf.models import save_hf_checkpoint
 from lit_rlhf.models.reward_model import RewardModel
 from lit_rlhf.modules.dpo_module import DPOModule
-from lit_rlhf.stages.common import banner, build_trainer, seed_and_threads, trainer_metrics, write_json
+from lit_rlhf.provenance import input_id
+from lit_rlhf.stages.common import (
+    banner,
+    build_trainer,
+    check_trainer_config,
+    resume_checkpoint_path,
+    seed_and_threads,
+    trainer_metrics,
+    write_json,
+)
 
 
 def run(cfg: DictConfig) -> dict:
+    check_trainer_config(cfg)  # before any model is loaded: a bad Trainer setting fails in one line
     seed_and_threads(cfg)
     out = Path(cfg.output_dir)
     options = cfg.dpo
@@ -52,7 +62,7 @@ def run(cfg: DictConfig) -> dict:
                        weight_decay=float(options.weight_decay))
     policy.train()  # from_pretrained returns eval mode; Lightning keeps whatever mode it finds
     trainer = build_trainer(cfg)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=options.get("resume_from"))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint_path(cfg))
     checkpoint = save_hf_checkpoint(module.policy, tokenizer, out / "checkpoint")
     summary = {"checkpoint": str(checkpoint), "pairs": {"n": len(rows), **pair_report},
                "truncated": datamodule.truncated,
@@ -79,7 +89,8 @@ def build_pairs(options: DictConfig, policy, tokenizer, gym, out: Path, seed: in
         raise ConfigError(f"dpo.pairs.source must be 'policy' or 'file', got {options.source!r}")
     categories = list(options.categories) if options.categories else None
     decoding = OmegaConf.to_container(options.decoding)
-    settings = {"reward_model": str(options.reward_model), "n": int(options.n), "seed": seed,
+    settings = {"reward_model": str(options.reward_model), "reward_model_id": input_id(str(options.reward_model)),
+                "policy_id": input_id(policy_source) if policy_source else None, "n": int(options.n), "seed": seed,
                 "split": options.split, "gym_seed": gym.seed, "categories": categories, "decoding": decoding,
                 "policy": policy_source}
 

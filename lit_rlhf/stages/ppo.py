@@ -9,11 +9,11 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader
 
 from lit_rlhf.core.rewards import prompt_reward_spread
 from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.data.ntp import IndexedBatches
+from lit_rlhf.data.resumable import ResumableDataLoader
 from lit_rlhf.evaluation.compare import compare_with_gold
 from lit_rlhf.models import save_hf_checkpoint
 from lit_rlhf.models.reward_model import RewardModel
@@ -21,14 +21,31 @@ from lit_rlhf.models.value_model import ValueModel
 from lit_rlhf.modules.ppo_module import PPOModule
 from lit_rlhf.ppo.prompts import filter_by_reward_variance, reference_baseline, sampled_rewards
 from lit_rlhf.ppo.reward_offsets import OffsetReward
-from lit_rlhf.stages.common import banner, build_trainer, seed_and_threads, trainer_metrics, write_json
+from lit_rlhf.provenance import clear_if_made_otherwise, input_id
+from lit_rlhf.stages.common import (
+    banner,
+    build_trainer,
+    check_trainer_config,
+    resume_checkpoint_path,
+    seed_and_threads,
+    trainer_metrics,
+    write_json,
+)
 
 
 def collate_prompts(rows: list[dict]) -> dict:
     return {"prompt": [r["prompt"] for r in rows], "category": [r.get("category", "all") for r in rows]}
 
 
+def prompt_loader(rows: list[dict], prompts_per_iteration: int) -> ResumableDataLoader:
+    """Shuffled batches of ``prompts_per_iteration`` prompt rows, one per PPO iteration (an incomplete last batch
+    is dropped). Resumable: a run killed mid-epoch continues with the prompts the uninterrupted run drew next."""
+    return ResumableDataLoader(rows, batch_size=prompts_per_iteration, shuffle=True, drop_last=True,
+                               collate_fn=collate_prompts)
+
+
 def run(cfg: DictConfig) -> dict:
+    check_trainer_config(cfg)  # before any model is loaded: a bad Trainer setting fails in one line
     seed_and_threads(cfg)
     out = Path(cfg.output_dir)
     options = cfg.ppo
@@ -37,6 +54,7 @@ def run(cfg: DictConfig) -> dict:
     policy, tokenizer = instantiate(cfg.model)
     reference = copy.deepcopy(policy)
     reward_model = RewardModel.load(options.reward_model)
+    check_critic_init(options.critic_init, reward_model, tokenizer)  # before the prompt filter's generation
     gym = instantiate(cfg.gym)
     reports: dict = {}
     rows, gym_prompts = _rl_prompts(options, gym, reports)
@@ -51,15 +69,10 @@ def run(cfg: DictConfig) -> dict:
                        ref_scores=ref_scores, ntp_batches=ntp_batches,
                        monitor=(lambda ps, rs: [judge.score(p, r).overall for p, r in zip(ps, rs)]) if gym_prompts
                        else None)
-    loader = DataLoader(rows, batch_size=options.prompts_per_iteration, shuffle=True, drop_last=True,
-                        collate_fn=collate_prompts)
+    loader = prompt_loader(rows, options.prompts_per_iteration)
     trainer = build_trainer(cfg)
-    last = out / "checkpoints" / "last.ckpt"  # written by the checkpoint callback; a killed run resumes from it
-    resume = str(last) if options.get("resume", True) and last.exists() else None
-    if resume:
-        rank_zero_info(f"resuming PPO from {resume}")
     reward_model.model.to(trainer.strategy.root_device)
-    trainer.fit(module, train_dataloaders=loader, ckpt_path=resume)
+    trainer.fit(module, train_dataloaders=loader, ckpt_path=resume_checkpoint_path(cfg))
     if not trainer.is_global_zero:  # one rank writes the checkpoint and runs the evaluation
         return {}
     checkpoint = save_hf_checkpoint(module.policy, tokenizer, out / "checkpoint")
@@ -94,8 +107,12 @@ def _prepare_prompts(cfg: DictConfig, config, reference, tokenizer, reward_model
     if not config.reference_baseline:
         return rows, reward_fn, None
     answers = options.get("reference_answers") or {}
-    cache = reference_baseline(reference, tokenizer, reward_model.score, [r["prompt"] for r in rows],
-                               Path(cfg.output_dir) / "reference_baseline.jsonl", new_tokens,
+    cache_path = Path(cfg.output_dir) / "reference_baseline.jsonl"
+    made_from = {"reward_model": input_id(str(options.reward_model)), "reference": input_id(str(cfg.model.source))}
+    if clear_if_made_otherwise(cache_path, made_from):
+        rank_zero_info(f"{cache_path} was scored by another reward model or policy: computing it again")
+    cache = reference_baseline(reference, tokenizer, reward_model.score, [r["prompt"] for r in rows], cache_path,
+                               new_tokens,
                                greedy=answers.get("greedy", True), seed=cfg.seed, samples=answers.get("samples", 1))
     ref_scores = {r["prompt"]: cache[r["prompt"]]["score"] + offset(r["prompt"]) for r in rows}
     if sampled is not None:
@@ -164,12 +181,18 @@ def _offset_reward(offsets, reward_model: RewardModel, rows: list[dict]):
     return shifted, shifted.offset
 
 
+def check_critic_init(init: str, reward_model: RewardModel, tokenizer) -> None:
+    """``ConfigError`` unless ``ppo.critic_init`` is ``policy``, or ``reward_model`` with the policy's tokenizer
+    (the critic reads the policy's token ids)."""
+    if init not in ("policy", "reward_model"):
+        raise ConfigError(f"ppo.critic_init must be 'policy' or 'reward_model', got {init!r}")
+    if init == "reward_model" and reward_model.tokenizer.get_vocab() != tokenizer.get_vocab():
+        raise ConfigError("ppo.critic_init=reward_model needs the reward model to share the policy's tokenizer; "
+                          "use ppo.critic_init=policy")
+
+
 def _critic(init: str, policy, reward_model: RewardModel, tokenizer):
+    check_critic_init(init, reward_model, tokenizer)
     if init == "policy":
         return ValueModel.from_policy(policy)
-    if init == "reward_model":
-        if reward_model.tokenizer.get_vocab() != tokenizer.get_vocab():
-            raise ConfigError("ppo.critic_init=reward_model needs the reward model to share the policy's tokenizer; "
-                              "use ppo.critic_init=policy")
-        return ValueModel.from_reward_model(reward_model.model)
-    raise ConfigError(f"ppo.critic_init must be 'policy' or 'reward_model', got {init!r}")
+    return ValueModel.from_reward_model(reward_model.model)

@@ -9,13 +9,22 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lit_rlhf.modules.reward_metrics import evaluate_pairs
-from lit_rlhf.stages.common import banner, build_trainer, seed_and_threads, trainer_metrics, write_json
+from lit_rlhf.stages.common import (
+    banner,
+    build_trainer,
+    check_trainer_config,
+    resume_checkpoint_path,
+    seed_and_threads,
+    trainer_metrics,
+    write_json,
+)
 
 
 def run(cfg: DictConfig) -> dict:
     """Train ``cfg.module`` on ``cfg.data`` with a Trainer from ``cfg.trainer``; write
     ``<output_dir>/checkpoint`` (HF, reloads with ``AutoModelForSequenceClassification``) and
     ``<output_dir>/results.json``."""
+    check_trainer_config(cfg)  # before any model is loaded: a bad Trainer setting fails in one line
     seed_and_threads(cfg)
     out = Path(cfg.output_dir)
     banner(f"reward model -> {out}")
@@ -25,7 +34,7 @@ def run(cfg: DictConfig) -> dict:
     log_skipped_rows(datamodule.skip_reports)
     module = instantiate(cfg.module, model=model, tokenizer=tokenizer)
     trainer = build_trainer(_without_generation_callbacks(cfg))
-    trainer.fit(module, datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint_path(cfg))
     summary = {"train_metrics": trainer_metrics(trainer), "truncated": datamodule.truncated,
                "skipped": {name: report.summary() for name, report in datamodule.skip_reports.items()},
                "rows_read": {name: report.as_dict() for name, report in datamodule.skip_reports.items()},

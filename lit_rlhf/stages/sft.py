@@ -11,10 +11,19 @@ from omegaconf import DictConfig, OmegaConf
 from lit_rlhf.evaluation.gold import ceiling_scores, gold_scores
 from lit_rlhf.evaluation.plots import plot_category_scores
 from lit_rlhf.models import save_hf_checkpoint
-from lit_rlhf.stages.common import banner, build_trainer, seed_and_threads, trainer_metrics, write_json
+from lit_rlhf.stages.common import (
+    banner,
+    build_trainer,
+    check_trainer_config,
+    resume_checkpoint_path,
+    seed_and_threads,
+    trainer_metrics,
+    write_json,
+)
 
 
 def run(cfg: DictConfig) -> dict:
+    check_trainer_config(cfg)  # before any model is loaded: a bad Trainer setting fails in one line
     seed_and_threads(cfg)
     out = Path(cfg.output_dir)
     banner(f"SFT -> {out}")
@@ -28,7 +37,7 @@ def run(cfg: DictConfig) -> dict:
 
     before = gold_scores(model, tokenizer, gym, eval_cfg.eval_split, samples, cfg.seed, **decoding)[0] if gym else None
     trainer = build_trainer(cfg)
-    trainer.fit(module, datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint_path(cfg))
     checkpoint = save_hf_checkpoint(module.model, tokenizer, out / "checkpoint")
     summary = {"checkpoint": str(checkpoint), "train_metrics": trainer_metrics(trainer),
                "truncated": datamodule.train_set.truncated if datamodule.train_set else {},

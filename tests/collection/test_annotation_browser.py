@@ -97,14 +97,18 @@ def open_page(port: int, url: str) -> Page:
     return Page(target["webSocketDebuggerUrl"])
 
 
-def test_label_pairs_by_clicking(chromium, tmp_path):
+@pytest.mark.parametrize("access", ["token link", "open local mode"])
+def test_label_pairs_by_clicking(chromium, tmp_path, access):
     store = AnnotationStore(tmp_path / "ann.sqlite", labels_per_pair=1)
     pairs = [Comparison(f"p{i}", f"what is {i} plus 2 ?", "math", f"the answer is {i + 2} .", f"maybe {i} .")
              for i in range(3)]
     store.add_pairs(pairs)
+    annotator = "browser-1"
+    token = store.add_token(annotator) if access == "token link" else None
     with AnnotationServer(store) as server:
-        page = open_page(chromium, f"{server.url}/?annotator=browser-1")
+        page = open_page(chromium, server.link(token) if token else f"{server.url}/?annotator={annotator}")
         page.wait_for("document.getElementById('task') && !document.getElementById('task').classList.contains('hidden')")
+        assert page.js("location.hash") == ""  # a token does not stay in the address bar
 
         # Choosing without rating is refused on the page and stores nothing.
         page.click("choose-left")
@@ -131,7 +135,7 @@ def test_label_pairs_by_clicking(chromium, tmp_path):
     by_id = {p.pair_id: p for p in pairs}
     for pair_id, (choice, shown) in clicked.items():
         vote, pair = votes[pair_id], by_id[pair_id]
-        assert vote.annotator == "browser-1" and vote.source == "human"
+        assert vote.annotator == annotator and vote.source == "human"
         # The vote names the response that was on the clicked side, whatever the shown order was.
         if choice == "tie":
             assert vote.choice == "tie"

@@ -69,6 +69,36 @@ def test_double_submission_is_idempotent_and_a_different_one_is_refused(store):
     assert len(store.votes()) == 1
 
 
+def test_a_conflict_does_not_repeat_the_stored_label(store):
+    item = store.next_pair("ann")
+    store.submit(item["pair_id"], "ann", "left")
+    with pytest.raises(ConflictingLabel) as refused:
+        store.submit(item["pair_id"], "ann", "tie")
+    assert str(refused.value) == f"annotator 'ann' already labelled pair {item['pair_id']!r} differently; labels are final"
+
+
+def test_messages_cut_long_input_short(store):
+    with pytest.raises(UnknownPair) as unknown:
+        store.submit("n" * 100_000, "ann", "left")
+    with pytest.raises(ValueError) as bad_choice:
+        store.submit("p0", "ann", "c" * 100_000)
+    assert all(len(str(err.value)) < 200 for err in (unknown, bad_choice))
+
+
+def test_tokens_identify_their_holder_and_reissuing_revokes(store):
+    alice, root = store.add_token("alice"), store.add_token("root", role="admin")
+    assert store.identify(alice) == ("alice", "annotator") and store.identify(root) == ("root", "admin")
+    assert store.identify("") is None and store.identify(alice + "x") is None
+    renewed = store.add_token("alice")
+    assert store.identify(alice) is None and store.identify(renewed) == ("alice", "annotator")
+    assert store.token_names() == {"alice": "annotator", "root": "admin"} and store.has_tokens()
+    with pytest.raises(ValueError, match="already has a token as admin"):
+        store.add_token("root")
+    for bad in ("", "two words", "x" * 65, "-dash", "a/b"):
+        with pytest.raises(ValueError, match="must be 1-64 letters"):
+            store.add_token(bad)
+
+
 def test_bad_submissions_write_nothing(store):
     item = store.next_pair("ann")
     with pytest.raises(UnknownPair, match="nope"):

@@ -65,8 +65,10 @@ def test_pairs_file_is_reused_with_the_same_settings_and_refused_with_others(tmp
     assert len(calls) == 1 and report["reused"] is True and report["kept"] == 1
     assert [(r["chosen"], r["rejected"]) for r in again] == [("b", "a")]
     assert json.loads((tmp_path / "pairs.jsonl.meta.json").read_text())["settings"] == {"n": 2}
-    with pytest.raises(ValueError, match="other settings"):
-        load_or_build_pairs(path, {"n": 3}, build)
+    # other settings (e.g. a retrained reward model's id): built again, never reused
+    rows, report = load_or_build_pairs(path, {"n": 3}, build)
+    assert len(calls) == 2 and report["reused"] is False
+    assert json.loads((tmp_path / "pairs.jsonl.meta.json").read_text())["settings"] == {"n": 3}
 
 
 def test_a_pairs_file_without_its_meta_file_is_rebuilt(tmp_path):

@@ -1,9 +1,10 @@
-"""A PPO run stopped after one epoch and resumed from its checkpoint reproduces the uninterrupted run exactly."""
+"""A PPO run stopped mid-epoch or at an epoch's end and resumed from the shipped checkpoint callback's
+``last.ckpt`` reproduces the uninterrupted run exactly."""
 
 import lightning as L
+import pytest
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
-from torch.utils.data import DataLoader
+from hydra.utils import instantiate
 
 from lit_rlhf.data.ntp import IndexedBatches
 from lit_rlhf.data.sft_data import SFTCollator, SFTDataset
@@ -11,11 +12,12 @@ from lit_rlhf.gym import AlignmentGym
 from lit_rlhf.models import build_policy
 from lit_rlhf.modules.ppo_module import PPOModule
 from lit_rlhf.ppo.config import PPOConfig
-from lit_rlhf.stages.ppo import collate_prompts
+from lit_rlhf.stages.ppo import prompt_loader
 from lit_rlhf.systems.checkpoint_io import AtomicCheckpointIO
 
 GYM = AlignmentGym(seed=0)
 KEYS = ("reward/raw", "reward/used", "objective/kl", "objective/kl_coef", "policy/loss", "critic/loss", "ntp/loss")
+BATCHES_PER_EPOCH = 3
 
 
 def gold(prompts, responses):
@@ -27,7 +29,24 @@ class Recorder(L.Callback):
         self.rows = []
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        self.rows.append({k: float(trainer.callback_metrics[k]) for k in KEYS})
+        self.rows.append({"prompts": list(batch["prompt"]), **{k: float(trainer.callback_metrics[k]) for k in KEYS}})
+
+
+class Stop(Exception):
+    pass
+
+
+class StopDuring(L.Callback):
+    """Ends the run like a kill: an exception at the end of training batch number ``n`` (counted over the run),
+    before that batch's checkpoint is written."""
+
+    def __init__(self, n: int):
+        self.n, self.seen = n, 0
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if self.seen == self.n:
+            raise Stop
+        self.seen += 1
 
 
 def _module():
@@ -39,29 +58,52 @@ def _module():
     config = PPOConfig(max_new_tokens=5, ppo_epochs=2, policy_lr=1e-3, critic_lr=1e-3, ntp_coef=0.5,
                        reward_normalization="running", adaptive_kl=True, kl_target=0.01, kl_horizon=100)
     module = PPOModule(model, tokenizer, gold, config, ref_scores={p: 0.3 for p in prompts}, ntp_batches=ntp)
-    loader = DataLoader([{"prompt": p} for p in prompts], batch_size=4, shuffle=True, collate_fn=collate_prompts)
-    return module, loader
+    return module, prompt_loader([{"prompt": p} for p in prompts], 4)
 
 
-def _fit(tmp_path, epochs, ckpt_path=None):
+def _fit(checkpoint_entry, directory, stop_during=None, resume=False):
     L.seed_everything(0)
     module, loader = _module()
     recorder = Recorder()
-    trainer = L.Trainer(max_epochs=epochs, limit_train_batches=2, accelerator="cpu", logger=False,
+    callbacks = [recorder, instantiate(checkpoint_entry, dirpath=str(directory))]
+    if stop_during is not None:
+        callbacks.append(StopDuring(stop_during))
+    trainer = L.Trainer(max_epochs=2, limit_train_batches=BATCHES_PER_EPOCH, accelerator="cpu", logger=False,
                         enable_progress_bar=False, enable_model_summary=False, plugins=[AtomicCheckpointIO()],
-                        callbacks=[recorder, ModelCheckpoint(dirpath=tmp_path, save_last=True)])
-    trainer.fit(module, loader, ckpt_path=ckpt_path)
+                        callbacks=callbacks)
+    try:
+        trainer.fit(module, loader, ckpt_path=str(directory / "last.ckpt") if resume else None)
+    except Stop:
+        pass
     return recorder.rows, module
 
 
-def test_stopped_and_resumed_run_matches_the_uninterrupted_run(tmp_path):
-    full, full_module = _fit(tmp_path / "full", epochs=2)
-    first, _ = _fit(tmp_path / "split", epochs=1)
-    assert first == full[:2]
-    checkpoint = tmp_path / "split" / "last.ckpt"
-    assert checkpoint.exists() and not list((tmp_path / "split").glob(".*.tmp"))
-    resumed, resumed_module = _fit(tmp_path / "split", epochs=2, ckpt_path=str(checkpoint))
-    assert resumed == full[2:]
+@pytest.fixture(scope="module")
+def checkpoint_entry():
+    """The ``checkpoint`` callback entry of the shipped PPO config."""
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("lit_rlhf.conf", version_base="1.3"):
+        return compose("train", overrides=["experiment=gym_ppo"]).callbacks.checkpoint
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(checkpoint_entry, tmp_path_factory):
+    return _fit(checkpoint_entry, tmp_path_factory.mktemp("full"))
+
+
+# Stopped during batch 2 (epoch 0's last): resumes mid-epoch 0, from after batch 1; during 3: from epoch 0's end
+# (the checkpoint due after batch 2 is written there); during 4: mid-epoch 1, from after batch 3.
+@pytest.mark.parametrize("stop_during", [2, 3, 4])
+def test_stopped_and_resumed_run_matches_the_uninterrupted_run(checkpoint_entry, uninterrupted, tmp_path,
+                                                                stop_during):
+    full, full_module = uninterrupted
+    first, _ = _fit(checkpoint_entry, tmp_path, stop_during=stop_during)
+    assert first == full[:stop_during + 1]
+    checkpoint = tmp_path / "last.ckpt"
+    assert checkpoint.exists() and not list(tmp_path.glob(".*.tmp"))
+    resumed, resumed_module = _fit(checkpoint_entry, tmp_path, resume=True)
+    assert resumed == full[stop_during:]
     assert resumed_module.kl_controller.value == full_module.kl_controller.value
     assert resumed_module.normalizer.state_dict() == full_module.normalizer.state_dict()
     for (name, a), (_, b) in zip(full_module.named_parameters(), resumed_module.named_parameters()):
