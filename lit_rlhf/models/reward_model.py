@@ -118,16 +118,18 @@ def sequence_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
     through the ``score`` head (only N vectors go through the head, not N x T). Encoder:
     the model's own pooled classification output, given ``token_type_ids [N, T]`` (the
     segment of each token, pair format) when there are some and the model accepts them.
-    ``position_ids`` (decoders only) are needed when a row has padding on its left: without
-    them its tokens would not start at position 0.
+    ``position_ids`` (decoders only) default to counting the attended tokens, so that a row padded on its
+    left still starts at position 0 (models with learned absolute positions, such as GPT-2, score it
+    otherwise differently).
     """
     if not has_score_head(model):
         segments = {"token_type_ids": token_type_ids} if token_type_ids is not None and accepts_token_type_ids(model) \
             else {}
         return model(input_ids=input_ids, attention_mask=attention_mask, **segments).logits[:, 0]
-    given = {} if position_ids is None else {"position_ids": position_ids}
+    if position_ids is None:
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
     hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
-                              **given).last_hidden_state
+                              position_ids=position_ids).last_hidden_state
     positions = torch.arange(input_ids.size(1), device=input_ids.device)
     last = (positions * attention_mask).argmax(-1)
     pooled = hidden[torch.arange(hidden.size(0), device=hidden.device), last]

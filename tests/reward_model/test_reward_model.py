@@ -31,8 +31,22 @@ def test_one_forward_for_both_sides_equals_separate_forwards():
     torch.testing.assert_close(rejected, torch.tensor(alone_rejected), rtol=1e-4, atol=1e-5)
 
 
-def test_padding_side_does_not_change_scores():
-    model, tokenizer = build_reward_model(tiny=TINY)
+def _gpt2_reward_model():
+    """GPT-2 learns absolute positions (and has dropout): left padding moves them unless position ids are given."""
+    from transformers import GPT2Config, GPT2ForSequenceClassification
+
+    from lit_rlhf.models.tokenizer import build_gym_tokenizer
+
+    tokenizer = build_gym_tokenizer()
+    config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=128, num_labels=1,
+                        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(0)
+    return GPT2ForSequenceClassification(config), tokenizer
+
+
+@pytest.mark.parametrize("architecture", ["llama", "gpt2"])
+def test_padding_side_does_not_change_scores(architecture):
+    model, tokenizer = build_reward_model(tiny=TINY) if architecture == "llama" else _gpt2_reward_model()
     ids, _ = encode_prompt_response(tokenizer, "what is 2 plus 3 ?", "the answer is 5 .", 64)
     pad = tokenizer.pad_token_id
     right = torch.tensor([ids + [pad] * 3]), torch.tensor([[1] * len(ids) + [0] * 3])
