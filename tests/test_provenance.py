@@ -100,3 +100,18 @@ def test_starting_over_empties_the_checkpoints_and_an_explicit_path_is_kept(comp
     (directory / "last.ckpt").write_bytes(b"a run to extend")
     longer = compose_config("experiment=gym_sft", "trainer.max_epochs=20", f"resume={directory / 'last.ckpt'}")
     assert resume_checkpoint_path(longer) == str(directory / "last.ckpt")
+
+
+def test_a_cache_is_kept_only_for_what_it_was_made_from(tmp_path):
+    """The reference-baseline cache of a reward model that was trained again is scored again, not reused."""
+    from lit_rlhf.provenance import clear_if_made_otherwise
+
+    cache = tmp_path / "reference_baseline.jsonl"
+    assert clear_if_made_otherwise(cache, {"reward_model": "run:a"}) is False  # nothing cached yet
+    cache.write_text('{"prompt": "p", "score": 0.7}\n')
+    assert clear_if_made_otherwise(cache, {"reward_model": "run:a"}) is False and cache.exists()
+    assert clear_if_made_otherwise(cache, {"reward_model": "run:b"}) is True and not cache.exists()
+    cache.write_text('{"prompt": "p", "score": -0.1}\n')
+    assert clear_if_made_otherwise(cache, {"reward_model": "run:b"}) is False and cache.exists()
+    (tmp_path / "reference_baseline.jsonl.made_from.json").unlink()  # a cache of unknown origin
+    assert clear_if_made_otherwise(cache, {"reward_model": "run:b"}) is True
