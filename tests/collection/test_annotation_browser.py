@@ -92,7 +92,9 @@ def chromium(tmp_path):
 
 
 def open_page(port: int, url: str) -> Page:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/json/new?{url}", method="PUT")
+    # The page's address goes in the query of DevTools' own URL: its '#' (a token link's fragment) is escaped so
+    # that it reaches the page instead of ending DevTools' URL.
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/json/new?{url.replace('#', '%23')}", method="PUT")
     target = json.loads(urllib.request.urlopen(request, timeout=10).read())
     return Page(target["webSocketDebuggerUrl"])
 
