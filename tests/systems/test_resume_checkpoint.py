@@ -85,7 +85,7 @@ def test_resume_continues_from_last_ckpt_when_there_is_one(compose_config, tmp_p
     cfg = compose_config("experiment=gym_ppo")
     assert resume_checkpoint_path(cfg) is None  # nothing written yet: start from scratch
     last = tmp_path / "ppo" / "checkpoints" / "last.ckpt"
-    last.parent.mkdir(parents=True)
+    last.parent.mkdir(parents=True, exist_ok=True)  # the first call recorded the recipe there (made_from.json)
     last.write_bytes(b"")
     assert resume_checkpoint_path(cfg) == str(last)
     assert resume_checkpoint_path(compose_config("experiment=gym_ppo", "resume=false")) is None
