@@ -251,6 +251,8 @@ def run_segment(words: list[str], step: Step, shell: Shell) -> None:
     elif program == "lit-rlhf-annotate":
         run_annotate_program(args, step, shell)
     elif program.startswith("lit_rlhf."):
+        if program == "lit_rlhf.evaluation.gym_seeds":  # runs the pipeline once per gym seed: shrunk like it
+            use_shrunk_plan(shell, [a for a in args if "=" in a and not a.startswith("-")])
         assert importlib.import_module(program).main(args) == 0, f"{step}: python -m {program} did not return 0"
         shell.ran += 1
     else:
