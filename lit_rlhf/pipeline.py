@@ -26,7 +26,8 @@ def stage_plan(path: str | Path | None = None) -> list[dict]:
             raise ConfigError(f"{path}: stages[{i}] needs a `name` (and optional `overrides`, `needs`), got {stage!r}")
         unknown = set(stage.get("needs", [])) - names
         if unknown:
-            raise ConfigError(f"{path}: stages[{i}] ({stage['name']}) needs {sorted(unknown)}, which no earlier stage is")
+            raise ConfigError(f"{path}: stages[{i}] ({stage['name']}) needs {sorted(unknown)}, "
+                              "which no earlier stage is")
         names.add(stage["name"])
     return plan
 
@@ -65,23 +66,23 @@ def run_pipeline(overrides: list[str] | None = None, only: list[str] | None = No
     for index, stage in enumerate(plan, start=1):
         if only and stage["name"] not in only:
             continue
-        cfg = compose_stage(list(stage.get("overrides", [])) + list(overrides or []))
-        done = Path(cfg.output_dir) / "results.json"
         forced = force and (stage["name"] in force or "all" in force)
+        restart = ["resume=false"] if forced else []  # --force retrains from the start, not from the last checkpoint
+        cfg = compose_stage([*stage.get("overrides", []), *(overrides or []), *restart])
+        done = Path(cfg.output_dir) / "results.json"
         stale = sorted(ran & set(stage.get("needs", [])))
         print(f"\n##### [{index}/{len(plan)}] {stage['name']} -> {cfg.output_dir}", flush=True)
         if stale and done.exists() and not forced:
             print(f"      {', '.join(stale)} ran again, so this stage runs again", flush=True)
-        changed = stale_reasons(cfg) if done.exists() and not forced and not stale else []
+        reusable = done.exists() and not forced and not stale
+        changed = stale_reasons(cfg) if reusable else []
         if changed:
             print(f"      what it is made from changed since it ran ({', '.join(changed[:5])}"
                   f"{', ...' if len(changed) > 5 else ''}), so it runs again", flush=True)
-        elif done.exists() and not forced and not stale:
+        elif reusable:
             print(f"      done before ({done}); skipped. Re-run it with --force {stage['name']}", flush=True)
             summaries[stage["name"]] = {"skipped": True, "results": str(done)}
             continue
-        if forced:  # --force trains again from the start instead of resuming the finished run's last checkpoint
-            cfg = compose_stage(list(stage.get("overrides", [])) + list(overrides or []) + ["resume=false"])
         started = time.monotonic()
         summaries[stage["name"]] = train(cfg)
         ran.add(stage["name"])

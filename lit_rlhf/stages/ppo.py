@@ -63,7 +63,7 @@ def run(cfg: DictConfig) -> dict:
     ntp_batches = None
     if config.ntp_coef > 0:
         ntp_batches = IndexedBatches.from_datamodule(instantiate(cfg.data, tokenizer=tokenizer), seed=cfg.seed)
-    critic = _critic(options.critic_init, policy, reward_model, tokenizer)
+    critic = _critic(options.critic_init, policy, reward_model)
     judge = gym.judge
     module = PPOModule(policy, tokenizer, reward_fn, config, reference=reference, critic=critic,
                        ref_scores=ref_scores, ntp_batches=ntp_batches,
@@ -191,8 +191,8 @@ def check_critic_init(init: str, reward_model: RewardModel, tokenizer) -> None:
                           "use ppo.critic_init=policy")
 
 
-def _critic(init: str, policy, reward_model: RewardModel, tokenizer):
-    check_critic_init(init, reward_model, tokenizer)
+def _critic(init: str, policy, reward_model: RewardModel):
+    """The value model ``ppo.critic_init`` names; ``run`` has checked it with :func:`check_critic_init`."""
     if init == "policy":
         return ValueModel.from_policy(policy)
     return ValueModel.from_reward_model(reward_model.model)
