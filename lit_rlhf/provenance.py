@@ -30,18 +30,10 @@ INPUT_KEYS = ("model.source", "preferences.policy.source", "ppo.reward_model", "
 UNTRACKED = ("logger", "callbacks.progress_bar", "callbacks.checkpoint", "resume", "hydra")
 
 
-def select(cfg: DictConfig, key: str):
-    """``cfg``'s value at the dotted ``key``, or None where any part is missing."""
-    node = cfg
-    for part in key.split("."):
-        node = node.get(part) if isinstance(node, DictConfig) else None
-    return node
-
-
 def run_inputs(cfg: DictConfig) -> dict[str, str]:
     """The paths (or hub names) a stage reads, by config key; eval's candidates as ``eval.candidates.<name>[i]``."""
-    inputs = {key: str(value) for key in INPUT_KEYS if (value := select(cfg, key))}
-    candidates = select(cfg, "eval.candidates") or {}
+    inputs = {key: str(value) for key in INPUT_KEYS if (value := OmegaConf.select(cfg, key))}
+    candidates = OmegaConf.select(cfg, "eval.candidates") or {}
     for name, paths in candidates.items():
         for i, path in enumerate(paths if OmegaConf.is_list(paths) else [paths]):
             inputs[f"eval.candidates.{name}[{i}]"] = str(path)
