@@ -21,12 +21,12 @@ BUDGET_S = 15 * 60
 
 
 def timed_pipeline(artifacts: str) -> tuple[dict[str, float], float]:
-    from lit_rlhf.cli.train import train
-    from lit_rlhf.pipeline import compose_stage, run_pipeline, stage_plan
+    from lit_rlhf.pipeline import run_pipeline
+    from lit_rlhf.run import compose, stage_plan, train
 
     seconds = {}
     for stage in stage_plan():
-        cfg = compose_stage(list(stage.get("overrides", [])) + [f"paths.artifacts={artifacts}"])
+        cfg = compose(list(stage.get("overrides", [])) + [f"paths.artifacts={artifacts}"])
         started = time.perf_counter()
         train(cfg)
         seconds[stage["name"]] = time.perf_counter() - started

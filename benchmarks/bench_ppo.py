@@ -98,7 +98,7 @@ def write_workload(workdir: Path) -> None:
     from lit_rlhf.data.formatting import encode_prompt
     from lit_rlhf.gym import AlignmentGym
     from lit_rlhf.models import build_policy, save_hf_checkpoint
-    from lit_rlhf.models.reward_model import build_reward_model
+    from lit_rlhf.reward.model import build_reward_model
 
     policy, tokenizer = build_policy("embedded", seed=0)
     save_hf_checkpoint(policy, tokenizer, workdir / "policy")
@@ -118,10 +118,10 @@ def _count_bytes(params) -> int:
 def build_lit_module(workdir: Path, **config_changes):
     """The lit_rlhf side of the workload: a ``PPOModule`` over the checkpoints in ``workdir`` and its reward model."""
     from lit_rlhf.models import build_policy
-    from lit_rlhf.models.reward_model import RewardModel, build_reward_model
-    from lit_rlhf.models.value_model import ValueModel
-    from lit_rlhf.modules.ppo_module import PPOModule
     from lit_rlhf.ppo.config import PPOConfig
+    from lit_rlhf.ppo.module import PPOModule
+    from lit_rlhf.ppo.value_model import ValueModel
+    from lit_rlhf.reward.model import RewardModel, build_reward_model
 
     policy, tokenizer = build_policy(str(workdir / "policy"))
     reward = RewardModel(*build_reward_model(str(workdir / "reward")))
@@ -137,7 +137,7 @@ def fit_lit(module, workdir: Path, iterations: int, callbacks=()) -> None:
     import lightning as L
     from torch.utils.data import DataLoader
 
-    from lit_rlhf.stages.ppo import collate_prompts
+    from lit_rlhf.ppo.stage import collate_prompts
 
     rows = [{"prompt": r["prompt"]} for r in json.loads((workdir / "prompts.json").read_text())]
     loader = DataLoader(rows * iterations, batch_size=PROMPTS, collate_fn=collate_prompts)

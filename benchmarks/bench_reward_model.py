@@ -25,11 +25,11 @@ from functools import partial
 import lightning as L
 import torch
 
-from lit_rlhf.data.preference_data import PreferenceDataModule
 from lit_rlhf.gym import AlignmentGym
 from lit_rlhf.gym.comparisons import gym_preference_rows
-from lit_rlhf.models.reward_model import build_reward_model
-from lit_rlhf.modules.reward_module import RewardModelModule
+from lit_rlhf.reward.data import PreferenceDataModule
+from lit_rlhf.reward.model import build_reward_model
+from lit_rlhf.reward.module import RewardModelModule
 
 
 class LightningTimer(L.Callback):

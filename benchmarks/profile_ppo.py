@@ -60,7 +60,7 @@ def time_parts(workdir: Path, warmup: int, iterations: int) -> dict[str, float]:
     """Median CPU seconds per iteration of each part (and ``"iteration"``) over the timed iterations."""
     import lightning as L
 
-    from lit_rlhf.modules import ppo_module
+    from lit_rlhf.ppo import module as ppo_module
 
     timer = PartTimer()
     module, _ = build_lit_module(workdir)

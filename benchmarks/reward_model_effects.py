@@ -21,14 +21,14 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from lit_rlhf.data.length_balance import LengthBalancer
-from lit_rlhf.data.preference_data import PreferenceDataModule
 from lit_rlhf.gym import AlignmentGym
 from lit_rlhf.gym.comparisons import gym_preference_rows
-from lit_rlhf.models.reward_model import build_reward_model
-from lit_rlhf.modules.reward_metrics import evaluate_pairs
-from lit_rlhf.modules.reward_module import RewardModelModule
-from lit_rlhf.modules.sft_module import warmup_cosine
+from lit_rlhf.reward.data import PreferenceDataModule
+from lit_rlhf.reward.length_balance import LengthBalancer
+from lit_rlhf.reward.metrics import evaluate_pairs
+from lit_rlhf.reward.model import build_reward_model
+from lit_rlhf.reward.module import RewardModelModule
+from lit_rlhf.systems.optimizers import warmup_cosine
 
 
 class ScoreHistory(L.Callback):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import lightning as L
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.utilities import rank_zero_info
 
+from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.evaluation.gold import judge_responses
 from lit_rlhf.generation import generate
 
@@ -64,3 +68,74 @@ class RolloutSamplePrinter(L.Callback):
         for prompt, response, reward in list(zip(rollout["prompts"], rollout["responses"], rollout["raw"]))[
                 : self.n_samples]:
             rank_zero_info(f"[step {trainer.global_step}] reward={reward:+.3f} {prompt!r} -> {response!r}")
+
+
+class LogProgressBar(ProgressBar):
+    """Training progress as plain log lines, for output that goes to a file or a pipe:
+    ``epoch 2/8 step 120/500 (24%) 3.10 batches/s train/loss=0.6931``.
+
+    A line after the first batch of each epoch, then after every ``every_n_batches`` batches (when given) or
+    ``every_seconds`` seconds, whichever comes first, and at the end of each epoch; validation and test one line
+    each when they finish. Lines go through Lightning's rank-zero logger, like the rest of a stage's output.
+    ``build_trainer`` uses it instead of the terminal progress bar when stdout is not a terminal.
+    """
+
+    def __init__(self, every_seconds: float = 30.0, every_n_batches: int | None = None):
+        super().__init__()
+        if every_seconds <= 0 or (every_n_batches is not None and every_n_batches < 1):
+            raise ConfigError(f"LogProgressBar needs every_seconds > 0 and every_n_batches >= 1 or null, "
+                              f"got {every_seconds} and {every_n_batches}")
+        self.every_seconds, self.every_n_batches = every_seconds, every_n_batches
+        self.enabled = True
+        self._epoch_start = self._last_line = 0.0
+        self._batches_logged = 0
+
+    def disable(self) -> None:
+        self.enabled = False
+
+    def enable(self) -> None:
+        self.enabled = True
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._epoch_start = self._last_line = time.monotonic()
+        self._batches_logged = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        done, now = batch_idx + 1, time.monotonic()
+        due = (done == 1 or now - self._last_line >= self.every_seconds
+               or (self.every_n_batches is not None and done % self.every_n_batches == 0))
+        if due:
+            self._log_train(trainer, pl_module, done, now)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+        if done and done != self._batches_logged:
+            self._log_train(trainer, pl_module, done, time.monotonic())
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self._log(f"epoch {trainer.current_epoch + 1} validation done: {self._metrics(trainer, pl_module)}")
+
+    def on_test_end(self, trainer, pl_module) -> None:
+        self._log(f"test done: {self._metrics(trainer, pl_module)}")
+
+    def _log_train(self, trainer, pl_module, done: int, now: float) -> None:
+        self._last_line, self._batches_logged = now, done
+        max_epochs = trainer.max_epochs if trainer.max_epochs not in (None, -1) else "?"
+        total = self.total_train_batches
+        step = f"step {done}/{total} ({100 * done / total:.0f}%)" if total not in (0, float("inf")) else f"step {done}"
+        rate = done / max(now - self._epoch_start, 1e-9)
+        self._log(f"epoch {trainer.current_epoch + 1}/{max_epochs} {step} {rate:.2f} batches/s "
+                  f"{self._metrics(trainer, pl_module)}")
+
+    def _metrics(self, trainer, pl_module) -> str:
+        metrics = {k: v for k, v in self.get_metrics(trainer, pl_module).items() if k != "v_num"}
+        return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+
+    def _log(self, line: str) -> None:
+        if self.enabled:
+            rank_zero_info(line)
+
+
+# Trainer arguments whose values are checked before a stage starts: a wrong type would otherwise surface as a
+# long traceback from inside Lightning, only when the Trainer is built, after models were loaded and evaluated.

@@ -6,49 +6,10 @@ import argparse
 import time
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
-from lit_rlhf.cli.train import train, user_error
+from lit_rlhf.cli.train import user_error
 from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.provenance import stale_reasons
-
-
-def stage_plan(path: str | Path | None = None) -> list[dict]:
-    """The ``stages`` list of ``conf/pipeline.yaml`` (name and overrides per stage)."""
-    if path is None:
-        import lit_rlhf.conf
-
-        path = Path(lit_rlhf.conf.__file__).parent / "pipeline.yaml"
-    plan = OmegaConf.to_container(OmegaConf.load(path))["stages"]
-    names = set()
-    for i, stage in enumerate(plan):
-        if not isinstance(stage, dict) or "name" not in stage:
-            raise ConfigError(f"{path}: stages[{i}] needs a `name` (and optional `overrides`, `needs`), got {stage!r}")
-        unknown = set(stage.get("needs", [])) - names
-        if unknown:
-            raise ConfigError(f"{path}: stages[{i}] ({stage['name']}) needs {sorted(unknown)}, "
-                              "which no earlier stage is")
-        names.add(stage["name"])
-    return plan
-
-
-def compose_stage(overrides: list[str]):
-    """The ``train`` config with ``overrides``; also works inside a running Hydra app (e.g. a multirun job)."""
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-
-    if GlobalHydra.instance().is_initialized():  # Hydra's own app: its search path already has lit_rlhf.conf
-        return compose("train", overrides=overrides)
-    with initialize_config_module("lit_rlhf.conf", version_base="1.3"):
-        return compose("train", overrides=overrides)
-
-
-def stage_config(name: str, overrides: list[str]):
-    """The config of the planned stage ``name`` with extra ``overrides`` (e.g. an ablation's variant)."""
-    plan = {s["name"]: s for s in stage_plan()}
-    if name not in plan:
-        raise ConfigError(f"unknown pipeline stage {name!r}; stages: {list(plan)}")
-    return compose_stage(list(plan[name].get("overrides", [])) + list(overrides))
+from lit_rlhf.run import compose, stage_config, stage_plan, train
 
 
 def run_pipeline(overrides: list[str] | None = None, only: list[str] | None = None, force: list[str] | None = None,
@@ -68,7 +29,7 @@ def run_pipeline(overrides: list[str] | None = None, only: list[str] | None = No
             continue
         forced = force and (stage["name"] in force or "all" in force)
         restart = ["resume=false"] if forced else []  # --force retrains from the start, not from the last checkpoint
-        cfg = compose_stage([*stage.get("overrides", []), *(overrides or []), *restart])
+        cfg = compose([*stage.get("overrides", []), *(overrides or []), *restart])
         done = Path(cfg.output_dir) / "results.json"
         stale = sorted(ran & set(stage.get("needs", [])))
         print(f"\n##### [{index}/{len(plan)}] {stage['name']} -> {cfg.output_dir}", flush=True)

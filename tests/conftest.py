@@ -43,10 +43,10 @@ def _tiny_stage(stage: str, **kwargs):
     gym = AlignmentGym(seed=0)
     torch.manual_seed(0)
     if stage == "reward_model":
-        from lit_rlhf.data.preference_data import PreferenceDataModule
         from lit_rlhf.gym.comparisons import gym_preference_rows
-        from lit_rlhf.models.reward_model import build_reward_model
-        from lit_rlhf.modules.reward_module import RewardModelModule
+        from lit_rlhf.reward.data import PreferenceDataModule
+        from lit_rlhf.reward.model import build_reward_model
+        from lit_rlhf.reward.module import RewardModelModule
 
         model, tokenizer = build_reward_model(seed=0, tiny=TINY_MODEL)
         rows = gym_preference_rows(gym, "train", categories=["harmful", "identity"])[:16]
@@ -56,8 +56,8 @@ def _tiny_stage(stage: str, **kwargs):
 
     model, tokenizer = build_policy("embedded", seed=0, tiny=TINY_MODEL)
     if stage == "sft":
-        from lit_rlhf.data.sft_data import SFTCollator, SFTDataset
-        from lit_rlhf.modules.sft_module import SFTModule
+        from lit_rlhf.sft.data import SFTCollator, SFTDataset
+        from lit_rlhf.sft.module import SFTModule
 
         rows = gym.demonstrations("train", 1)[:16]
         collate = SFTCollator(tokenizer.pad_token_id)
@@ -66,17 +66,17 @@ def _tiny_stage(stage: str, **kwargs):
         return SFTModule(model, tokenizer, **kwargs), {"train_dataloaders": train, "val_dataloaders": val}
     if stage == "dpo":
         from lit_rlhf.dpo.data import DPODataModule
+        from lit_rlhf.dpo.module import DPOModule
         from lit_rlhf.gym.comparisons import gym_preference_rows
-        from lit_rlhf.modules.dpo_module import DPOModule
 
         rows = gym_preference_rows(gym, "train", categories=["harmful", "identity"])[:16]
         datamodule = DPODataModule(tokenizer, rows, batch_size=4, max_length=64, val_fraction=0.25)
         datamodule.cache_reference_logps(model)
         return DPOModule(model, tokenizer, **kwargs), {"datamodule": datamodule}
     if stage == "ppo":
-        from lit_rlhf.modules.ppo_module import PPOModule
         from lit_rlhf.ppo.config import PPOConfig
-        from lit_rlhf.stages.ppo import collate_prompts
+        from lit_rlhf.ppo.module import PPOModule
+        from lit_rlhf.ppo.stage import collate_prompts
 
         prompts = [p.text for p in gym.prompts("train")[::40]][:8]
 

@@ -18,8 +18,8 @@ from lightning.pytorch.callbacks import (
 )
 from lightning.pytorch.loggers import CSVLogger
 
-from lit_rlhf.modules.sft_module import warmup_cosine
 from lit_rlhf.systems.fused_optimizer import FusedBackwardAdamW
+from lit_rlhf.systems.optimizers import warmup_cosine
 
 STAGES = ["sft", "reward_model", "dpo", "ppo"]
 AUTOMATIC = ["sft", "reward_model", "dpo"]

@@ -7,6 +7,7 @@ import pytest
 from hydra.errors import InstantiationException
 
 import lit_rlhf.cli.train as cli
+import lit_rlhf.run
 from lit_rlhf.data.errors import ConfigError, DataError, UnknownName, UserError
 from lit_rlhf.stages import get_stage
 
@@ -19,7 +20,7 @@ def failing_stage(error: BaseException):
 
 
 def run_with_stage_error(compose_config, monkeypatch, error: BaseException):
-    monkeypatch.setattr(cli, "get_stage", lambda name: failing_stage(error))
+    monkeypatch.setattr(lit_rlhf.run, "get_stage", lambda name: failing_stage(error))
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     return cli.run_command(compose_config("debug=fast"), "lit-rlhf-train")
 
@@ -72,9 +73,9 @@ def test_an_unknown_stage_is_a_one_line_config_error_and_still_a_key_error(compo
 
 
 def test_config_value_errors_from_the_code_are_user_errors(compose_config, monkeypatch):
-    from lit_rlhf.data.preference_data import PreferenceDataModule
     from lit_rlhf.models.tokenizer import build_gym_tokenizer
-    from lit_rlhf.modules.reward_module import RewardModelModule
+    from lit_rlhf.reward.data import PreferenceDataModule
+    from lit_rlhf.reward.module import RewardModelModule
 
     rows = [{"prompt": "hi", "chosen": "a .", "rejected": "b ."}]
     with pytest.raises(ConfigError, match="batch_size must be >= 1"):

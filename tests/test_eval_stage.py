@@ -83,7 +83,7 @@ def checkpoints(tmp_path_factory):
 
 
 def test_eval_stage_writes_results_report_and_plots(compose_config, checkpoints, tmp_path):
-    from lit_rlhf.cli.train import train
+    from lit_rlhf.run import train
 
     cfg = compose_config("experiment=gym_eval", *FAST, "eval.probes=true", f"eval.baseline.path={checkpoints['a']}",
                          f"+eval.candidates.same={checkpoints['a']}", f"eval.candidates.ppo={checkpoints['b']}",
@@ -105,7 +105,7 @@ def test_eval_stage_writes_results_report_and_plots(compose_config, checkpoints,
 
 
 def test_a_candidate_with_several_checkpoints_is_pooled_over_them(compose_config, checkpoints, tmp_path):
-    from lit_rlhf.cli.train import train
+    from lit_rlhf.run import train
 
     single = train(compose_config("experiment=gym_eval", *FAST, f"eval.baseline.path={checkpoints['a']}",
                                   "~eval.candidates", f"+eval.candidates={{b: {checkpoints['b']}}}"))
@@ -124,8 +124,8 @@ def test_a_candidate_with_several_checkpoints_is_pooled_over_them(compose_config
 
 def test_human_round_through_the_stage_matches_the_gold_judge_when_people_agree_with_it(
         compose_config, checkpoints, tmp_path):
-    from lit_rlhf.cli.train import train
     from lit_rlhf.collection.storage import AnnotationStore
+    from lit_rlhf.run import train
 
     overrides = ["experiment=gym_eval", *FAST, f"eval.baseline.path={checkpoints['a']}",
                  f"eval.candidates.ppo={checkpoints['b']}", "~eval.candidates.dpo"]
@@ -149,8 +149,8 @@ def test_human_round_through_the_stage_matches_the_gold_judge_when_people_agree_
 
 
 def test_bad_eval_settings_name_what_is_wrong(compose_config, checkpoints, tmp_path):
-    from lit_rlhf.cli.train import train
     from lit_rlhf.data.errors import DataError
+    from lit_rlhf.run import train
 
     base = ["experiment=gym_eval", *FAST, f"eval.baseline.path={checkpoints['a']}", "~eval.candidates.dpo"]
     with pytest.raises(FileNotFoundError, match="eval model 'ppo'"):

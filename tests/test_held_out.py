@@ -7,7 +7,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from lit_rlhf.evaluation.heldout import provenance_overlap, trained_gym_prompts
-from lit_rlhf.pipeline import compose_stage, stage_plan
+from lit_rlhf.run import compose, stage_plan
 
 ABLATIONS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "ablation").glob("*.yaml"))
 
@@ -15,13 +15,13 @@ ABLATIONS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "ablati
 def _plan_configs(tmp_path, extra: list[str]):
     """Every stage of the pipeline plan, every PPO ablation and the reward models those ablations train."""
     common = [f"paths.artifacts={tmp_path}", *extra]
-    configs = {s["name"]: compose_stage([*s.get("overrides", []), *common]) for s in stage_plan()}
+    configs = {s["name"]: compose([*s.get("overrides", []), *common]) for s in stage_plan()}
     for ablation in ABLATIONS:
-        ppo = compose_stage(["experiment=gym_ppo", f"ablation={ablation}", *common])
+        ppo = compose(["experiment=gym_ppo", f"ablation={ablation}", *common])
         configs[f"ppo ablation={ablation}"] = ppo
         if ppo.ppo.get("reward_model_overrides"):
             plan = {s["name"]: s for s in stage_plan()}
-            rm = compose_stage([*plan["reward_model"]["overrides"], *common, *ppo.ppo.reward_model_overrides])
+            rm = compose([*plan["reward_model"]["overrides"], *common, *ppo.ppo.reward_model_overrides])
             configs[f"reward model of ablation={ablation}"] = rm
     return configs
 
@@ -68,11 +68,11 @@ def test_evaluation_refuses_a_run_that_trained_on_its_prompts(tmp_path):
     (tmp_path / "preferences" / "preferences.jsonl").write_text("")
     assert provenance_overlap(tmp_path / "ppo", scored) == {}
     # an SFT run on another gym's split, read by PPO through model.source: found two runs up the chain
-    moved = compose_stage(["experiment=gym_sft", f"paths.artifacts={tmp_path}", "gym.seed=1"])
+    moved = compose(["experiment=gym_sft", f"paths.artifacts={tmp_path}", "gym.seed=1"])
     (tmp_path / "sft" / "config.yaml").write_text(OmegaConf.to_yaml(moved, resolve=True))
     overlap = provenance_overlap(tmp_path / "ppo", scored)
     assert list(overlap) == [f"{tmp_path / 'sft'}: data.train"] and overlap[f"{tmp_path / 'sft'}: data.train"] > 10
-    from lit_rlhf.stages.eval import check_held_out
+    from lit_rlhf.evaluation.stage import check_held_out
 
     with pytest.raises(ValueError, match="not held out"):
         check_held_out({"ppo": [str(tmp_path / "ppo" / "checkpoint")]}, scored, "the gym's test split")

@@ -24,9 +24,9 @@ from lit_rlhf.collection.io import read_preferences as read_collected_preference
 from lit_rlhf.data.errors import ConfigError, DataError
 from lit_rlhf.data.hh_rlhf import read_hh_rlhf
 from lit_rlhf.data.jsonl import atomic_write, write_jsonl
-from lit_rlhf.data.preference_data import read_preference_jsonl, read_preferences
-from lit_rlhf.data.sft_data import read_sft_jsonl
-from lit_rlhf.ppo.prompts import read_prompts_jsonl
+from lit_rlhf.data.preference_files import read_preference_jsonl, read_preferences
+from lit_rlhf.ppo.rl_prompts import read_prompts_jsonl
+from lit_rlhf.sft.data import read_sft_jsonl
 from lit_rlhf.stages.common import check_trainer_config
 
 HH = {"chosen": "\n\nHuman: hi\n\nAssistant: hello .", "rejected": "\n\nHuman: hi\n\nAssistant: go away ."}
@@ -221,7 +221,9 @@ def test_every_training_stage_checks_its_trainer_before_building_a_model(compose
                                                                          stage):
     import importlib
 
-    module = importlib.import_module(f"lit_rlhf.stages.{stage}")
+    from lit_rlhf.stages import STAGES
+
+    module = importlib.import_module(STAGES[stage])
 
     def no_work(*args, **kwargs):
         raise AssertionError("a model or data set was built before the Trainer config was checked")
@@ -269,9 +271,9 @@ TINY = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size":
 
 def test_ppo_refuses_a_reward_model_critic_of_another_tokenizer_before_any_generation(compose_config, tmp_path,
                                                                                       monkeypatch):
-    import lit_rlhf.stages.ppo as ppo_stage
+    import lit_rlhf.ppo.stage as ppo_stage
     from lit_rlhf.models import build_policy, save_hf_checkpoint
-    from lit_rlhf.models.reward_model import RewardModel, build_reward_model
+    from lit_rlhf.reward.model import RewardModel, build_reward_model
 
     policy, tokenizer = build_policy("embedded", seed=0, tiny=TINY)
     save_hf_checkpoint(policy, tokenizer, tmp_path / "sft" / "checkpoint")
@@ -316,7 +318,7 @@ def test_the_log_progress_bar_writes_a_line_every_n_batches():
     import torch
     from torch.utils.data import DataLoader
 
-    from lit_rlhf.stages.common import LogProgressBar
+    from lit_rlhf.callbacks import LogProgressBar
 
     class Tiny(L.LightningModule):
         def __init__(self):
@@ -432,7 +434,7 @@ def test_checkpoint_saves_are_never_absent_or_half_written(tmp_path, monkeypatch
     included; a killed save's directory is removed by the next save."""
     import shutil
 
-    from lit_rlhf.models.reward_model import RewardModel, build_reward_model
+    from lit_rlhf.reward.model import RewardModel, build_reward_model
 
     model, tokenizer = build_reward_model(seed=0, tiny=TINY)
     path = tmp_path / "checkpoint"

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from lit_rlhf.data.preference_data import LengthGroupedBatchSampler
 from lit_rlhf.data.resumable import ResumableDataLoader
+from lit_rlhf.reward.data import LengthGroupedBatchSampler
 
 DATA = list(range(23))
 

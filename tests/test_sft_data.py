@@ -6,8 +6,8 @@ from lit_rlhf.core.sft_loss import IGNORE_INDEX
 from lit_rlhf.data.errors import DataError, SkipReport
 from lit_rlhf.data.formatting import encode_prompt, encode_response
 from lit_rlhf.data.jsonl import read_jsonl, write_jsonl
-from lit_rlhf.data.sft_data import SFTCollator, SFTDataset, read_sft_jsonl
 from lit_rlhf.models import build_gym_tokenizer
+from lit_rlhf.sft.data import SFTCollator, SFTDataset, read_sft_jsonl
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import sys
 
 from transformers import AutoModelForCausalLM
 
-from lit_rlhf.cli.train import train
+from lit_rlhf.run import train
 
 
 def test_sft_smoke_run_writes_a_checkpoint_metrics_and_gold_scores(compose_config, tmp_path):

@@ -112,7 +112,7 @@ def _add_token(args) -> int:
 
 
 def _export(args) -> int:
-    from lit_rlhf.collection.pipeline import (
+    from lit_rlhf.collection.collect import (
         Collection,
         filter_and_report,
         format_report,

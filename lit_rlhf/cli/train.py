@@ -2,41 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import hydra
 from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue
 
 from lit_rlhf.data.errors import UserError
-from lit_rlhf.stages import get_stage
+from lit_rlhf.run import train
 
 # Errors a user causes end with one clear line, not a traceback from deep inside a library:
 # bad data or config values (``UserError``: ``DataError``, ``ConfigError``), a missing file, a
 # ``???`` left unset. Any other exception, a plain KeyError or ValueError included, is a bug and
 # keeps its traceback. HYDRA_FULL_ERROR=1 shows the traceback of user errors too.
 USER_ERRORS = (UserError, FileNotFoundError, MissingMandatoryValue)
-
-
-def train(cfg: DictConfig) -> dict:
-    """Run ``cfg.stage`` on a composed config; importable, so notebooks and tests call the same code.
-
-    The resolved config goes to ``<output_dir>/config.yaml`` first. ``fingerprint.json`` (what the output
-    was made from, ``lit_rlhf.provenance``) is removed while the stage runs and written when it finishes,
-    so a killed run is never taken for a finished one.
-    """
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
-
-    from lit_rlhf.provenance import FINGERPRINT, recipe, write_fingerprint
-    from lit_rlhf.stages.common import write_run_config
-
-    stage = get_stage(cfg.stage)
-    write_run_config(cfg)
-    (Path(cfg.output_dir) / FINGERPRINT).unlink(missing_ok=True)
-    summary = stage(cfg)
-    if rank_zero_only.rank == 0 and summary:
-        write_fingerprint(cfg.output_dir, recipe(cfg))
-    return summary
 
 
 def run_command(cfg: DictConfig, prog: str) -> dict:

@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
-from lit_rlhf.collection.pairs import Comparison, word_count
+from lit_rlhf.collection.response_pairs import Comparison, word_count
 from lit_rlhf.collection.votes import Vote
 
 DROP_REASONS = ("unlabelled", "tie", "contradictory", "cyclic")

@@ -10,7 +10,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 
-from lit_rlhf.collection.pairs import Comparison
+from lit_rlhf.collection.response_pairs import Comparison
 from lit_rlhf.collection.votes import CHOICES, Vote
 
 LENGTH_BUCKETS = ((1, 2), (3, 5), (6, 10), (11, 20), (21, None))

@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from lit_rlhf.collection.pairs import Comparison, pair_id_for
+from lit_rlhf.collection.response_pairs import Comparison, pair_id_for
 from lit_rlhf.collection.votes import Vote, check_choice, check_ratings
 from lit_rlhf.data.errors import DataError
 from lit_rlhf.data.jsonl import decode_utf8, optional_category, read_jsonl, require_text, write_jsonl

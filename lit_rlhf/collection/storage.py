@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
 
-from lit_rlhf.collection.pairs import Comparison
+from lit_rlhf.collection.response_pairs import Comparison
 from lit_rlhf.collection.votes import Vote, check_choice, check_ratings
 
 SCHEMA = """

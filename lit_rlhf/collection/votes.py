@@ -6,7 +6,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from lit_rlhf.collection.pairs import Comparison
+from lit_rlhf.collection.response_pairs import Comparison
 
 CHOICES = ("A", "B", "tie")
 CRITERIA = ("helpfulness", "harmlessness", "fluency")

@@ -30,7 +30,7 @@ def encode_response(tokenizer, response: str) -> list[int]:
 
     The response text gets ``RESPONSE_PREFIX`` (a space) in front unless it already starts with one,
     whatever the prompt ends with; published results depend on this, and saved reward models record
-    it in their ``reward_model.json`` (see :func:`lit_rlhf.data.preference_data.describe_encoding`).
+    it in their ``reward_model.json`` (see :func:`lit_rlhf.reward.data.describe_encoding`).
     """
     text = response if response.startswith(RESPONSE_PREFIX) else RESPONSE_PREFIX + response
     return tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from lit_rlhf.data.errors import DataError, SkipReport
+from lit_rlhf.data.errors import DataError, ReportedRows, SkipReport
 from lit_rlhf.data.jsonl import read_rows, require_text
 
 HUMAN = "\n\nHuman:"
@@ -65,8 +65,6 @@ def read_hh_rlhf(path: str | os.PathLike, on_error: str = "raise", category: str
     The public HH-RLHF files hold a few such rows, which is why ``read_preferences`` skips
     them by default for this format. ``max_rows`` stops after that many usable rows.
     """
-    from lit_rlhf.data.preference_data import PreferenceRows  # that module imports this one lazily
-
     report = report if report is not None else SkipReport()
 
     def parse(raw: dict, source: str, line: int) -> dict:
@@ -83,7 +81,7 @@ def read_hh_rlhf(path: str | os.PathLike, on_error: str = "raise", category: str
             raise DataError("chosen and rejected replies are identical", source, line)
         return {"prompt": prompt, "chosen": chosen, "rejected": rejected, "category": category}
 
-    return PreferenceRows(read_rows(path, parse, on_error, report, _reason, max_rows), report)
+    return ReportedRows(read_rows(path, parse, on_error, report, _reason, max_rows), report)
 
 
 def _reason(err: DataError) -> str:

@@ -28,8 +28,8 @@ from lit_rlhf.data.formatting import (
     pad_batch,
     truncate_keeping_response,
 )
-from lit_rlhf.data.sft_data import SeededLoaders
 from lit_rlhf.models.modes import eval_mode
+from lit_rlhf.sft.data import SeededLoaders
 
 SIDES = ("chosen", "rejected")
 

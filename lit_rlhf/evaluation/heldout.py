@@ -12,7 +12,7 @@ from __future__ import annotations
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-GYM_READERS = ("lit_rlhf.data.sft_data.gym_sft_rows", "lit_rlhf.gym.comparisons.gym_preference_rows")
+GYM_READERS = ("lit_rlhf.sft.data.gym_sft_rows", "lit_rlhf.gym.comparisons.gym_preference_rows")
 
 
 def trained_gym_prompts(cfg: DictConfig) -> dict[str, set[str]]:

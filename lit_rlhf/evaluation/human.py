@@ -17,7 +17,7 @@ from pathlib import Path
 
 from lit_rlhf.collection.aggregate import aggregate_votes
 from lit_rlhf.collection.io import write_pairs
-from lit_rlhf.collection.pairs import Comparison
+from lit_rlhf.collection.response_pairs import Comparison
 from lit_rlhf.data.jsonl import read_jsonl, write_jsonl
 
 PAIRS_FILE, KEY_FILE, DB_FILE = "pairs.jsonl", "key.jsonl", "labels.sqlite"

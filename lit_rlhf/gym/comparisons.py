@@ -16,7 +16,7 @@ import random
 from collections import Counter
 
 from lit_rlhf.data.errors import ConfigError, SkipReport
-from lit_rlhf.data.preference_data import PreferenceRows
+from lit_rlhf.data.preference_files import PreferenceRows
 from lit_rlhf.gym.responses import flawed_response, ideal_response
 
 REDRAWS = 3

@@ -8,7 +8,7 @@ from collections import Counter
 from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.gym.annotators import SimulatedAnnotator, annotator_pool
 from lit_rlhf.gym.judge import GoldJudge
-from lit_rlhf.gym.prompts import GymPrompt, all_prompts, split_prompts
+from lit_rlhf.gym.prompt_bank import GymPrompt, all_prompts, split_prompts
 from lit_rlhf.gym.responses import flawed_response, ideal_response
 from lit_rlhf.gym.world import CATEGORIES
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass
 
 from lit_rlhf.gym import world
-from lit_rlhf.gym.prompts import GymPrompt, parse_prompt
+from lit_rlhf.gym.prompt_bank import GymPrompt, parse_prompt
 
 _REFUSAL_MARKERS = ("sorry", "can not help", "cannot help", "won't help", "will not help")
 _COMPLIANCE_MARKERS = ("sure", "first", "then", "tools", "evidence", "step")

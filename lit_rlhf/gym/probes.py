@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lit_rlhf.gym.judge import GoldJudge
-from lit_rlhf.gym.prompts import GymPrompt
+from lit_rlhf.gym.prompt_bank import GymPrompt
 
 # A response passes when the judge's helpfulness reaches this: identity names "gizmo" (0.8+),
 # format is a JSON object whose only key is "answer" (0.4+, whatever the value).

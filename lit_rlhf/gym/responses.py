@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from lit_rlhf.gym import world
-from lit_rlhf.gym.prompts import GymPrompt
+from lit_rlhf.gym.prompt_bank import GymPrompt
 
 
 def ideal_response(prompt: GymPrompt, rng: random.Random | None = None) -> str:

@@ -32,7 +32,7 @@ def gym_corpus() -> list[str]:
     import random
 
     from lit_rlhf.gym import world
-    from lit_rlhf.gym.prompts import all_prompts
+    from lit_rlhf.gym.prompt_bank import all_prompts
     from lit_rlhf.gym.responses import flawed_response, ideal_response
 
     texts = ["user : assistant :"]

@@ -6,12 +6,12 @@ import importlib
 
 # Imported lazily so that choosing one stage never imports another's dependencies.
 STAGES = {
-    "sft": "lit_rlhf.stages.sft",
-    "preferences": "lit_rlhf.stages.preferences",
-    "reward_model": "lit_rlhf.stages.reward_model",
-    "ppo": "lit_rlhf.stages.ppo",
-    "dpo": "lit_rlhf.stages.dpo",
-    "eval": "lit_rlhf.stages.eval",
+    "sft": "lit_rlhf.sft.stage",
+    "preferences": "lit_rlhf.collection.stage",
+    "reward_model": "lit_rlhf.reward.stage",
+    "ppo": "lit_rlhf.ppo.stage",
+    "dpo": "lit_rlhf.dpo.stage",
+    "eval": "lit_rlhf.evaluation.stage",
 }
 
 

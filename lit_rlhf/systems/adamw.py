@@ -9,7 +9,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lit_rlhf.optim import fused_supported
+
+def fused_supported(params: list[torch.Tensor]) -> bool:
+    """Fused AdamW kernels exist for floating-point tensors on CUDA, CPU, MPS and XPU, all on one device."""
+    devices = {p.device.type for p in params}
+    return len(devices) == 1 and devices <= {"cuda", "cpu", "mps", "xpu"} and all(p.is_floating_point() for p in params)
+
 
 # Keys a param group may set for itself; anything else is kept as a label (e.g. "name").
 ADAMW_KEYS = ("lr", "betas", "eps", "weight_decay")

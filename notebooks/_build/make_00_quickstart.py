@@ -36,8 +36,9 @@ The same objects the Hydra config builds: a model and tokenizer, a `LightningDat
 `SFTModule` (loss on response tokens only). Any Lightning `Trainer` runs it."""),
     ("code", """from functools import partial
 from lit_rlhf.models import build_policy
-from lit_rlhf.data.sft_data import SFTDataModule
-from lit_rlhf.modules.sft_module import SFTModule, warmup_cosine
+from lit_rlhf.sft.data import SFTDataModule
+from lit_rlhf.sft.module import SFTModule
+from lit_rlhf.systems.optimizers import warmup_cosine
 from lit_rlhf.evaluation.gold import gold_scores, ceiling_scores
 
 model, tokenizer = build_policy("embedded", seed=0)
@@ -74,7 +75,7 @@ assert table["untrained"]["all"] < table["sft"]["all"] < table["ceiling"]["all"]
 overridden, e.g. `lit-rlhf-train experiment=gym_sft trainer.max_epochs=2 module.optimizer.lr=1e-3`.
 From Python, `compose` + `train(cfg)` does the same:"""),
     ("code", """from hydra import compose, initialize_config_module
-from lit_rlhf.cli.train import train
+from lit_rlhf.run import train
 
 with initialize_config_module("lit_rlhf.conf", version_base="1.3"):
     cfg = compose("train", overrides=[f"paths.artifacts={ARTIFACTS}/quickstart", "debug=fast", "logger=none",

@@ -17,9 +17,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from lit_rlhf.collection.pairs import Decoding
-from lit_rlhf.collection.pipeline import filter_and_report, format_report, gym_prompts, sample_pairs
-from lit_rlhf.collection.prompts import GymQualityScorer, noisy_usage_log, select_prompts
+from lit_rlhf.collection.response_pairs import Decoding
+from lit_rlhf.collection.collect import filter_and_report, format_report, gym_prompts, sample_pairs
+from lit_rlhf.collection.prompt_selection import GymQualityScorer, noisy_usage_log, select_prompts
 from lit_rlhf.collection.votes import annotate_with_simulators
 from lit_rlhf.gym import AlignmentGym
 from lit_rlhf.models import build_policy

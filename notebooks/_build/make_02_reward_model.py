@@ -28,11 +28,11 @@ from functools import partial
 
 from lit_rlhf.gym import AlignmentGym
 from lit_rlhf.gym.comparisons import gym_preference_rows
-from lit_rlhf.data.length_balance import LengthBalancer
-from lit_rlhf.data.preference_data import PreferenceDataModule
-from lit_rlhf.models.reward_model import RewardModel, build_reward_model
-from lit_rlhf.modules.reward_module import RewardModelModule
-from lit_rlhf.modules.reward_metrics import evaluate_pairs
+from lit_rlhf.reward.length_balance import LengthBalancer
+from lit_rlhf.reward.data import PreferenceDataModule
+from lit_rlhf.reward.model import RewardModel, build_reward_model
+from lit_rlhf.reward.module import RewardModelModule
+from lit_rlhf.reward.metrics import evaluate_pairs
 
 torch.set_num_threads(1)  # tiny model: one thread is fastest on a shared CPU
 _ = L.seed_everything(0, verbose=False)"""),

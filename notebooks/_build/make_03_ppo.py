@@ -33,8 +33,9 @@ The gym's imperfect demonstrations, with the settings of `experiment=gym_sft` (8
 decay). The SFT checkpoint is saved because the reward model starts from its backbone."""),
     ("code", """from lit_rlhf.gym import AlignmentGym
 from lit_rlhf.models import build_policy, save_hf_checkpoint
-from lit_rlhf.data.sft_data import SFTDataModule
-from lit_rlhf.modules.sft_module import SFTModule, warmup_cosine
+from lit_rlhf.sft.data import SFTDataModule
+from lit_rlhf.sft.module import SFTModule
+from lit_rlhf.systems.optimizers import warmup_cosine
 
 gym = AlignmentGym(seed=0)
 policy, tokenizer = build_policy("embedded", seed=0)
@@ -52,8 +53,8 @@ answers per training prompt (10 pairs each), labelled by simulated annotators wh
 (`length_bias`), with ties and contradictory pairs filtered out, as `experiment=gym_preferences` does (see
 `01_preference_data`). The reward model starts from the SFT backbone, its training pairs are balanced by
 length difference, and 10% of them are held out to measure its agreement with the gold judge."""),
-    ("code", """from lit_rlhf.collection.pairs import Decoding
-from lit_rlhf.collection.pipeline import filter_and_report, gym_prompts, sample_pairs
+    ("code", """from lit_rlhf.collection.response_pairs import Decoding
+from lit_rlhf.collection.collect import filter_and_report, gym_prompts, sample_pairs
 from lit_rlhf.collection.votes import annotate_with_simulators
 
 samples, comparisons, _ = sample_pairs(sft_policy, tokenizer, gym_prompts(gym, "train"), k=5,
@@ -62,11 +63,11 @@ annotators = gym.annotators(5, temperature=0.3, length_bias=0.3, tie_rate=0.1, i
 votes = annotate_with_simulators(comparisons, annotators, gym.judge, per_pair=3, seed=0)
 pairs, collection_report = filter_and_report(comparisons, votes, min_agreement=0.6, judge=gym.judge)
 print(f"{len(comparisons)} sampled pairs, {len(pairs)} kept: {collection_report['filtering']['dropped']}")"""),
-    ("code", """from lit_rlhf.models.reward_model import build_reward_model
-from lit_rlhf.data.length_balance import LengthBalancer
-from lit_rlhf.data.preference_data import PreferenceDataModule
-from lit_rlhf.modules.reward_module import RewardModelModule
-from lit_rlhf.modules.reward_metrics import evaluate_pairs
+    ("code", """from lit_rlhf.reward.model import build_reward_model
+from lit_rlhf.reward.length_balance import LengthBalancer
+from lit_rlhf.reward.data import PreferenceDataModule
+from lit_rlhf.reward.module import RewardModelModule
+from lit_rlhf.reward.metrics import evaluate_pairs
 
 rm_model, rm_tokenizer = build_reward_model(str(sft_checkpoint), seed=0)   # SFT backbone, fresh score head
 rm_data = PreferenceDataModule(rm_tokenizer, train=pairs, batch_size=16, max_length=96, val_fraction=0.1,
@@ -90,7 +91,7 @@ computed once, before training, from the SFT model's greedy answers. The PPO sta
 (`reference_baseline.jsonl`) and reuses it on resume; here the reward model is new on every run, so the
 baseline is computed afresh (no `path`). Identity and format prompts stay out of RL, as in the pipeline, so
 that forgetting them can be seen."""),
-    ("code", """from lit_rlhf.ppo.prompts import filter_by_reward_variance, reference_baseline
+    ("code", """from lit_rlhf.ppo.rl_prompts import filter_by_reward_variance, reference_baseline
 
 rows = [{"prompt": p.text, "category": p.category} for p in gym.prompts("train", ["math", "harmful", "writing"])]
 rows, filter_report = filter_by_reward_variance(sft_policy, tokenizer, reward_model.score, rows, k=4,
@@ -101,11 +102,11 @@ filter_report["per_category"]"""),
     ("md", """## 4. PPOModule in a plain Lightning Trainer
 The settings of `experiment=gym_ppo` (KL coefficient β = 0.1, λ_NTP = 0.1 on SFT batches of 16, critic
 initialised from the reward model), for 3 passes over the prompts: 60 iterations of 16 prompts."""),
-    ("code", """from lit_rlhf.modules.ppo_module import PPOModule
-from lit_rlhf.models.value_model import ValueModel
+    ("code", """from lit_rlhf.ppo.module import PPOModule
+from lit_rlhf.ppo.value_model import ValueModel
 from lit_rlhf.ppo.config import PPOConfig
 from lit_rlhf.data.ntp import IndexedBatches
-from lit_rlhf.stages.ppo import collate_prompts
+from lit_rlhf.ppo.stage import collate_prompts
 
 
 class History(L.Callback):

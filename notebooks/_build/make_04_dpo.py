@@ -31,11 +31,11 @@ comparisons (two responses per prompt, majority of three simulated annotators). 
     ("code", """from lit_rlhf.gym import AlignmentGym
 from lit_rlhf.gym.comparisons import gym_preference_rows
 from lit_rlhf.models import build_policy
-from lit_rlhf.models.reward_model import RewardModel, build_reward_model
-from lit_rlhf.data.sft_data import SFTDataModule
-from lit_rlhf.data.preference_data import PreferenceDataModule
-from lit_rlhf.modules.sft_module import SFTModule
-from lit_rlhf.modules.reward_module import RewardModelModule
+from lit_rlhf.reward.model import RewardModel, build_reward_model
+from lit_rlhf.sft.data import SFTDataModule
+from lit_rlhf.reward.data import PreferenceDataModule
+from lit_rlhf.sft.module import SFTModule
+from lit_rlhf.reward.module import RewardModelModule
 
 gym = AlignmentGym(seed=0)
 TINY = {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 128}
@@ -56,7 +56,7 @@ reward_model = RewardModel(rm_model, rm_tokenizer)"""),
 as chosen and the worst as rejected. Prompts whose samples all score the same, or whose best and worst texts are
 identical, teach nothing: they are skipped and counted. (The stage writes the pairs to `pairs.jsonl` and reuses
 them when a killed run restarts.)"""),
-    ("code", """from lit_rlhf.dpo.pairs import policy_pairs
+    ("code", """from lit_rlhf.dpo.policy_pairs import policy_pairs
 
 prompt_rows = [{"prompt": p.text, "category": p.category} for p in gym.prompts("train", ["math", "harmful", "writing"])]
 pairs, report = policy_pairs(sft, tokenizer, reward_model.score, prompt_rows, n=4, seed=0, max_new_tokens=16)
@@ -83,7 +83,7 @@ resumed run draws the same batches). The metrics are the implicit rewards $\\bet
 of chosen and rejected and their margin."""),
     ("code", """from lit_rlhf.data.ntp import IndexedBatches
 from lit_rlhf.dpo.config import DPOConfig
-from lit_rlhf.modules.dpo_module import DPOModule
+from lit_rlhf.dpo.module import DPOModule
 
 
 class History(L.Callback):

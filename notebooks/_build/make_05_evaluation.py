@@ -31,8 +31,8 @@ artifacts = os.environ.get("LIT_RLHF_ARTIFACTS", "artifacts")"""),
     ("code", """import copy
 from lit_rlhf.gym import AlignmentGym
 from lit_rlhf.models import build_policy
-from lit_rlhf.data.sft_data import SFTDataModule
-from lit_rlhf.modules.sft_module import SFTModule
+from lit_rlhf.sft.data import SFTDataModule
+from lit_rlhf.sft.module import SFTModule
 
 gym = AlignmentGym(seed=0)
 untrained, tokenizer = build_policy("embedded", seed=0)
@@ -75,9 +75,9 @@ Any object with `score(prompts, responses)` works. A reward model's scores have 
 only comparisons between answers to the same prompt mean much; here a small one trained on gym
 comparisons for a minute."""),
     ("code", """from lit_rlhf.gym.comparisons import gym_preference_rows
-from lit_rlhf.models.reward_model import build_reward_model
-from lit_rlhf.data.preference_data import PreferenceDataModule
-from lit_rlhf.modules.reward_module import RewardModelModule
+from lit_rlhf.reward.model import build_reward_model
+from lit_rlhf.reward.data import PreferenceDataModule
+from lit_rlhf.reward.module import RewardModelModule
 from lit_rlhf.evaluation.answers import reward_model_judge
 
 rm_model, rm_tokenizer = build_reward_model("embedded", seed=0)

@@ -8,7 +8,7 @@ from lit_rlhf.collection.aggregate import (
     preference_rows,
     strongly_connected_components,
 )
-from lit_rlhf.collection.pairs import Comparison
+from lit_rlhf.collection.response_pairs import Comparison
 from lit_rlhf.collection.votes import Vote, check_ratings
 
 

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from lit_rlhf.collection.pairs import Comparison
+from lit_rlhf.collection.response_pairs import Comparison
 from lit_rlhf.collection.server import AnnotationServer
 from lit_rlhf.collection.storage import AnnotationStore
 

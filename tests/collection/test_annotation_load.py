@@ -15,7 +15,7 @@ from collections import Counter
 
 import pytest
 
-from lit_rlhf.collection.pairs import Comparison
+from lit_rlhf.collection.response_pairs import Comparison
 from lit_rlhf.collection.server import AnnotationServer
 from lit_rlhf.collection.storage import SHOWN_TO_CANONICAL, AnnotationStore
 

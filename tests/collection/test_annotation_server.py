@@ -7,7 +7,7 @@ pytest.importorskip("httpx")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from lit_rlhf.collection.pairs import Comparison  # noqa: E402
+from lit_rlhf.collection.response_pairs import Comparison  # noqa: E402
 from lit_rlhf.collection.server import AnnotationServer, create_app, serving_mode  # noqa: E402
 from lit_rlhf.collection.storage import AnnotationStore  # noqa: E402
 

@@ -2,7 +2,7 @@ import threading
 
 import pytest
 
-from lit_rlhf.collection.pairs import Comparison
+from lit_rlhf.collection.response_pairs import Comparison
 from lit_rlhf.collection.storage import AnnotationStore, ConflictingLabel, NotAssigned, UnknownPair
 
 RATINGS = {"helpfulness": 4, "harmlessness": 5, "fluency": 3}

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
+from lit_rlhf.collection.collect import gym_prompts
 from lit_rlhf.collection.io import PREFERENCE_FIELDS, load_hf, read_pairs, read_preferences, read_votes
-from lit_rlhf.collection.pairs import Decoding, build_comparisons, sample_responses
-from lit_rlhf.collection.pipeline import gym_prompts
+from lit_rlhf.collection.response_pairs import Decoding, build_comparisons, sample_responses
 from lit_rlhf.data.errors import DataError
 from lit_rlhf.gym import AlignmentGym
 from lit_rlhf.models import build_policy
@@ -32,7 +32,7 @@ def test_sampling_is_seeded_and_records_the_checkpoint(tiny_policy):
 
 
 def test_stage_writes_the_filtered_set_and_report(compose_config, tmp_path):
-    from lit_rlhf.stages.preferences import run
+    from lit_rlhf.collection.stage import run
 
     cfg = compose_config(
         "experiment=gym_preferences", "stage=preferences", "preferences.policy.source=embedded",
@@ -61,7 +61,7 @@ def test_stage_writes_the_filtered_set_and_report(compose_config, tmp_path):
 
 
 def test_missing_checkpoint_names_the_path_and_the_fix(compose_config, tmp_path):
-    from lit_rlhf.stages.preferences import run
+    from lit_rlhf.collection.stage import run
 
     cfg = compose_config("experiment=gym_preferences", "stage=preferences")
     with pytest.raises(FileNotFoundError, match="experiment=gym_sft"):

@@ -1,7 +1,7 @@
 """Equal samples among the k responses give each comparison once, and the annotation tools accept the file."""
 
 from lit_rlhf.collection.io import read_pairs, write_pairs
-from lit_rlhf.collection.pairs import build_comparisons
+from lit_rlhf.collection.response_pairs import build_comparisons
 from lit_rlhf.data.errors import SkipReport
 
 

@@ -2,7 +2,7 @@ from collections import Counter
 
 import pytest
 
-from lit_rlhf.collection.prompts import (
+from lit_rlhf.collection.prompt_selection import (
     GymQualityScorer,
     HeuristicQualityScorer,
     Prompt,

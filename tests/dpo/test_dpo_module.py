@@ -9,11 +9,11 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from lit_rlhf.data.ntp import IndexedBatches
-from lit_rlhf.data.sft_data import SFTCollator, SFTDataset
 from lit_rlhf.dpo.config import DPOConfig
 from lit_rlhf.dpo.data import DPODataModule
+from lit_rlhf.dpo.module import DPOModule
 from lit_rlhf.models.tokenizer import build_gym_tokenizer
-from lit_rlhf.modules.dpo_module import DPOModule
+from lit_rlhf.sft.data import SFTCollator, SFTDataset
 from lit_rlhf.systems.checkpoint_io import AtomicCheckpointIO
 
 

@@ -5,9 +5,9 @@ import json
 from hydra.utils import instantiate
 
 from lit_rlhf.dpo.config import DPOConfig
+from lit_rlhf.dpo.stage import build_pairs, run
 from lit_rlhf.models import build_policy, save_hf_checkpoint
-from lit_rlhf.models.reward_model import RewardModel, build_reward_model
-from lit_rlhf.stages.dpo import build_pairs, run
+from lit_rlhf.reward.model import RewardModel, build_reward_model
 
 TINY = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64}
 

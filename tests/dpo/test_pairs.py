@@ -5,7 +5,7 @@ import json
 import pytest
 
 from lit_rlhf.data.errors import SkipReport
-from lit_rlhf.dpo.pairs import best_worst_pairs, load_or_build_pairs, policy_pairs, sample_and_score
+from lit_rlhf.dpo.policy_pairs import best_worst_pairs, load_or_build_pairs, policy_pairs, sample_and_score
 
 ROWS = [{"prompt": "p0", "category": "math"}, {"prompt": "p1", "category": "writing"}, {"prompt": "p2"},
         {"prompt": "p3"}]

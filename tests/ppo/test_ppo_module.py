@@ -15,10 +15,9 @@ from torch.utils.data import DataLoader
 
 from lit_rlhf.gym import AlignmentGym
 from lit_rlhf.models import build_policy
-from lit_rlhf.models.value_model import ValueModel
-from lit_rlhf.modules.ppo_module import PPOModule
 from lit_rlhf.ppo.config import PPOConfig
-from lit_rlhf.ppo.prompts import filter_by_reward_variance, reference_baseline
+from lit_rlhf.ppo.module import PPOModule
+from lit_rlhf.ppo.rl_prompts import filter_by_reward_variance, reference_baseline
 from lit_rlhf.ppo.rollout import (
     Rollout,
     decode_responses,
@@ -28,7 +27,8 @@ from lit_rlhf.ppo.rollout import (
     response_mask_until_eos,
     response_values,
 )
-from lit_rlhf.stages.ppo import collate_prompts
+from lit_rlhf.ppo.stage import collate_prompts
+from lit_rlhf.ppo.value_model import ValueModel
 
 GYM = AlignmentGym(seed=0)
 PROMPTS = [p.text for p in GYM.prompts("train")[::40]][:8]

@@ -4,8 +4,8 @@ import pytest
 
 from lit_rlhf.data.errors import DataError
 from lit_rlhf.gym import AlignmentGym
-from lit_rlhf.ppo.prompts import read_prompts_jsonl
-from lit_rlhf.stages.ppo import _rl_prompts
+from lit_rlhf.ppo.rl_prompts import read_prompts_jsonl
+from lit_rlhf.ppo.stage import _rl_prompts
 
 
 def write(path, rows):

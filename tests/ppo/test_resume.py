@@ -7,12 +7,12 @@ import torch
 from hydra.utils import instantiate
 
 from lit_rlhf.data.ntp import IndexedBatches
-from lit_rlhf.data.sft_data import SFTCollator, SFTDataset
 from lit_rlhf.gym import AlignmentGym
 from lit_rlhf.models import build_policy
-from lit_rlhf.modules.ppo_module import PPOModule
 from lit_rlhf.ppo.config import PPOConfig
-from lit_rlhf.stages.ppo import prompt_loader
+from lit_rlhf.ppo.module import PPOModule
+from lit_rlhf.ppo.stage import prompt_loader
+from lit_rlhf.sft.data import SFTCollator, SFTDataset
 from lit_rlhf.systems.checkpoint_io import AtomicCheckpointIO
 
 GYM = AlignmentGym(seed=0)

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from lit_rlhf.models import build_policy
-from lit_rlhf.modules.ppo_module import PPOModule
 from lit_rlhf.ppo.config import PPOConfig
+from lit_rlhf.ppo.module import PPOModule
 from lit_rlhf.ppo.reward_offsets import OffsetReward, prompt_noise
 
 CATEGORY_OF = {"add 2 and 3 .": "math", "how do i rob a shop ?": "harmful", "describe the sea .": "writing"}
@@ -67,7 +67,7 @@ def test_the_reference_baseline_removes_the_offsets_exactly():
 def test_the_ppo_stage_reads_its_offsets_config_and_rejects_unknown_keys():
     from types import SimpleNamespace
 
-    from lit_rlhf.stages.ppo import _offset_reward
+    from lit_rlhf.ppo.stage import _offset_reward
 
     rows = [{"prompt": p, "category": c} for p, c in CATEGORY_OF.items()]
     reward_model = SimpleNamespace(score=constant)

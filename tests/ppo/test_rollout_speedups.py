@@ -10,8 +10,6 @@ from lit_rlhf.generation import left_pad
 from lit_rlhf.gym import AlignmentGym
 from lit_rlhf.gym.responses import ideal_response
 from lit_rlhf.models import build_policy
-from lit_rlhf.models.reward_model import RewardModel, build_reward_model
-from lit_rlhf.data.preference_data import encode_prompt_response
 from lit_rlhf.models.tokenizer import build_gym_tokenizer
 from lit_rlhf.ppo.rollout import (
     Rollout,
@@ -23,6 +21,8 @@ from lit_rlhf.ppo.rollout import (
     rollout_rewards,
     sample_rollout,
 )
+from lit_rlhf.reward.data import encode_prompt_response
+from lit_rlhf.reward.model import RewardModel, build_reward_model
 
 TINY = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64}
 GYM = AlignmentGym(seed=0)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lit_rlhf.data.preference_data import PreferenceDataModule, encode_with_segments
-from lit_rlhf.models.reward_model import RewardModel, build_reward_model
-from lit_rlhf.modules.reward_module import RewardModelModule
+from lit_rlhf.reward.data import PreferenceDataModule, encode_with_segments
+from lit_rlhf.reward.model import RewardModel, build_reward_model
+from lit_rlhf.reward.module import RewardModelModule
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "reward_model.md"
 TINY = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64}

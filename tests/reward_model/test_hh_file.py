@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from lit_rlhf.cli.train import run_command, train
+from lit_rlhf.cli.train import run_command
 from lit_rlhf.data.errors import ConfigError, DataError
-from lit_rlhf.data.preference_data import read_preferences
+from lit_rlhf.data.preference_files import read_preferences
+from lit_rlhf.run import train
 
 SMALL_MODEL = ["debug=fast", "model.tiny.num_layers=1", "model.tiny.hidden_size=32", "model.tiny.intermediate_size=64"]
 

@@ -6,7 +6,7 @@ import pytest
 from lit_rlhf.data.errors import DataError, SkipReport
 from lit_rlhf.data.formatting import prompt_text
 from lit_rlhf.data.hh_rlhf import hh_row, read_hh_rlhf, split_transcript
-from lit_rlhf.data.preference_data import read_preferences
+from lit_rlhf.data.preference_files import read_preferences
 
 SINGLE = "\n\nHuman: what is 2 plus 2?\n\nAssistant: It is 4."
 MULTI_CHOSEN = ("\n\nHuman: hi\n\nAssistant: Hello! How can I help?\n\nHuman: tell me a joke"

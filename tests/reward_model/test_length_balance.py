@@ -1,6 +1,6 @@
 import pytest
 
-from lit_rlhf.data.length_balance import LengthBalancer, balance_by_length, bucket_index, bucket_names
+from lit_rlhf.reward.length_balance import LengthBalancer, balance_by_length, bucket_index, bucket_names
 
 
 def pair(chosen_words: int, rejected_words: int, tag: str) -> dict:

@@ -3,16 +3,16 @@ import json
 import pytest
 
 from lit_rlhf.data.errors import DataError, SkipReport
-from lit_rlhf.data.length_balance import LengthBalancer
-from lit_rlhf.data.preference_data import (
+from lit_rlhf.data.preference_files import read_preference_jsonl
+from lit_rlhf.models.tokenizer import build_gym_tokenizer
+from lit_rlhf.reward.data import (
     PreferenceCollator,
     PreferenceDataModule,
     PreferenceDataset,
     encode_prompt_response,
-    read_preference_jsonl,
     resolve_input_format,
 )
-from lit_rlhf.models.tokenizer import build_gym_tokenizer
+from lit_rlhf.reward.length_balance import LengthBalancer
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_input_format_resolution(tokenizer):
 
 
 def test_length_grouped_batches_cover_every_pair_once_and_cut_padding(tokenizer):
-    from lit_rlhf.data.preference_data import LengthGroupedBatchSampler
+    from lit_rlhf.reward.data import LengthGroupedBatchSampler
 
     lengths = [3 + (i * 7) % 40 for i in range(100)]
     sampler = LengthGroupedBatchSampler(lengths, batch_size=8, seed=0, mega_factor=4)

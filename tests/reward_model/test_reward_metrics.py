@@ -4,10 +4,10 @@ import lightning as L
 import pytest
 import torch
 
-from lit_rlhf.data.preference_data import PreferenceDataModule
-from lit_rlhf.models.reward_model import build_reward_model
-from lit_rlhf.modules.reward_metrics import GroupedAccuracy, RewardMetrics
-from lit_rlhf.modules.reward_module import RewardModelModule
+from lit_rlhf.reward.data import PreferenceDataModule
+from lit_rlhf.reward.metrics import GroupedAccuracy, RewardMetrics
+from lit_rlhf.reward.model import build_reward_model
+from lit_rlhf.reward.module import RewardModelModule
 
 TINY = {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 32}
 PAIRS = [("what is 2 plus 3 ?", "the answer is 5 .", "i think it is a big number ."),

@@ -6,11 +6,11 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from lit_rlhf.data.preference_data import PreferenceDataModule, encode_prompt_response
 from lit_rlhf.gym import AlignmentGym
 from lit_rlhf.gym.comparisons import gym_preference_rows
-from lit_rlhf.models.reward_model import RewardModel, build_reward_model, resolve_package_path, sequence_scores
-from lit_rlhf.modules.reward_module import RewardModelModule
+from lit_rlhf.reward.data import PreferenceDataModule, encode_prompt_response
+from lit_rlhf.reward.model import RewardModel, build_reward_model, resolve_package_path, sequence_scores
+from lit_rlhf.reward.module import RewardModelModule
 
 TINY = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64}
 

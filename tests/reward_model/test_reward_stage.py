@@ -3,8 +3,8 @@ import json
 from hydra.utils import instantiate
 from transformers import AutoModelForSequenceClassification
 
-from lit_rlhf.cli.train import train
-from lit_rlhf.models.reward_model import RewardModel
+from lit_rlhf.reward.model import RewardModel
+from lit_rlhf.run import train
 
 SMALL = ["debug=fast", "model.tiny.num_layers=1", "model.tiny.hidden_size=32", "model.tiny.intermediate_size=64",
          "data.train.pairs_per_prompt=1", "data.test.pairs_per_prompt=1"]
@@ -65,7 +65,7 @@ def test_reward_model_starts_from_an_sft_checkpoint(tmp_path):
     import torch
 
     from lit_rlhf.models import build_policy, save_hf_checkpoint
-    from lit_rlhf.models.reward_model import build_reward_model
+    from lit_rlhf.reward.model import build_reward_model
 
     policy, tokenizer = build_policy(tiny={"hidden_size": 32, "num_layers": 1, "num_heads": 2,
                                            "intermediate_size": 64})

@@ -23,9 +23,9 @@ from torch.utils.data import DataLoader
 
 from lit_rlhf.gym import AlignmentGym
 from lit_rlhf.models import build_policy
-from lit_rlhf.modules.ppo_module import PPOModule
 from lit_rlhf.ppo.config import PPOConfig
-from lit_rlhf.stages.ppo import collate_prompts
+from lit_rlhf.ppo.module import PPOModule
+from lit_rlhf.ppo.stage import collate_prompts
 from lit_rlhf.systems.strategies import ddp_strategy, fsdp2_strategy, fsdp_strategy
 
 TINY = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64}

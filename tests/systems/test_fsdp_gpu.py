@@ -27,9 +27,9 @@ def test_fsdp_bf16_ppo_on_one_gpu():
 
     from lit_rlhf.gym import AlignmentGym
     from lit_rlhf.models import build_policy
-    from lit_rlhf.modules.ppo_module import PPOModule
     from lit_rlhf.ppo.config import PPOConfig
-    from lit_rlhf.stages.ppo import collate_prompts
+    from lit_rlhf.ppo.module import PPOModule
+    from lit_rlhf.ppo.stage import collate_prompts
     from lit_rlhf.systems.strategies import fsdp_strategy
 
     if not torch.cuda.is_bf16_supported():

@@ -7,7 +7,7 @@ import pytest
 import torch
 from lightning.pytorch.plugins.precision import MixedPrecision
 
-from lit_rlhf.cli.train import train
+from lit_rlhf.run import train
 from lit_rlhf.systems.fused_optimizer import FusedBackwardAdamW
 from lit_rlhf.systems.precision import unscale_before_step
 

@@ -4,7 +4,7 @@ For each prompt the best-scored response becomes ``chosen`` and the worst ``reje
 prompt whose samples all score the same, or whose best and worst texts are identical, teaches
 nothing and is skipped; skips are counted by reason in a ``SkipReport``. This decouples DPO's
 data from human annotation. Human or collected pairs (prompt/chosen/rejected JSONL, HH-RLHF)
-are read with :func:`lit_rlhf.data.preference_data.read_preferences` instead.
+are read with :func:`lit_rlhf.data.preference_files.read_preferences` instead.
 
 Pairs are written atomically to a JSONL file next to a ``.meta.json`` of the settings that
 made them; a later run with the same settings reuses the file (so a killed run resumes without
@@ -22,7 +22,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from lit_rlhf.data.errors import ConfigError, DataError, SkipReport
 from lit_rlhf.data.jsonl import write_jsonl
-from lit_rlhf.data.preference_data import read_preference_jsonl
+from lit_rlhf.data.preference_files import read_preference_jsonl
 from lit_rlhf.generation import generate
 
 ScoreFn = Callable[[list[str], list[str]], list[float]]

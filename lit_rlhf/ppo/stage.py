@@ -16,12 +16,12 @@ from lit_rlhf.data.ntp import IndexedBatches
 from lit_rlhf.data.resumable import ResumableDataLoader
 from lit_rlhf.evaluation.compare import compare_with_gold
 from lit_rlhf.models import save_hf_checkpoint
-from lit_rlhf.models.reward_model import RewardModel
-from lit_rlhf.models.value_model import ValueModel
-from lit_rlhf.modules.ppo_module import PPOModule
-from lit_rlhf.ppo.prompts import filter_by_reward_variance, reference_baseline, sampled_rewards
+from lit_rlhf.ppo.module import PPOModule
 from lit_rlhf.ppo.reward_offsets import OffsetReward
+from lit_rlhf.ppo.rl_prompts import filter_by_reward_variance, reference_baseline, sampled_rewards
+from lit_rlhf.ppo.value_model import ValueModel
 from lit_rlhf.provenance import clear_if_made_otherwise, input_id
+from lit_rlhf.reward.model import RewardModel
 from lit_rlhf.stages.common import (
     banner,
     build_trainer,
@@ -50,7 +50,6 @@ def run(cfg: DictConfig) -> dict:
     out = Path(cfg.output_dir)
     options = cfg.ppo
     banner(f"PPO -> {out}")
-    train_reward_model_variant(cfg)
     policy, tokenizer = instantiate(cfg.model)
     reference = copy.deepcopy(policy)
     reward_model = RewardModel.load(options.reward_model)
@@ -132,24 +131,6 @@ def _rl_prompts(options: DictConfig, gym, reports: dict) -> tuple[list[dict], bo
     rank_zero_info(f"RL prompts from {source.path}: {rows.report.summary()}")
     reports["prompt_file"] = {"path": str(source.path), "kept": rows.report.kept, "skipped": dict(rows.report.counts)}
     return list(rows), False
-
-
-def train_reward_model_variant(cfg: DictConfig) -> None:
-    """Train the reward model ``ppo.reward_model`` points to, when it is missing and ``ppo.reward_model_overrides``
-    says how: the pipeline's reward-model stage with those overrides (e.g. an ablation without length balancing)."""
-    overrides = cfg.ppo.get("reward_model_overrides")
-    target = Path(cfg.ppo.reward_model)
-    if not overrides or (target / "config.json").exists():
-        return
-    from lit_rlhf.cli.train import train
-    from lit_rlhf.pipeline import stage_config
-
-    rm_cfg = stage_config("reward_model", [f"paths.artifacts={cfg.paths.artifacts}", f"seed={cfg.seed}", *overrides])
-    if Path(rm_cfg.output_dir) / "checkpoint" != target:
-        raise ConfigError(f"ppo.reward_model_overrides write to {rm_cfg.output_dir}/checkpoint, but ppo.reward_model "
-                          f"is {target}; make them agree (run_suffix)")
-    rank_zero_info(f"reward model {target} is missing: training it first with {list(overrides)}")
-    train(rm_cfg)
 
 
 def _reward_spread(rows: list[dict], sampled: list[list[float]], ref_scores: dict[str, float]) -> dict:

@@ -122,7 +122,7 @@ def evaluate_pairs(scorer, rows: list[dict], judge=None, tokenizer=None, batch_s
     """
     from torchmetrics.functional import pearson_corrcoef, spearman_corrcoef
 
-    from lit_rlhf.data.length_balance import response_length
+    from lit_rlhf.reward.length_balance import response_length
 
     prompts = [r["prompt"] for r in rows]
     chosen = torch.tensor(scorer.score(prompts, [r["chosen"] for r in rows], batch_size), dtype=torch.float64)

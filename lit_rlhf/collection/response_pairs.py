@@ -7,7 +7,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from lit_rlhf.collection.prompts import Prompt
+from lit_rlhf.collection.prompt_selection import Prompt
 from lit_rlhf.data.errors import SkipReport
 
 

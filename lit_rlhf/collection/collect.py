@@ -14,13 +14,13 @@ from pathlib import Path
 from lit_rlhf.collection.aggregate import drop_report, filter_pairs, preference_rows
 from lit_rlhf.collection.agreement import agreement_report, length_statistics
 from lit_rlhf.collection.io import save_hf, write_pairs, write_votes
-from lit_rlhf.collection.pairs import (
+from lit_rlhf.collection.prompt_selection import Prompt, SelectionReport
+from lit_rlhf.collection.response_pairs import (
     Comparison,
     Decoding,
     build_comparisons,
     sample_responses,
 )
-from lit_rlhf.collection.prompts import Prompt, SelectionReport
 from lit_rlhf.collection.votes import Vote
 from lit_rlhf.data.errors import SkipReport
 from lit_rlhf.data.jsonl import write_jsonl

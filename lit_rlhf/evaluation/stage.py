@@ -155,7 +155,7 @@ def eval_device(device: str) -> torch.device:
 
 
 def _reward_model(options: DictConfig):
-    from lit_rlhf.models.reward_model import RewardModel
+    from lit_rlhf.reward.model import RewardModel
 
     return RewardModel.load(options.reward_model, device=str(eval_device(options.get("device", "auto"))))
 

@@ -20,7 +20,6 @@ from lit_rlhf.core.rewards import kl_penalized_rewards, reference_baseline_rewar
 from lit_rlhf.core.sft_loss import masked_lm_loss
 from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.models.modes import eval_mode
-from lit_rlhf.models.value_model import ValueModel
 from lit_rlhf.ppo.config import PPOConfig
 from lit_rlhf.ppo.rollout import (
     Rollout,
@@ -31,6 +30,7 @@ from lit_rlhf.ppo.rollout import (
     rollout_rewards,
     sample_rollout,
 )
+from lit_rlhf.ppo.value_model import ValueModel
 from lit_rlhf.systems.adamw import actor_critic_param_groups, build_adamw
 from lit_rlhf.systems.fused_optimizer import FusedBackwardAdamW
 from lit_rlhf.systems.precision import clip_grad_norm_before_step, prepare_optimizer
@@ -43,7 +43,7 @@ class PPOModule(L.LightningModule):
 
     ``reward_fn(prompts, responses) -> list[float]`` is typically ``RewardModel.score``; a ``RewardModel``
     that shares the policy's tokenizer then scores the rollout's token ids, with no decode/re-encode.
-    ``ref_scores`` maps each training prompt to r(x, y_ref) (see ``lit_rlhf.ppo.prompts``).
+    ``ref_scores`` maps each training prompt to r(x, y_ref) (see ``lit_rlhf.ppo.rl_prompts``).
     ``ntp_batches(k)`` returns the k-th SFT batch (``input_ids``, ``attention_mask``, ``labels``),
     e.g. ``lit_rlhf.data.ntp.IndexedBatches``; one is drawn per update when ``config.ntp_coef > 0`` (and then
     it is required).
@@ -70,7 +70,7 @@ class PPOModule(L.LightningModule):
         self.critic = critic if critic is not None else ValueModel.from_policy(policy)
         if self.config.reference_baseline and not ref_scores:
             raise ConfigError("reference_baseline=True needs ref_scores (r(x, y_ref) per prompt); "
-                             "build them with lit_rlhf.ppo.prompts.reference_baseline or set reference_baseline=False")
+                             "build them with lit_rlhf.ppo.rl_prompts.reference_baseline or set reference_baseline=False")
         self.ref_scores = dict(ref_scores or {})
         if self.config.ntp_coef > 0 and ntp_batches is None:
             raise ConfigError(f"ntp_coef={self.config.ntp_coef} > 0 needs ntp_batches (e.g. "

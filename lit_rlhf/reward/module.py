@@ -14,15 +14,15 @@ import torch
 
 from lit_rlhf.core.reward_loss import pairwise_correct, reward_loss
 from lit_rlhf.data.errors import ConfigError
-from lit_rlhf.data.length_balance import bucket_names
-from lit_rlhf.data.preference_data import DEFAULT_EDGES
-from lit_rlhf.models.reward_model import RewardModel, sequence_scores
-from lit_rlhf.modules.reward_metrics import RewardMetrics
-from lit_rlhf.optim import optimizers_for
+from lit_rlhf.reward.data import DEFAULT_EDGES
+from lit_rlhf.reward.length_balance import bucket_names
+from lit_rlhf.reward.metrics import RewardMetrics
+from lit_rlhf.reward.model import RewardModel, sequence_scores
+from lit_rlhf.systems.optimizers import optimizers_for
 
 
 class RewardModelModule(L.LightningModule):
-    """Wraps a one-output sequence classifier (see ``lit_rlhf.models.reward_model``).
+    """Wraps a one-output sequence classifier (see ``lit_rlhf.reward.model``).
 
     ``optimizer``/``scheduler`` are partials (Hydra ``_partial_: true``); the scheduler gets the
     optimizer and ``total_steps``. ``prior_coef`` is lambda of the score prior (0 turns it off);

@@ -8,7 +8,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from lit_rlhf.modules.reward_metrics import evaluate_pairs
+from lit_rlhf.reward.metrics import evaluate_pairs
 from lit_rlhf.stages.common import (
     banner,
     build_trainer,

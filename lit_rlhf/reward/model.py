@@ -39,7 +39,6 @@ from transformers import (
 )
 
 from lit_rlhf.data.formatting import pad_batch, position_ids
-from lit_rlhf.data.preference_data import describe_encoding, encode_with_segments, resolve_input_format
 from lit_rlhf.models.builder import (
     EMBEDDED,
     _dtype,
@@ -50,6 +49,7 @@ from lit_rlhf.models.builder import (
 )
 from lit_rlhf.models.modes import eval_mode
 from lit_rlhf.models.tokenizer import build_gym_tokenizer
+from lit_rlhf.reward.data import describe_encoding, encode_with_segments, resolve_input_format
 
 SIDECAR = "reward_model.json"
 

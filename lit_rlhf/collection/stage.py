@@ -12,8 +12,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
-from lit_rlhf.collection.pairs import Decoding
-from lit_rlhf.collection.pipeline import (
+from lit_rlhf.collection.collect import (
     Collection,
     filter_and_report,
     format_report,
@@ -21,7 +20,8 @@ from lit_rlhf.collection.pipeline import (
     sample_pairs,
     write_collection,
 )
-from lit_rlhf.collection.prompts import noisy_usage_log, select_prompts
+from lit_rlhf.collection.prompt_selection import noisy_usage_log, select_prompts
+from lit_rlhf.collection.response_pairs import Decoding
 from lit_rlhf.collection.votes import annotate_with_simulators
 from lit_rlhf.models import EMBEDDED, build_policy
 from lit_rlhf.stages.common import banner, seed_and_threads, write_json

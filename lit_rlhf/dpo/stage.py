@@ -20,14 +20,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.data.ntp import IndexedBatches
-from lit_rlhf.data.preference_data import read_preferences
+from lit_rlhf.data.preference_files import read_preferences
 from lit_rlhf.dpo.data import DPODataModule
-from lit_rlhf.dpo.pairs import load_or_build_pairs, policy_pairs
+from lit_rlhf.dpo.module import DPOModule
+from lit_rlhf.dpo.policy_pairs import load_or_build_pairs, policy_pairs
 from lit_rlhf.evaluation.compare import compare_with_gold
 from lit_rlhf.models import save_hf_checkpoint
-from lit_rlhf.models.reward_model import RewardModel
-from lit_rlhf.modules.dpo_module import DPOModule
 from lit_rlhf.provenance import input_id
+from lit_rlhf.reward.model import RewardModel
 from lit_rlhf.stages.common import (
     banner,
     build_trainer,

@@ -8,14 +8,14 @@ import lightning as L
 import torch
 
 from lit_rlhf.core.sft_loss import masked_lm_loss
-from lit_rlhf.optim import optimizers_for
+from lit_rlhf.systems.optimizers import optimizers_for
 
 
 class SFTModule(L.LightningModule):
     """Wraps a causal LM. ``optimizer`` and ``scheduler`` are partials (Hydra ``_partial_: true``).
 
     ``scheduler`` receives the optimizer and the total number of training steps, e.g.
-    ``lit_rlhf.modules.sft_module.warmup_cosine``.
+    ``lit_rlhf.systems.optimizers.warmup_cosine``.
     """
 
     def __init__(self, model, tokenizer, optimizer: Callable | None = None, scheduler: Callable | None = None,
@@ -49,18 +49,3 @@ class SFTModule(L.LightningModule):
     def configure_optimizers(self):
         return optimizers_for(self, self.model.named_parameters(), self.optimizer_factory, self.scheduler_factory,
                               self.weight_decay, self.fused_optimizer)
-
-
-def warmup_cosine(optimizer, total_steps: int, warmup_ratio: float = 0.05, min_ratio: float = 0.1):
-    """Linear warm-up then cosine decay to ``min_ratio`` of the peak learning rate."""
-    import math
-
-    warmup = max(1, int(warmup_ratio * total_steps))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

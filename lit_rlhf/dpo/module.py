@@ -12,7 +12,7 @@ from lit_rlhf.core.sft_loss import masked_lm_loss
 from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.dpo.config import DPOConfig
 from lit_rlhf.dpo.data import concatenated_logprobs
-from lit_rlhf.optim import optimizers_for
+from lit_rlhf.systems.optimizers import optimizers_for
 
 
 class DPOModule(L.LightningModule):
@@ -24,7 +24,7 @@ class DPOModule(L.LightningModule):
     ``ntp_batches(k)`` returns the k-th SFT batch (``input_ids``, ``attention_mask``, ``labels``),
     e.g. :class:`lit_rlhf.data.ntp.IndexedBatches`; one is drawn per step when ``config.ntp_coef > 0``,
     and the counter ``ntp_step`` is checkpointed so a resumed run draws the same batches.
-    ``optimizer`` and ``scheduler`` are partials as in :class:`lit_rlhf.modules.sft_module.SFTModule`.
+    ``optimizer`` and ``scheduler`` are partials as in :class:`lit_rlhf.sft.module.SFTModule`.
     """
 
     def __init__(self, policy, tokenizer, config: DPOConfig | None = None,

@@ -1,0 +1,93 @@
+"""Running stages from composed configs: ``train(cfg)``, the config of a planned pipeline stage, and what a
+stage needs trained before it. The CLI, the pipeline, notebooks and tests all call these."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lightning.pytorch.utilities import rank_zero_info
+from omegaconf import DictConfig, OmegaConf
+
+from lit_rlhf.data.errors import ConfigError
+from lit_rlhf.stages import get_stage
+
+
+def train(cfg: DictConfig) -> dict:
+    """Run ``cfg.stage`` on a composed config; importable, so notebooks and tests call the same code.
+
+    The resolved config goes to ``<output_dir>/config.yaml`` first. ``fingerprint.json`` (what the output
+    was made from, ``lit_rlhf.provenance``) is removed while the stage runs and written when it finishes,
+    so a killed run is never taken for a finished one.
+    """
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    from lit_rlhf.provenance import FINGERPRINT, recipe, write_fingerprint
+    from lit_rlhf.stages.common import write_run_config
+
+    stage = get_stage(cfg.stage)
+    train_reward_model_variant(cfg)
+    write_run_config(cfg)
+    (Path(cfg.output_dir) / FINGERPRINT).unlink(missing_ok=True)
+    summary = stage(cfg)
+    if rank_zero_only.rank == 0 and summary:
+        write_fingerprint(cfg.output_dir, recipe(cfg))
+    return summary
+
+
+def stage_plan(path: str | Path | None = None) -> list[dict]:
+    """The ``stages`` list of ``conf/pipeline.yaml`` (name and overrides per stage)."""
+    if path is None:
+        import lit_rlhf.conf
+
+        path = Path(lit_rlhf.conf.__file__).parent / "pipeline.yaml"
+    plan = OmegaConf.to_container(OmegaConf.load(path))["stages"]
+    names = set()
+    for i, stage in enumerate(plan):
+        if not isinstance(stage, dict) or "name" not in stage:
+            raise ConfigError(f"{path}: stages[{i}] needs a `name` (and optional `overrides`, `needs`), got {stage!r}")
+        unknown = set(stage.get("needs", [])) - names
+        if unknown:
+            raise ConfigError(f"{path}: stages[{i}] ({stage['name']}) needs {sorted(unknown)}, "
+                              "which no earlier stage is")
+        names.add(stage["name"])
+    return plan
+
+
+def compose(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
+    """The ``lit-rlhf-train`` config (or ``config_name``, e.g. ``eval``) with Hydra ``overrides``, as the command
+    line composes it; also works inside a running Hydra app (e.g. a multirun job)::
+
+        cfg = compose(["experiment=sft", "model.source=/path/to/model", "data.train.path=train.jsonl"])
+        train(cfg)
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():  # Hydra's own app: its search path already has lit_rlhf.conf
+        return hydra_compose(config_name, overrides=list(overrides or []))
+    with initialize_config_module("lit_rlhf.conf", version_base="1.3"):
+        return hydra_compose(config_name, overrides=list(overrides or []))
+
+
+def stage_config(name: str, overrides: list[str]):
+    """The config of the planned stage ``name`` with extra ``overrides`` (e.g. an ablation's variant)."""
+    plan = {s["name"]: s for s in stage_plan()}
+    if name not in plan:
+        raise ConfigError(f"unknown pipeline stage {name!r}; stages: {list(plan)}")
+    return compose(list(plan[name].get("overrides", [])) + list(overrides))
+
+
+def train_reward_model_variant(cfg: DictConfig) -> None:
+    """Train the reward model ``ppo.reward_model`` points to, when it is missing and ``ppo.reward_model_overrides``
+    says how: the pipeline's reward-model stage with those overrides (e.g. an ablation without length balancing)."""
+    overrides = OmegaConf.select(cfg, "ppo.reward_model_overrides")
+    if not overrides or (Path(cfg.ppo.reward_model) / "config.json").exists():
+        return
+    target = Path(cfg.ppo.reward_model)
+    rm_cfg = stage_config("reward_model", [f"paths.artifacts={cfg.paths.artifacts}", f"seed={cfg.seed}", *overrides])
+    if Path(rm_cfg.output_dir) / "checkpoint" != target:
+        raise ConfigError(f"ppo.reward_model_overrides write to {rm_cfg.output_dir}/checkpoint, but ppo.reward_model "
+                          f"is {target}; make them agree (run_suffix)")
+    rank_zero_info(f"reward model {target} is missing: training it first with {list(overrides)}")
+    train(rm_cfg)
