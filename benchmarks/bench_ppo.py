@@ -36,6 +36,7 @@ post-accumulate-grad event, maximum over every backward).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -127,9 +128,10 @@ def build_lit_module(workdir: Path, **config_changes):
     reward = RewardModel(*build_reward_model(str(workdir / "reward")))
     critic = ValueModel.from_reward_model(build_reward_model(str(workdir / "critic"))[0])
     config = PPOConfig(max_new_tokens=NEW_TOKENS, ppo_epochs=PPO_EPOCHS, num_minibatches=MINIBATCHES,
-                       reference_baseline=False, max_grad_norm=None, kl_coef=KL_COEF, policy_lr=LR, critic_lr=LR,
+                       reference_baseline=False, max_grad_norm=None, kl_coef=KL_COEF,
                        whiten_advantages=True, **config_changes)
-    return PPOModule(policy, tokenizer, reward.score, config, critic=critic), reward
+    return PPOModule(policy, tokenizer, reward.score, config, critic=critic,
+                     optimizer=functools.partial(torch.optim.AdamW, lr=LR), param_groups={}), reward
 
 
 def fit_lit(module, workdir: Path, iterations: int, callbacks=()) -> None:

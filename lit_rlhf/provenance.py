@@ -23,9 +23,10 @@ from omegaconf import DictConfig, OmegaConf
 FINGERPRINT = "fingerprint.json"
 HASH_LIMIT = 64 * 2**20
 # Config keys that say where a stage reads its inputs; their ids enter the recipe.
-INPUT_KEYS = ("model.source", "preferences.policy.source", "ppo.reward_model", "ppo.prompts.path",
-              "dpo.pairs.reward_model", "dpo.pairs.path", "data.train.path", "data.val.path", "data.test.path",
-              "eval.baseline.path", "eval.reward_model", "eval.prompts")
+INPUT_KEYS = ("model.source", "ppo.reward_model", "ppo.prompts.path", "dpo.pairs.reward_model", "dpo.pairs.path",
+              "dpo.pairs.prompts", "data.train.path", "data.val.path", "data.test.path", "sft.eval.reward_model",
+              "sft.eval.prompts", "ppo.eval.reward_model", "dpo.eval.reward_model", "eval.baseline.path",
+              "eval.reward_model", "eval.prompts")
 # Keys that change how a run is watched, not what it computes.
 UNTRACKED = ("logger", "callbacks.progress_bar", "callbacks.checkpoint", "resume", "hydra")
 

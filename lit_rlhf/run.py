@@ -28,10 +28,23 @@ def train(cfg: DictConfig) -> dict:
     train_reward_model_variant(cfg)
     write_run_config(cfg)
     (Path(cfg.output_dir) / FINGERPRINT).unlink(missing_ok=True)
-    summary = stage(cfg)
+    try:
+        summary = stage(cfg)
+    finally:
+        _finish_wandb_run()
     if rank_zero_only.rank == 0 and summary:
         write_fingerprint(cfg.output_dir, recipe(cfg))
     return summary
+
+
+def _finish_wandb_run() -> None:
+    """Close the W&B run a stage's ``logger=wandb`` opened: Lightning leaves it open, and the next stage in this
+    process (the pipeline, a sweep, a notebook) would log into it under the first stage's name."""
+    import sys
+
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
 
 
 def stage_plan(path: str | Path | None = None) -> list[dict]:

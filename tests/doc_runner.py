@@ -56,7 +56,7 @@ SHRINK = {
     "sft.eval_samples_per_prompt": 1, "sft.max_new_tokens": 4,
     "preferences.prompts.max_per_category": 4, "preferences.k": 3, "preferences.decoding.max_new_tokens": 6,
     "ppo.categories": ["harmful"], "ppo.prompts_per_iteration": 4, "ppo.prompt_filter.k": 2,
-    "ppo.config.max_new_tokens": 4, "ppo.config.ppo_epochs": 1,
+    "module.config.max_new_tokens": 4, "module.config.ppo_epochs": 1,
     "ppo.eval.samples_per_prompt": 1, "ppo.eval.max_new_tokens": 4,
     "dpo.pairs.categories": ["harmful"], "dpo.pairs.n": 2, "dpo.pairs.decoding.max_new_tokens": 4,
     "dpo.eval.samples_per_prompt": 1, "dpo.eval.max_new_tokens": 4,

@@ -59,8 +59,8 @@ def test_common_callbacks_run_with_every_module(tiny_stage, tmp_path, stage):
     assert set(lr_monitor.lrs) == LEARNING_RATES[stage]
     assert all(len(values) == 2 * 2 for values in lr_monitor.lrs.values())  # once per batch
     if stage == "ppo":  # each group at its own rate
-        assert lr_monitor.lrs["lr-AdamW/policy/decay"][0] == module.config.policy_lr
-        assert lr_monitor.lrs["lr-AdamW/critic/no_decay"][0] == module.config.critic_lr
+        assert lr_monitor.lrs["lr-AdamW/policy/decay"][0] == module.optimizer_factory.keywords["lr"]
+        assert lr_monitor.lrs["lr-AdamW/critic/no_decay"][0] == module.param_groups["critic"]["lr"]
     if stage == "sft":  # the warm-up/cosine schedule moves the logged rate
         assert len(set(lr_monitor.lrs["lr-AdamW/decay"])) > 1
     assert checkpoint.best_model_path and checkpoint.best_model_score is not None

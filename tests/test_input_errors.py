@@ -297,7 +297,7 @@ def test_ppo_refuses_a_reward_model_critic_of_another_tokenizer_before_any_gener
 
 def test_training_progress_reaches_a_redirected_log(tmp_path):
     log = tmp_path / "train.log"
-    command = [sys.executable, "-m", "lit_rlhf.cli.train", "experiment=gym_sft", "debug=fast", "sft.eval_split=null",
+    command = [sys.executable, "-m", "lit_rlhf.cli.train", "experiment=gym_sft", "debug=fast", "sft.eval.judge=null",
                f"paths.artifacts={tmp_path}", "model.tiny.num_layers=1", "model.tiny.hidden_size=32",
                "model.tiny.intermediate_size=64", "trainer.max_epochs=2", "+num_threads=1"]
     with log.open("w") as handle:  # a file, not a terminal

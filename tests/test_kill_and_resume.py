@@ -29,13 +29,13 @@ COMMON = ["+num_threads=1", "logger=csv", "trainer.log_every_n_steps=1", "traine
 # epoch 0 and the kill lands mid-epoch.
 STAGES = {
     "sft": ["experiment=gym_sft", f"model.tiny={TINY}", "+trainer.limit_train_batches=6", "data.batch_size=4",
-            "sft.eval_split=null", "~callbacks.gold_monitor", "callbacks.checkpoint.every_n_train_steps=2"],
+            "sft.eval.judge=null", "~callbacks.gold_monitor", "callbacks.checkpoint.every_n_train_steps=2"],
     "reward_model": ["experiment=gym_reward_model", f"model.tiny={TINY}", "+trainer.limit_train_batches=6",
                      "data.batch_size=8", "reward.gold_eval=false", "+trainer.limit_test_batches=1",
                      "callbacks.checkpoint.every_n_train_steps=2"],
     "ppo": ["experiment=gym_ppo", "+trainer.limit_train_batches=3", "ppo.categories=[harmful]",
             "ppo.prompts_per_iteration=4", "ppo.prompt_filter.k=2", "ppo.prompt_filter.min_variance=0",
-            "ppo.config.max_new_tokens=4",
+            "module.config.max_new_tokens=4",
             "ppo.eval.samples_per_prompt=1", "ppo.eval.max_new_tokens=4", "data.batch_size=4"],
     "dpo": ["experiment=gym_dpo", "+trainer.limit_train_batches=4", "dpo.pairs.categories=[harmful]",
             "dpo.pairs.n=2", "dpo.pairs.decoding.max_new_tokens=4", "dpo.eval.samples_per_prompt=1",

@@ -2,8 +2,8 @@ import pytest
 
 from lit_rlhf.pipeline import main, run_pipeline, stage_plan
 
-TINY_SFT = ["experiment=gym_sft", "debug=fast", "logger=none", "sft.eval_samples_per_prompt=1",
-            "sft.max_new_tokens=4"]
+TINY_SFT = ["experiment=gym_sft", "debug=fast", "logger=none", "sft.eval.samples_per_prompt=1",
+            "sft.eval.max_new_tokens=4"]
 
 
 def test_the_default_plan_runs_every_stage_in_order():

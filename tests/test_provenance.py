@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 from lit_rlhf.pipeline import run_pipeline
 from lit_rlhf.provenance import FINGERPRINT, changes, input_id, recipe, write_fingerprint
 
-TINY_SFT = ["experiment=gym_sft", "debug=fast", "logger=none", "sft.eval_samples_per_prompt=1", "sft.max_new_tokens=4"]
+TINY_SFT = ["experiment=gym_sft", "debug=fast", "logger=none", "sft.eval.samples_per_prompt=1", "sft.eval.max_new_tokens=4"]
 
 
 def test_an_input_is_identified_by_its_run_its_content_or_its_name(tmp_path):

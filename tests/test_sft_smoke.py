@@ -9,7 +9,7 @@ from lit_rlhf.run import train
 
 
 def test_sft_smoke_run_writes_a_checkpoint_metrics_and_gold_scores(compose_config, tmp_path):
-    cfg = compose_config("debug=fast", "sft.eval_samples_per_prompt=1", "sft.max_new_tokens=4")
+    cfg = compose_config("debug=fast", "sft.eval.samples_per_prompt=1", "sft.eval.max_new_tokens=4")
     summary = train(cfg)
     out = tmp_path / "sft"
     assert AutoModelForCausalLM.from_pretrained(out / "checkpoint").config.model_type == "llama"
@@ -48,7 +48,7 @@ def test_sft_stage_reports_the_rows_it_skipped(compose_config, tmp_path):
     for name in ("train", "val"):
         (tmp_path / f"{name}.jsonl").write_text("\n".join(rows) + "\n")
     cfg = compose_config("data=jsonl_sft", f"data.train.path={tmp_path}/train.jsonl", f"data.val.path={tmp_path}/val.jsonl",
-                         "data.train.on_error=skip", "debug=fast", "sft.eval_split=null", "model.tiny.num_layers=1")
+                         "data.train.on_error=skip", "debug=fast", "sft.eval.judge=null", "model.tiny.num_layers=1")
     summary = train(cfg)
     assert summary["skipped"]["train"].startswith("kept 2 rows, skipped 2")
     assert f"{tmp_path}/train.jsonl:2" in summary["skipped"]["train"]

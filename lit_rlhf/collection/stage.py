@@ -23,7 +23,7 @@ from lit_rlhf.collection.collect import (
 from lit_rlhf.collection.prompt_selection import noisy_usage_log, select_prompts
 from lit_rlhf.collection.response_pairs import Decoding
 from lit_rlhf.collection.votes import annotate_with_simulators
-from lit_rlhf.models import EMBEDDED, build_policy
+from lit_rlhf.models import EMBEDDED
 from lit_rlhf.stages.common import banner, seed_and_threads, write_json
 
 
@@ -42,8 +42,8 @@ def run(cfg: DictConfig) -> dict:
         scorer=scorer, min_quality=float(pcfg.prompts.min_quality),
         max_per_category=pcfg.prompts.max_per_category, balance=bool(pcfg.prompts.balance), seed=seed)
 
-    source = str(pcfg.policy.source)
-    model, tokenizer = _load_policy(source, pcfg.policy, seed)
+    source = str(cfg.model.get("source", "embedded"))
+    model, tokenizer = _load_policy(cfg)
     decoding = Decoding(**OmegaConf.to_container(pcfg.decoding))
     samples, pairs, pair_skips = sample_pairs(model, tokenizer, prompts, int(pcfg.k), decoding, seed, source)
 
@@ -68,11 +68,11 @@ def run(cfg: DictConfig) -> dict:
     return summary
 
 
-def _load_policy(source: str, policy_cfg: DictConfig, seed: int):
+def _load_policy(cfg: DictConfig):
+    """The policy that answers: ``cfg.model`` (an HF checkpoint, a hub name, or the embedded tiny model)."""
+    source = str(cfg.model.get("source", "embedded"))
     if source != EMBEDDED and not Path(source).exists() and source.startswith((".", "/", "~")):
         raise FileNotFoundError(
             f"policy checkpoint {source!r} does not exist: run `lit-rlhf-train experiment=gym_sft` first, "
-            "or set preferences.policy.source to an HF checkpoint (or 'embedded' to try the pipeline untrained)")
-    tiny = policy_cfg.get("tiny")
-    return build_policy(source, trust_remote_code=bool(policy_cfg.trust_remote_code), dtype=policy_cfg.dtype,
-                        seed=seed, tiny=OmegaConf.to_container(tiny) if tiny else None)
+            "or set model.source to an HF checkpoint (or model=embedded to try the pipeline untrained)")
+    return instantiate(cfg.model)

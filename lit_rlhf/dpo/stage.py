@@ -19,12 +19,11 @@ from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
 from lit_rlhf.data.errors import ConfigError
-from lit_rlhf.data.ntp import IndexedBatches
+from lit_rlhf.data.jsonl import prompt_row, read_rows
 from lit_rlhf.data.preference_files import read_preferences
 from lit_rlhf.dpo.data import DPODataModule
-from lit_rlhf.dpo.module import DPOModule
 from lit_rlhf.dpo.policy_pairs import load_or_build_pairs, policy_pairs
-from lit_rlhf.evaluation.compare import compare_with_gold
+from lit_rlhf.evaluation.compare import compare_with_start
 from lit_rlhf.models import save_hf_checkpoint
 from lit_rlhf.provenance import input_id
 from lit_rlhf.reward.model import RewardModel
@@ -32,6 +31,7 @@ from lit_rlhf.stages.common import (
     banner,
     build_trainer,
     check_trainer_config,
+    ntp_batches,
     resume_checkpoint_path,
     seed_and_threads,
     trainer_metrics,
@@ -46,7 +46,9 @@ def run(cfg: DictConfig) -> dict:
     options = cfg.dpo
     banner(f"DPO -> {out}")
     policy, tokenizer = instantiate(cfg.model)
-    gym = instantiate(cfg.gym)
+    # the gym's prompts for sampled pairs, and its gold judge: gym experiments only
+    uses_gym = (options.pairs.source == "policy" and not options.pairs.get("prompts")) or options.eval.judge == "gold"
+    gym = instantiate(cfg.gym) if uses_gym else None
     rows, pair_report = build_pairs(options.pairs, policy, tokenizer, gym, out, int(cfg.seed),
                                     str(cfg.model.get("source", "embedded")))
     datamodule = DPODataModule(tokenizer, rows, **OmegaConf.to_container(options.data), seed=int(cfg.seed))
@@ -54,12 +56,9 @@ def run(cfg: DictConfig) -> dict:
     rank_zero_info(f"reference log-probs: {datamodule.cache_reference_logps(reference)} pairs, computed once")
     del reference  # the cache replaces it during training
     gc.collect()
-    config = instantiate(options.config)
-    ntp_batches = None
-    if config.ntp_coef > 0:
-        ntp_batches = IndexedBatches.from_datamodule(instantiate(cfg.data, tokenizer=tokenizer), seed=int(cfg.seed))
-    module = DPOModule(policy, tokenizer, config, ntp_batches=ntp_batches, optimizer=instantiate(options.optimizer),
-                       weight_decay=float(options.weight_decay))
+    config = OmegaConf.to_object(cfg.module.config)  # a DPOConfig, checked; the module builds the same one
+    module = instantiate(cfg.module, policy=policy, tokenizer=tokenizer,
+                         ntp_batches=ntp_batches(cfg, config, tokenizer))
     policy.train()  # from_pretrained returns eval mode; Lightning keeps whatever mode it finds
     trainer = build_trainer(cfg)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint_path(cfg))
@@ -67,13 +66,17 @@ def run(cfg: DictConfig) -> dict:
     summary = {"checkpoint": str(checkpoint), "pairs": {"n": len(rows), **pair_report},
                "truncated": datamodule.truncated,
                "train_metrics": trainer_metrics(trainer)}
-    sft, _ = instantiate(cfg.model)  # the SFT policy again, for the comparison (not kept during training)
-    summary["vs_sft"] = compare_with_gold(module.policy, sft, tokenizer, gym, options.eval, int(cfg.seed), name="dpo")
-    # mean length in words per category of the answers the comparison judged
-    summary["response_words"] = {name: {c: v["mean"] for c, v in summary["vs_sft"]["lengths"][key].items()}
-                                 for name, key in (("dpo", "policy"), ("sft", "sft"))}
-    rank_zero_info("mean response length (words): " + ", ".join(
-        f"{name} {v['all']:.2f}" for name, v in summary["response_words"].items()))
+    trained = {r["prompt"] for r in datamodule.train_rows}
+    heldout = [r for r in datamodule.val_rows if r["prompt"] not in trained]  # a prompt may have several pairs
+    start, _ = instantiate(cfg.model)  # the starting policy again, for the comparison (not kept during training)
+    summary.update(compare_with_start(cfg, module.policy, start, tokenizer, gym, heldout, "dpo"))
+    comparison = summary.get("vs_sft") or summary.get("vs_start")
+    if comparison:  # mean length in words per category of the answers the comparison judged
+        baseline = "sft" if "vs_sft" in summary else "start"
+        summary["response_words"] = {name: {c: v["mean"] for c, v in comparison["lengths"][key].items()}
+                                     for name, key in (("dpo", "policy"), (baseline, baseline))}
+        rank_zero_info("mean response length (words): " + ", ".join(
+            f"{name} {v['all']:.2f}" for name, v in summary["response_words"].items()))
     write_json(out / "results.json", summary)
     return summary
 
@@ -87,16 +90,31 @@ def build_pairs(options: DictConfig, policy, tokenizer, gym, out: Path, seed: in
         return list(rows), report
     if options.source != "policy":
         raise ConfigError(f"dpo.pairs.source must be 'policy' or 'file', got {options.source!r}")
+    if not options.get("reward_model"):
+        raise ConfigError("dpo.pairs.source=policy needs dpo.pairs.reward_model, the reward model that picks the "
+                          "best and worst of each prompt's samples")
     categories = list(options.categories) if options.categories else None
     decoding = OmegaConf.to_container(options.decoding)
     settings = {"reward_model": str(options.reward_model), "reward_model_id": input_id(str(options.reward_model)),
                 "policy_id": input_id(policy_source) if policy_source else None, "n": int(options.n), "seed": seed,
-                "split": options.split, "gym_seed": gym.seed, "categories": categories, "decoding": decoding,
-                "policy": policy_source}
+                "categories": categories, "decoding": decoding, "policy": policy_source}
+    if options.get("prompts"):
+        settings.update({"prompts": str(options.prompts), "prompts_id": input_id(str(options.prompts))})
+    else:
+        settings.update({"split": options.split, "gym_seed": gym.seed})
 
     def build():
-        prompt_rows = [{"prompt": p.text, "category": p.category} for p in gym.prompts(options.split, categories)]
         reward_model = RewardModel.load(options.reward_model)
-        return policy_pairs(policy, tokenizer, reward_model.score, prompt_rows, int(options.n), seed, **decoding)
+        return policy_pairs(policy, tokenizer, reward_model.score, pair_prompts(options, gym, categories), int(options.n), seed, **decoding)
 
     return load_or_build_pairs(out / "pairs.jsonl", settings, build)
+
+
+def pair_prompts(options: DictConfig, gym, categories: list[str] | None) -> list[dict]:
+    """The prompts to sample pairs for: ``dpo.pairs.prompts`` (a JSONL of ``{prompt, category?}``), else the gym's
+    ``dpo.pairs.split``; ``categories`` filters either."""
+    if options.get("prompts"):
+        rows = read_rows(str(options.prompts), prompt_row)
+        return [r for r in rows if categories is None or r["category"] in categories]
+    return [{"prompt": p.text, "category": p.category} for p in gym.prompts(options.split, categories)]
+

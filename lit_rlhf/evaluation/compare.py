@@ -1,11 +1,20 @@
-"""Comparing a trained policy with the SFT model on held-out gym prompts: win/tie/loss, gold means, probes."""
+"""Comparing a trained policy with the one it started from on held-out prompts: by the gym's gold judge (gym
+prompts, with means and capability probes) or by a reward model (any prompts), as win/tie/loss per category."""
 
 from __future__ import annotations
 
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig
 
-from lit_rlhf.evaluation.answers import flatten, gold_judge, judge_rounds, length_stats, sample_rounds
+from lit_rlhf.data.errors import ConfigError
+from lit_rlhf.evaluation.answers import (
+    flatten,
+    gold_judge,
+    judge_rounds,
+    length_stats,
+    reward_model_judge,
+    sample_rounds,
+)
 from lit_rlhf.evaluation.gold import judge_responses
 from lit_rlhf.evaluation.pairwise import format_table, outcomes, win_tie_loss
 from lit_rlhf.generation import generate
@@ -48,3 +57,49 @@ def probe_rates(model, tokenizer, gym, options: DictConfig, seed: int, samples: 
         responses += generate(model, tokenizer, [p.text for p in base], max_new_tokens=options.max_new_tokens,
                               seed=seed + 2000 + k)
     return probe_pass_rates(gym.judge, base * samples, responses)
+
+
+def compare_by_reward_model(policy, start, tokenizer, prompts: list[dict], reward_model, options, seed: int,
+                            name: str = "policy", baseline: str = "start") -> dict:
+    """``policy`` vs ``start`` (the policy training began from) on held-out ``prompts`` (``{prompt, category}``
+    rows), ``options.samples_per_prompt`` answers each with seeds shared by both models, judged by
+    ``reward_model`` (a ``RewardModel``). Returns the win/tie/loss table per category, the mean scores of
+    both, the answers' lengths and what judged them."""
+    texts = [r["prompt"] for r in prompts]
+    categories = [r.get("category") or "all" for r in prompts]
+    rounds = {key: sample_rounds(model, tokenizer, texts, options.samples_per_prompt, options.max_new_tokens, seed)
+              for key, model in (("policy", policy), ("start", start))}
+    judge = reward_model_judge(reward_model)
+    scores = {key: flatten(judge_rounds(judge, texts, answers), categories)[0] for key, answers in rounds.items()}
+    table = win_tie_loss(outcomes(scores["policy"], scores["start"]), flatten(rounds["start"], categories)[1])
+    rank_zero_info(f"judged by the reward model {options.reward_model} on {len(texts)} held-out prompts\n"
+                   + format_table(table, name.upper(), baseline.upper()))
+    return {"judge": "reward_model", "reward_model": str(options.reward_model), "prompts": len(texts),
+            "win_tie_loss": table,
+            "mean_score": {"policy": sum(scores["policy"]) / len(scores["policy"]),
+                           "start": sum(scores["start"]) / len(scores["start"])},
+            "lengths": {key: length_stats(categories, answers) for key, answers in rounds.items()}}
+
+
+def compare_with_start(cfg, policy, start, tokenizer, gym, heldout: list[dict], stage: str) -> dict:
+    """How a stage ends: its trained ``policy`` against ``start`` (the policy it began from), as ``cfg.<stage>.eval``
+    says. ``judge: gold`` (gym experiments): the gym's test prompts by the gold judge, with the capability
+    probes, under ``vs_sft``. ``judge: reward_model``: ``heldout`` prompts (or ``eval.prompts``) by the reward
+    model at ``eval.reward_model``, under ``vs_start``; without a reward model, no comparison (logged)."""
+    from lit_rlhf.evaluation.heldout import check_judge, heldout_prompts
+    from lit_rlhf.reward.model import RewardModel
+
+    options = cfg[stage].eval
+    check_judge(options, f"{stage}.eval")
+    seed = int(cfg.seed)
+    if options.judge == "gold":
+        if gym is None:
+            raise ConfigError(f"{stage}.eval.judge=gold scores the gym's prompts only; use judge=reward_model")
+        return {"vs_sft": compare_with_gold(policy, start, tokenizer, gym, options, seed, name=stage)}
+    if options.judge is None or not options.get("reward_model"):
+        rank_zero_info(f"no comparison with the starting policy: set {stage}.eval.reward_model to judge one")
+        return {}
+    prompts = heldout_prompts(options, heldout, f"{stage}.eval.prompts", "the held-out prompts")
+    return {"vs_start": compare_by_reward_model(policy, start, tokenizer, prompts,
+                                                RewardModel.load(options.reward_model), options, seed, name=stage)}
+

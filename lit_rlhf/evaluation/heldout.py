@@ -10,7 +10,10 @@ run with another gym seed shows up as the prompts it really saw.
 from __future__ import annotations
 
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+from lit_rlhf.data.errors import ConfigError
+from lit_rlhf.data.jsonl import prompt_row, read_rows
 
 GYM_READERS = ("lit_rlhf.sft.data.gym_sft_rows", "lit_rlhf.gym.comparisons.gym_preference_rows")
 
@@ -42,8 +45,7 @@ def trained_gym_prompts(cfg: DictConfig) -> dict[str, set[str]]:
 
 def _ntp_on(cfg: DictConfig) -> bool:
     """PPO and DPO read SFT batches from ``cfg.data`` for their next-token-prediction term."""
-    options = cfg.get(cfg.stage) if cfg.stage in ("ppo", "dpo") else None
-    return options is not None and float(options.config.get("ntp_coef", 0.0)) > 0
+    return cfg.stage in ("ppo", "dpo") and float(OmegaConf.select(cfg, "module.config.ntp_coef", default=0.0)) > 0
 
 
 def eval_overlap(run_cfg: DictConfig, eval_texts: list[str]) -> dict[str, int]:
@@ -80,3 +82,36 @@ def provenance_overlap(run_dir, eval_texts: list[str]) -> dict[str, int]:
             if path.exists():  # hub names and "embedded" are not runs
                 todo.append(run_dir_of(path))
     return found
+
+
+# What a stage's comparison with its starting policy can be judged by: the gym's gold judge (gym prompts only)
+# or a reward model (any prompts); null turns the comparison off.
+JUDGES = ("gold", "reward_model")
+
+
+def check_judge(options: DictConfig, key: str) -> None:
+    """``ConfigError`` naming ``key`` unless ``options.judge`` is one of ``JUDGES`` or null."""
+    judge = options.get("judge")
+    if judge is not None and judge not in JUDGES:
+        raise ConfigError(f"{key}.judge must be one of {list(JUDGES)} or null, got {judge!r}")
+
+
+def heldout_prompts(options: DictConfig, fallback: list[dict], key: str, fallback_name: str,
+                    trained: set[str] = frozenset()) -> list[dict]:
+    """``{prompt, category}`` rows to compare a trained policy with its start on: the JSONL file at
+    ``options.prompts`` when set, else the distinct prompts of ``fallback`` rows (e.g. the validation data).
+    Prompts in ``trained`` (what training saw) are left out either way; none left is a ``ConfigError``."""
+    if options.get("prompts"):
+        rows, source = read_rows(str(options.prompts), prompt_row), str(options.prompts)
+    else:
+        rows, source = fallback, fallback_name
+    seen, kept = set(trained), []
+    for row in rows:
+        if row["prompt"] not in seen:
+            seen.add(row["prompt"])
+            kept.append({"prompt": row["prompt"], "category": row.get("category") or "all"})
+    if not kept:
+        raise ConfigError(f"no held-out prompts to compare on: {source} has none that training did not see; "
+                          f"set {key} to a JSONL of held-out prompts")
+    return kept
+

@@ -9,7 +9,13 @@ from lit_rlhf.data.errors import ConfigError
 
 @dataclass
 class PPOConfig:
-    """Hyper-parameters of one PPO iteration (rollout, then ``ppo_epochs`` passes of minibatch updates)."""
+    """Hyper-parameters of one PPO iteration (rollout, then ``ppo_epochs`` passes of minibatch updates).
+
+    The one home of PPO's defaults: Hydra composes ``module.config`` from this dataclass (registered as a
+    structured config by ``lit_rlhf.conf``), so ``module.config.<field>=...`` overrides any field and the
+    experiments state only what differs. Learning rates are the optimizer's (``PPOModule(optimizer=...,
+    param_groups=...)``; ``module.optimizer.lr``, ``module.param_groups.critic.lr`` on the command line).
+    """
 
     max_new_tokens: int = 24
     """Longest sampled response, in tokens."""
@@ -52,9 +58,6 @@ class PPOConfig:
     """Run the update's forwards and losses through ``torch.compile`` (one graph, backward included). On the
     CPU benchmark about 9 % less time per iteration after half a minute of compiling (a cold cache), so it pays
     for long runs only (docs/ppo_systems.md). Tried on one CPU process only."""
-    policy_lr: float = 1e-4
-    critic_lr: float = 3e-4
-    weight_decay: float = 0.0
 
     def __post_init__(self):
         checks = {
@@ -64,7 +67,7 @@ class PPOConfig:
             "value_clip_range": self.value_clip_range > 0, "gamma": 0 <= self.gamma <= 1, "lam": 0 <= self.lam <= 1,
             "kl_coef": self.kl_coef >= 0, "kl_estimator": self.kl_estimator in ("k1", "k2", "k3"),
             "reward_normalization": self.reward_normalization in ("none", "running", "batch"),
-            "ntp_coef": self.ntp_coef >= 0, "policy_lr": self.policy_lr > 0, "critic_lr": self.critic_lr > 0,
+            "ntp_coef": self.ntp_coef >= 0,
             "kl_target": not self.adaptive_kl or (self.kl_target or 0) > 0,
             # no moment exists in which all gradients are alive to take their global norm
             "max_grad_norm": not (self.fused_backward and self.max_grad_norm),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import random
 from collections.abc import Callable
 
@@ -31,11 +32,15 @@ from lit_rlhf.ppo.rollout import (
     sample_rollout,
 )
 from lit_rlhf.ppo.value_model import ValueModel
-from lit_rlhf.systems.adamw import actor_critic_param_groups, build_adamw
+from lit_rlhf.systems.adamw import actor_critic_param_groups, adamw_settings
 from lit_rlhf.systems.fused_optimizer import FusedBackwardAdamW
+from lit_rlhf.systems.optimizers import build_optimizer
 from lit_rlhf.systems.precision import clip_grad_norm_before_step, prepare_optimizer
 
 RewardFn = Callable[[list[str], list[str]], list[float]]
+# The optimizer of a module built without one; conf/module/ppo.yaml states the same (a test keeps them equal).
+DEFAULT_OPTIMIZER = functools.partial(torch.optim.AdamW, lr=1e-4)
+DEFAULT_PARAM_GROUPS = {"critic": {"lr": 3e-4}}
 
 
 class PPOModule(L.LightningModule):
@@ -60,10 +65,17 @@ class PPOModule(L.LightningModule):
 
     def __init__(self, policy, tokenizer, reward_fn: RewardFn, config: PPOConfig | None = None, reference=None,
                  critic: torch.nn.Module | None = None, ref_scores: dict[str, float] | None = None,
-                 ntp_batches: Callable[[int], dict] | None = None, monitor: Callable | None = None):
+                 ntp_batches: Callable[[int], dict] | None = None, monitor: Callable | None = None,
+                 optimizer: Callable | None = None, param_groups: dict[str, dict] | None = None,
+                 weight_decay: float = 0.0, fused_optimizer: bool | str = "auto"):
         super().__init__()
         self.automatic_optimization = False
         self.config = config or PPOConfig()
+        # One optimizer steps policy and critic after one backward; ``param_groups`` gives a group (``policy``,
+        # ``critic``) settings of its own, e.g. the critic's higher learning rate.
+        self.optimizer_factory = optimizer or DEFAULT_OPTIMIZER
+        self.param_groups = DEFAULT_PARAM_GROUPS if param_groups is None else dict(param_groups)
+        self.weight_decay, self.fused_optimizer = weight_decay, fused_optimizer
         self.policy, self.tokenizer, self.reward_fn = policy, tokenizer, reward_fn
         self.reference = reference if reference is not None else copy.deepcopy(policy)
         self.reference.requires_grad_(False).eval()
@@ -86,9 +98,12 @@ class PPOModule(L.LightningModule):
 
     def configure_optimizers(self):
         c = self.config
-        groups = actor_critic_param_groups(self.policy, self.critic, c.policy_lr, c.critic_lr)
-        make = FusedBackwardAdamW if c.fused_backward else build_adamw
-        optimizer = make(groups, lr=c.policy_lr, weight_decay=c.weight_decay)
+        groups = actor_critic_param_groups(self.policy, self.critic, self.param_groups)
+        if c.fused_backward:
+            optimizer = FusedBackwardAdamW(groups, weight_decay=self.weight_decay, fused=self.fused_optimizer,
+                                           **adamw_settings(self.optimizer_factory, "fused_backward"))
+        else:
+            optimizer = build_optimizer(self.optimizer_factory, groups, self.weight_decay, self.fused_optimizer)
         # Refuses Trainer settings the in-backward optimizer cannot honour; readies clipping under AMP.
         return prepare_optimizer(optimizer, self.trainer, gradient_clip_val=c.max_grad_norm)
 

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import copy
+import random
 from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_info
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from lit_rlhf.core.rewards import prompt_reward_spread
 from lit_rlhf.data.errors import ConfigError
-from lit_rlhf.data.ntp import IndexedBatches
 from lit_rlhf.data.resumable import ResumableDataLoader
-from lit_rlhf.evaluation.compare import compare_with_gold
+from lit_rlhf.evaluation.compare import compare_with_start
 from lit_rlhf.models import save_hf_checkpoint
-from lit_rlhf.ppo.module import PPOModule
 from lit_rlhf.ppo.reward_offsets import OffsetReward
 from lit_rlhf.ppo.rl_prompts import filter_by_reward_variance, reference_baseline, sampled_rewards
 from lit_rlhf.ppo.value_model import ValueModel
@@ -26,6 +25,7 @@ from lit_rlhf.stages.common import (
     banner,
     build_trainer,
     check_trainer_config,
+    ntp_batches,
     resume_checkpoint_path,
     seed_and_threads,
     trainer_metrics,
@@ -54,20 +54,19 @@ def run(cfg: DictConfig) -> dict:
     reference = copy.deepcopy(policy)
     reward_model = RewardModel.load(options.reward_model)
     check_critic_init(options.critic_init, reward_model, tokenizer)  # before the prompt filter's generation
-    gym = instantiate(cfg.gym)
     reports: dict = {}
-    rows, gym_prompts = _rl_prompts(options, gym, reports)
-    config = instantiate(options.config)
+    rows, heldout, gym = _rl_prompts(cfg, reports)
+    config = OmegaConf.to_object(cfg.module.config)  # a PPOConfig, checked; the module builds the same one
     rows, reward_fn, ref_scores = _prepare_prompts(cfg, config, reference, tokenizer, reward_model, rows, reports)
-    ntp_batches = None
-    if config.ntp_coef > 0:
-        ntp_batches = IndexedBatches.from_datamodule(instantiate(cfg.data, tokenizer=tokenizer), seed=cfg.seed)
+    ntp = ntp_batches(cfg, config, tokenizer)
     critic = _critic(options.critic_init, policy, reward_model)
-    judge = gym.judge
-    module = PPOModule(policy, tokenizer, reward_fn, config, reference=reference, critic=critic,
-                       ref_scores=ref_scores, ntp_batches=ntp_batches,
-                       monitor=(lambda ps, rs: [judge.score(p, r).overall for p, r in zip(ps, rs)]) if gym_prompts
-                       else None)
+    monitor = None
+    if gym is not None:  # the gold judge knows the gym's prompts only
+        judge = gym.judge
+        monitor = lambda ps, rs: [judge.score(p, r).overall for p, r in zip(ps, rs)]  # noqa: E731
+    module = instantiate(cfg.module, policy=policy, tokenizer=tokenizer, reward_fn=reward_fn, reference=reference,
+                         critic=critic, ref_scores=ref_scores, ntp_batches=ntp,
+                         monitor=monitor)
     loader = prompt_loader(rows, options.prompts_per_iteration)
     trainer = build_trainer(cfg)
     reward_model.model.to(trainer.strategy.root_device)
@@ -77,11 +76,7 @@ def run(cfg: DictConfig) -> dict:
     checkpoint = save_hf_checkpoint(module.policy, tokenizer, out / "checkpoint")
     summary = {"checkpoint": str(checkpoint), "reward_model": str(options.reward_model), "prompts": len(rows), **reports,
                "train_metrics": trainer_metrics(trainer)}
-    if gym_prompts:
-        summary["vs_sft"] = compare_with_gold(module.policy, reference, tokenizer, gym, options.eval, cfg.seed,
-                                              name="ppo")
-    else:
-        rank_zero_info("no evaluation by the gold judge: it only knows the gym's prompts")
+    summary.update(compare_with_start(cfg, module.policy, reference, tokenizer, gym, heldout, "ppo"))
     write_json(out / "results.json", summary)
     return summary
 
@@ -120,17 +115,40 @@ def _prepare_prompts(cfg: DictConfig, config, reference, tokenizer, reward_model
     return rows, reward_fn, ref_scores
 
 
-def _rl_prompts(options: DictConfig, gym, reports: dict) -> tuple[list[dict], bool]:
-    """The RL prompts ``{prompt, category}`` and whether they are the gym's: from ``ppo.prompts.path`` when set
-    (its skip report goes into ``reports``), else the gym's train prompts of ``ppo.categories``."""
+def _rl_prompts(cfg: DictConfig, reports: dict) -> tuple[list[dict], list[dict], object]:
+    """``(training prompts, held-out prompts, gym)``, rows of ``{prompt, category}``.
+
+    From ``ppo.prompts.path`` when set (its skip report goes into ``reports``): ``ppo.heldout.fraction`` of the
+    file is kept out of training for the comparison at the end, drawn by ``ppo.heldout.seed``; the gym is None.
+    Else the gym's train prompts of ``ppo.categories``; its test split is the held-out set.
+    """
+    options = cfg.ppo
     categories = list(options.categories) if options.categories else None
     source = options.get("prompts")
     if source is None or source.get("path") is None:
-        return [{"prompt": p.text, "category": p.category} for p in gym.prompts("train", categories)], True
+        gym = instantiate(cfg.gym)
+        return [{"prompt": p.text, "category": p.category} for p in gym.prompts("train", categories)], [], gym
     rows = instantiate(source, categories=categories)
     rank_zero_info(f"RL prompts from {source.path}: {rows.report.summary()}")
     reports["prompt_file"] = {"path": str(source.path), "kept": rows.report.kept, "skipped": dict(rows.report.counts)}
-    return list(rows), False
+    train, heldout = split_heldout(list(rows), float(options.heldout.fraction), int(options.heldout.seed))
+    reports["prompt_file"].update({"train": len(train), "heldout": len(heldout)})
+    return train, heldout, None
+
+
+def split_heldout(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """``(train, held out)``: every distinct prompt lands on one side, ``fraction`` of them held out (at least one
+    when ``fraction > 0``), drawn by ``seed`` alone, so training seeds never move the split."""
+    if not 0 <= fraction < 1:
+        raise ConfigError(f"ppo.heldout.fraction must be in [0, 1), got {fraction}")
+    prompts = sorted({r["prompt"] for r in rows})
+    random.Random(f"{seed}:rl-heldout").shuffle(prompts)
+    n = max(1, round(fraction * len(prompts))) if fraction > 0 else 0
+    held = set(prompts[:n])
+    train = [r for r in rows if r["prompt"] not in held]
+    if not train:
+        raise ConfigError(f"ppo.heldout.fraction={fraction} leaves no training prompts of {len(prompts)}")
+    return train, [r for r in rows if r["prompt"] in held]
 
 
 def _reward_spread(rows: list[dict], sampled: list[list[float]], ref_scores: dict[str, float]) -> dict:

@@ -8,7 +8,9 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
+from lit_rlhf.evaluation.compare import compare_with_start
 from lit_rlhf.evaluation.gold import ceiling_scores, gold_scores
+from lit_rlhf.evaluation.heldout import check_judge
 from lit_rlhf.evaluation.plots import plot_category_scores
 from lit_rlhf.models import save_hf_checkpoint
 from lit_rlhf.stages.common import (
@@ -27,15 +29,13 @@ def run(cfg: DictConfig) -> dict:
     seed_and_threads(cfg)
     out = Path(cfg.output_dir)
     banner(f"SFT -> {out}")
+    options = OmegaConf.select(cfg, "sft.eval") or OmegaConf.create({"judge": None})
+    check_judge(options, "sft.eval")
     model, tokenizer = instantiate(cfg.model)
     datamodule = instantiate(cfg.data, tokenizer=tokenizer)
     module = instantiate(cfg.module, model=model, tokenizer=tokenizer)
-    eval_cfg = cfg.get("sft") or OmegaConf.create({})
-    gym = instantiate(cfg.gym) if eval_cfg.get("eval_split") else None
-    decoding = {"max_new_tokens": eval_cfg.get("max_new_tokens", 24), "temperature": eval_cfg.get("temperature", 1.0)}
-    samples = int(eval_cfg.get("eval_samples_per_prompt", 1))
-
-    before = gold_scores(model, tokenizer, gym, eval_cfg.eval_split, samples, cfg.seed, **decoding)[0] if gym else None
+    gym = instantiate(cfg.gym) if options.judge == "gold" else None
+    before = _gold_scores(model, tokenizer, gym, options, cfg.seed)[0] if gym else None
     trainer = build_trainer(cfg)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint_path(cfg))
     checkpoint = save_hf_checkpoint(module.model, tokenizer, out / "checkpoint")
@@ -45,18 +45,26 @@ def run(cfg: DictConfig) -> dict:
     for name, report in datamodule.skip_reports.items():
         rank_zero_info(f"{name} data: {report.summary()}")
     if gym is not None:
-        after, rows = gold_scores(module.model, tokenizer, gym, eval_cfg.eval_split, samples, cfg.seed, **decoding)
-        ceiling = ceiling_scores(gym, eval_cfg.eval_split)
+        after, rows = _gold_scores(module.model, tokenizer, gym, options, cfg.seed)
+        ceiling = ceiling_scores(gym, options.split)
         table = {name: {c: v["overall"] for c, v in scores.items()}
                  for name, scores in (("untrained", before), ("sft", after), ("ceiling", ceiling))}
         summary["gold"] = table
         plot_category_scores(table, out / "gold_scores.png", "gold judge on held-out prompts")
         write_json(out / "samples.json", {"samples": rows[:200]})
         rank_zero_info(_format_table(table))
+    elif options.get("reward_model"):
+        start, _ = instantiate(cfg.model)  # the model SFT started from, again (not kept during training)
+        summary.update(compare_with_start(cfg, module.model, start, tokenizer, None, datamodule.val_rows, "sft"))
+    else:
+        rank_zero_info("no comparison with the starting model: set sft.eval.reward_model to judge one")
     write_json(out / "results.json", summary)
     return summary
 
 
+def _gold_scores(model, tokenizer, gym, options: DictConfig, seed: int):
+    return gold_scores(model, tokenizer, gym, options.split, int(options.samples_per_prompt), seed,
+                       max_new_tokens=options.max_new_tokens, temperature=options.get("temperature", 1.0))
 
 
 def _format_table(table: dict[str, dict[str, float]]) -> str:

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from lit_rlhf.callbacks import LogProgressBar
 from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.data.jsonl import atomic_write
+from lit_rlhf.data.ntp import IndexedBatches
 from lit_rlhf.provenance import changes, recipe
 from lit_rlhf.systems.checkpoint_io import AtomicCheckpointIO
 
@@ -287,3 +288,13 @@ def read_run_config(run_dir: str | os.PathLike) -> DictConfig | None:
 
 def banner(text: str) -> None:
     rank_zero_info(f"\n=== {text} ===")
+
+
+def ntp_batches(cfg: DictConfig, config, tokenizer) -> IndexedBatches | None:
+    """SFT batches of ``cfg.data`` for the NTP term when ``ntp_coef > 0``; ``ConfigError`` when there is no data."""
+    if config.ntp_coef == 0:
+        return None
+    if cfg.get("data") is None:
+        raise ConfigError(f"module.config.ntp_coef={config.ntp_coef} needs SFT data for the NTP term: "
+                          "data=jsonl_sft data.train.path=sft.jsonl data.val.path=null (or ntp_coef=0)")
+    return IndexedBatches.from_datamodule(instantiate(cfg.data, tokenizer=tokenizer), seed=cfg.seed)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lit_rlhf.data.errors import ConfigError
+
 
 def fused_supported(params: list[torch.Tensor]) -> bool:
     """Fused AdamW kernels exist for floating-point tensors on CUDA, CPU, MPS and XPU, all on one device."""
@@ -100,11 +102,13 @@ def build_adamw(params_or_groups, lr: float, weight_decay: float = 0.0, betas: t
                              **adamw_kernel_options(params, fused))
 
 
-def actor_critic_param_groups(policy: nn.Module, critic: nn.Module, policy_lr: float,
-                              critic_lr: float) -> list[dict]:
+def actor_critic_param_groups(policy: nn.Module, critic: nn.Module, options: dict[str, dict] | None = None
+                              ) -> list[dict]:
     """Two labelled groups, ``policy`` and ``critic``, for one optimizer stepping both after one backward.
 
-    ``build_adamw`` splits each into ``{name}/decay`` and ``{name}/no_decay``.
+    ``options`` maps a group's name to optimizer settings of its own (e.g. ``{"critic": {"lr": 3e-4}}``);
+    a group without them takes the optimizer's. ``adamw_param_groups`` splits each group into
+    ``{name}/decay`` and ``{name}/no_decay``.
 
     Parameters the critic shares with the policy (a value head on the policy's trunk) are
     optimised once, in the policy group, at the policy's learning rate.
@@ -112,8 +116,28 @@ def actor_critic_param_groups(policy: nn.Module, critic: nn.Module, policy_lr: f
     policy_params = [p for p in policy.parameters() if p.requires_grad]
     seen = {id(p) for p in policy_params}
     critic_params = [p for p in critic.parameters() if p.requires_grad and id(p) not in seen]
-    groups = [{"params": policy_params, "lr": policy_lr, "name": "policy"}]
+    options = dict(options or {})
+    unknown = sorted(set(options) - {"policy", "critic"})
+    if unknown:
+        raise ConfigError(f"param_groups: unknown group(s) {unknown}; the groups are 'policy' and 'critic'")
+    groups = [{**options.get("policy", {}), "params": policy_params, "name": "policy"}]
     if critic_params:
-        groups.append({"params": critic_params, "lr": critic_lr, "name": "critic"})
+        groups.append({**options.get("critic", {}), "params": critic_params, "name": "critic"})
     return groups
+
+
+def adamw_settings(factory, needed_by: str) -> dict:
+    """``lr``, ``betas`` and ``eps`` of a partial ``torch.optim.AdamW`` (Hydra ``_partial_``), for optimizers
+    that run AdamW themselves (``FusedBackwardAdamW``); any other optimizer is a ``ConfigError`` naming
+    ``needed_by``."""
+    func = getattr(factory, "func", None)
+    if func is not torch.optim.AdamW:
+        raise ConfigError(f"{needed_by} steps AdamW itself, so the optimizer must be a partial torch.optim.AdamW, "
+                          f"got {factory!r}")
+    keywords = dict(factory.keywords)
+    unknown = sorted(set(keywords) - {"lr", "betas", "eps"})
+    if unknown:
+        raise ConfigError(f"{needed_by}: AdamW settings {unknown} are not supported; set lr, betas, eps (weight "
+                          "decay is the module's weight_decay)")
+    return keywords
 

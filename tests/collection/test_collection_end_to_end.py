@@ -35,9 +35,9 @@ def test_stage_writes_the_filtered_set_and_report(compose_config, tmp_path):
     from lit_rlhf.collection.stage import run
 
     cfg = compose_config(
-        "experiment=gym_preferences", "stage=preferences", "preferences.policy.source=embedded",
+        "experiment=gym_preferences", "stage=preferences", "model=embedded",
         "preferences.prompts.split=val", "preferences.prompts.max_per_category=12", "preferences.k=3",
-        "preferences.decoding.max_new_tokens=8", "preferences.policy.tiny={hidden_size: 32, num_layers: 1}",
+        "preferences.decoding.max_new_tokens=8", "model.tiny={hidden_size: 32, num_layers: 1}",
         "preferences.annotators.length_bias=0.5")
     summary = run(cfg)
     out = tmp_path / "preferences"

@@ -3,6 +3,7 @@
 import json
 
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from lit_rlhf.dpo.config import DPOConfig
 from lit_rlhf.dpo.stage import build_pairs, run
@@ -21,7 +22,7 @@ def test_experiment_composes_into_the_dpo_config(compose_config):
     cfg = compose_config("experiment=gym_dpo")
     assert cfg.stage == "dpo" and str(cfg.model.source).endswith("sft/checkpoint")
     assert str(cfg.dpo.pairs.reward_model).endswith("reward_model/checkpoint")
-    config = instantiate(cfg.dpo.config)
+    config = OmegaConf.to_object(cfg.module.config)
     assert isinstance(config, DPOConfig) and config.ntp_coef > 0
 
 

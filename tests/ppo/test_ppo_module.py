@@ -1,3 +1,4 @@
+import functools
 import math
 from types import SimpleNamespace
 
@@ -189,8 +190,8 @@ def test_first_update_sees_a_ratio_of_one(policy):
 
 def test_training_moves_policy_and_critic_and_never_the_reference(policy):
     model, tokenizer = policy
-    config = PPOConfig(reference_baseline=False, max_new_tokens=6, ppo_epochs=2, policy_lr=1e-3, critic_lr=1e-3)
-    module = PPOModule(model, tokenizer, gold, config, monitor=gold)
+    config = PPOConfig(reference_baseline=False, max_new_tokens=6, ppo_epochs=2)
+    module = PPOModule(model, tokenizer, gold, config, monitor=gold, optimizer=functools.partial(torch.optim.AdamW, lr=1e-3), param_groups={})
     before = {name: p.detach().clone() for name, p in module.named_parameters()}
     loader = DataLoader([{"prompt": p} for p in PROMPTS], batch_size=4, collate_fn=collate_prompts)
     trainer = L.Trainer(max_epochs=1, limit_train_batches=2, logger=False, enable_checkpointing=False,
@@ -292,8 +293,8 @@ def _one_iteration(**config_changes) -> PPOModule:
     model, tokenizer = build_policy("embedded", seed=0, tiny={"hidden_size": 32, "num_layers": 1,
                                                                "num_heads": 2, "intermediate_size": 64})
     config = PPOConfig(reference_baseline=False, max_new_tokens=5, ppo_epochs=1, num_minibatches=2,
-                       max_grad_norm=None, policy_lr=1e-3, critic_lr=1e-3, **config_changes)
-    module = PPOModule(model, tokenizer, gold, config)
+                       max_grad_norm=None, **config_changes)
+    module = PPOModule(model, tokenizer, gold, config, optimizer=functools.partial(torch.optim.AdamW, lr=1e-3), param_groups={})
     loader = DataLoader([{"prompt": p} for p in PROMPTS], batch_size=8, collate_fn=collate_prompts)
     torch.manual_seed(0)
     L.Trainer(max_epochs=1, limit_train_batches=1, logger=False, enable_checkpointing=False, accelerator="cpu",

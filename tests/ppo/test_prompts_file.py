@@ -3,7 +3,6 @@ import json
 import pytest
 
 from lit_rlhf.data.errors import DataError
-from lit_rlhf.gym import AlignmentGym
 from lit_rlhf.ppo.rl_prompts import read_prompts_jsonl
 from lit_rlhf.ppo.stage import _rl_prompts
 
@@ -43,15 +42,18 @@ def test_rows_outside_the_categories_are_counted_with_their_line(tmp_path):
 
 
 def test_the_ppo_stage_takes_a_prompt_file_or_the_gym(compose_config, tmp_path):
-    gym = AlignmentGym(seed=0)
     cfg = compose_config("experiment=gym_ppo", "debug=fast")
     reports: dict = {}
-    rows, from_gym = _rl_prompts(cfg.ppo, gym, reports)
-    assert from_gym and {r["category"] for r in rows} == {"math", "harmful", "writing"} and not reports
+    rows, heldout, gym = _rl_prompts(cfg, reports)
+    assert gym is not None and {r["category"] for r in rows} == {"math", "harmful", "writing"} and not reports
+    assert heldout == []  # the gym's test split is the held-out set
 
-    path = write(tmp_path / "p.jsonl", [{"prompt": "a .", "category": "math"}, {"prompt": "b ."}, "{}"])
+    prompts = [{"prompt": f"question {i} .", "category": "math"} for i in range(9)] + [{"prompt": "b ."}, "{}"]
+    path = write(tmp_path / "p.jsonl", prompts)
     cfg = compose_config("experiment=gym_ppo", "debug=fast", f"ppo.prompts.path={path}", "ppo.categories=null",
                          "ppo.prompts.on_error=skip")
-    rows, from_gym = _rl_prompts(cfg.ppo, gym, reports)
-    assert not from_gym and [r["prompt"] for r in rows] == ["a .", "b ."]
-    assert reports["prompt_file"] == {"path": str(path), "kept": 2, "skipped": {"bad field 'prompt'": 1}}
+    rows, heldout, gym = _rl_prompts(cfg, reports)
+    assert gym is None and len(rows) == 9 and len(heldout) == 1  # ppo.heldout.fraction=0.1 of 10 prompts
+    assert {r["prompt"] for r in rows} | {r["prompt"] for r in heldout} == {p["prompt"] for p in prompts[:10]}
+    assert reports["prompt_file"] == {"path": str(path), "kept": 10, "skipped": {"bad field 'prompt'": 1},
+                                      "train": 9, "heldout": 1}

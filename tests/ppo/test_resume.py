@@ -1,6 +1,8 @@
 """A PPO run stopped mid-epoch or at an epoch's end and resumed from the shipped checkpoint callback's
 ``last.ckpt`` reproduces the uninterrupted run exactly."""
 
+import functools
+
 import lightning as L
 import pytest
 import torch
@@ -55,9 +57,10 @@ def _module():
     ntp = IndexedBatches(SFTDataset(GYM.demonstrations("train", 1)[:40], tokenizer, 64),
                          SFTCollator(tokenizer.pad_token_id), batch_size=4, seed=0)
     prompts = [p.text for p in GYM.prompts("train")[:16]]
-    config = PPOConfig(max_new_tokens=5, ppo_epochs=2, policy_lr=1e-3, critic_lr=1e-3, ntp_coef=0.5,
+    config = PPOConfig(max_new_tokens=5, ppo_epochs=2, ntp_coef=0.5,
                        reward_normalization="running", adaptive_kl=True, kl_target=0.01, kl_horizon=100)
-    module = PPOModule(model, tokenizer, gold, config, ref_scores={p: 0.3 for p in prompts}, ntp_batches=ntp)
+    module = PPOModule(model, tokenizer, gold, config, ref_scores={p: 0.3 for p in prompts}, ntp_batches=ntp,
+                       optimizer=functools.partial(torch.optim.AdamW, lr=1e-3), param_groups={})
     return module, prompt_loader([{"prompt": p} for p in prompts], 4)
 
 

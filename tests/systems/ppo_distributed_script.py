@@ -13,6 +13,7 @@ policy's parameters after training).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 
@@ -78,11 +79,12 @@ def main() -> None:
     gym = AlignmentGym(seed=0)
     prompts = [p.text for p in gym.prompts("train")[::7]][:args.devices * PROMPTS_PER_RANK_STEP * args.iterations]
     model, tokenizer = build_policy("embedded", seed=0, tiny=TINY)
-    config = PPOConfig(max_new_tokens=6, ppo_epochs=2, num_minibatches=2, policy_lr=1e-3, critic_lr=1e-3,
+    config = PPOConfig(max_new_tokens=6, ppo_epochs=2, num_minibatches=2,
                        reference_baseline=False, reward_normalization="running", adaptive_kl=True, kl_target=0.01,
                        kl_horizon=50, fused_backward=args.fused_backward,
                        max_grad_norm=None)  # unclipped in every run, so runs compare across strategies
-    module = (ShardedPPOModule if args.strategy == "fsdp2" else PPOModule)(model, tokenizer, toy_reward, config)
+    module = (ShardedPPOModule if args.strategy == "fsdp2" else PPOModule)(model, tokenizer, toy_reward, config,
+                                                                            optimizer=functools.partial(torch.optim.AdamW, lr=1e-3), param_groups={})
     loader = DataLoader([{"prompt": p} for p in prompts], batch_size=PROMPTS_PER_RANK_STEP,
                         collate_fn=collate_prompts)
     if args.strategy == "ddp":

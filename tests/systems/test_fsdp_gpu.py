@@ -1,5 +1,6 @@
 """PPO under FSDP with bf16 compute on one GPU, and on two when the machine has them. Skipped without CUDA."""
 
+import functools
 import json
 import math
 import os
@@ -39,9 +40,9 @@ def test_fsdp_bf16_ppo_on_one_gpu():
     prompts = [p.text for p in gym.prompts("train")[:8]]
     model, tokenizer = build_policy("embedded", seed=0, tiny=TINY)
     initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    config = PPOConfig(max_new_tokens=8, ppo_epochs=2, reference_baseline=False, reward_normalization="running",
-                       policy_lr=1e-3, critic_lr=1e-3)
-    module = PPOModule(model, tokenizer, lambda ps, rs: [len(set(r.split())) / 4 for r in rs], config)
+    config = PPOConfig(max_new_tokens=8, ppo_epochs=2, reference_baseline=False, reward_normalization="running")
+    module = PPOModule(model, tokenizer, lambda ps, rs: [len(set(r.split())) / 4 for r in rs], config,
+                       optimizer=functools.partial(torch.optim.AdamW, lr=1e-3), param_groups={})
     trainer = L.Trainer(accelerator="gpu", devices=1, strategy=fsdp_strategy(mixed_precision="bf16"), max_epochs=1,
                         limit_train_batches=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False)

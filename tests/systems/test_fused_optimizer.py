@@ -149,7 +149,7 @@ def test_actor_critic_one_backward_matches_standard():
 
     def run(make_opt):
         policy, critic = build()
-        opt = make_opt(actor_critic_param_groups(policy, critic, policy_lr=0.01, critic_lr=0.1))
+        opt = make_opt(actor_critic_param_groups(policy, critic, {"policy": {"lr": 0.01}, "critic": {"lr": 0.1}}))
         for step in range(3):
             x = torch.randn(4, 6, generator=torch.Generator().manual_seed(step))
             loss = policy(x).square().mean() + (critic(x) - 1.0).square().mean()

@@ -138,7 +138,7 @@ TINY_OVERRIDES = ["model.tiny.num_layers=1", "model.tiny.hidden_size=32", "model
 
 
 @pytest.mark.parametrize("experiment, overrides", [
-    ("gym_sft", ["sft.eval_split=null"]),
+    ("gym_sft", ["sft.eval.judge=null"]),
     ("gym_reward_model", ["data.train.pairs_per_prompt=1", "data.test.pairs_per_prompt=1"]),
 ])
 def test_gpu_trainer_config_with_bf16_and_default_clipping_trains(compose_config, monkeypatch, experiment, overrides):
