@@ -9,15 +9,16 @@ from pathlib import Path
 from lit_rlhf.cli.train import user_error
 from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.provenance import stale_reasons
-from lit_rlhf.run import compose, stage_config, stage_plan, train
+from lit_rlhf.run import compose, stage_config, stage_overrides, stage_plan, train
 
 
 def run_pipeline(overrides: list[str] | None = None, only: list[str] | None = None, force: list[str] | None = None,
-                 plan: list[dict] | None = None) -> dict:
+                 plan: list[dict] | str | None = None) -> dict:
     """Run the planned stages. A stage with a ``results.json`` is skipped unless named in ``force``, a stage it
     ``needs`` ran in this call, or what it would be made from now (its config, its inputs' ids: see
     ``lit_rlhf.provenance``) differs from what its output was made from."""
-    plan = plan if plan is not None else stage_plan()
+    plan = plan if isinstance(plan, list) else stage_plan(plan, overrides)  # a plan's name or path: run.PLANS
+    overrides = stage_overrides(overrides)
     names = [s["name"] for s in plan]
     for requested in (only or []) + [f for f in (force or []) if f != "all"]:
         if requested not in names:
@@ -57,16 +58,19 @@ def main(argv: list[str] | None = None) -> int:
         "embedded gym by default. Extra arguments are Hydra overrides applied to every stage.")
     parser.add_argument("overrides", nargs="*", help="e.g. paths.artifacts=/tmp/run seed=1")
     parser.add_argument("--only", nargs="+", metavar="STAGE", help="run just these stages")
+    parser.add_argument("--plan", default="gym", metavar="PLAN",
+                        help="gym (the built-in gym), files (your own model and files: see conf/pipeline_files.yaml, "
+                        "inputs.*=...), or the path of a plan file")
     parser.add_argument("--force", nargs="+", metavar="STAGE", help="re-run these stages (or 'all') even if done")
     args = parser.parse_args(argv)
     try:
-        run_pipeline(args.overrides, args.only, args.force)
+        run_pipeline(args.overrides, args.only, args.force, plan=args.plan)
     except Exception as err:  # a user's error ends in one line; anything else is a bug and keeps its traceback
         cause = user_error(err)
         if cause is None:
             raise
         parser.exit(2, f"lit-rlhf-pipeline: error: {cause}\n")
-    report = Path(stage_config("eval", args.overrides).output_dir) / "report.md"
+    report = Path(stage_config("eval", args.overrides, args.plan).output_dir) / "report.md"
     if report.exists():
         print(f"\nreport: {report}")
     return 0

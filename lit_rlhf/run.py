@@ -47,13 +47,34 @@ def _finish_wandb_run() -> None:
         wandb.finish()
 
 
-def stage_plan(path: str | Path | None = None) -> list[dict]:
-    """The ``stages`` list of ``conf/pipeline.yaml`` (name and overrides per stage)."""
-    if path is None:
-        import lit_rlhf.conf
+# Plans of ``lit-rlhf-pipeline --plan NAME`` shipped in conf/; any other name is a path to a plan file.
+PLANS = {"gym": "pipeline.yaml", "files": "pipeline_files.yaml"}
 
-        path = Path(lit_rlhf.conf.__file__).parent / "pipeline.yaml"
-    plan = OmegaConf.to_container(OmegaConf.load(path))["stages"]
+
+def stage_plan(path: str | Path | None = None, overrides: list[str] | None = None) -> list[dict]:
+    """The ``stages`` list (name, overrides, needs) of a plan: ``conf/pipeline.yaml`` (the gym, by default), a
+    name in ``PLANS`` or a path. A plan's ``inputs`` (e.g. the files plan's data paths) are filled in from the
+    ``inputs.NAME=VALUE`` items of ``overrides``; a missing one is a ``ConfigError`` naming it."""
+    import lit_rlhf.conf
+
+    name = "gym" if path is None else str(path)
+    path = Path(lit_rlhf.conf.__file__).parent / PLANS[name] if name in PLANS else Path(name)
+    if not path.exists():
+        raise FileNotFoundError(f"pipeline plan {name!r}: no such file {path}; shipped plans: {sorted(PLANS)}")
+    raw = OmegaConf.load(path)
+    given = [o for o in overrides or [] if o.startswith("inputs.")]
+    if given:
+        if "inputs" not in raw:
+            raise ConfigError(f"{path} takes no inputs, got {given}")
+        OmegaConf.set_struct(raw.inputs, True)  # a misspelt input name fails, naming it
+        try:
+            raw.merge_with_dotlist(given)
+        except Exception as err:
+            raise ConfigError(f"{path}: {err}".splitlines()[0]) from None
+    missing = [k for k in raw.get("inputs") or {} if OmegaConf.is_missing(raw.inputs, k)]
+    if missing:
+        raise ConfigError(f"the {name} plan needs " + " ".join(f"inputs.{k}=..." for k in missing))
+    plan = OmegaConf.to_container(raw, resolve=True)["stages"]
     names = set()
     for i, stage in enumerate(plan):
         if not isinstance(stage, dict) or "name" not in stage:
@@ -64,6 +85,11 @@ def stage_plan(path: str | Path | None = None) -> list[dict]:
                               "which no earlier stage is")
         names.add(stage["name"])
     return plan
+
+
+def stage_overrides(overrides: list[str] | None) -> list[str]:
+    """``overrides`` without a plan's ``inputs.*`` items: the rest apply to every stage."""
+    return [o for o in overrides or [] if not o.startswith("inputs.")]
 
 
 def compose(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
@@ -83,12 +109,12 @@ def compose(overrides: list[str] | None = None, config_name: str = "train") -> D
         return hydra_compose(config_name, overrides=list(overrides or []))
 
 
-def stage_config(name: str, overrides: list[str]):
-    """The config of the planned stage ``name`` with extra ``overrides`` (e.g. an ablation's variant)."""
-    plan = {s["name"]: s for s in stage_plan()}
+def stage_config(name: str, overrides: list[str], plan: str | None = None):
+    """The config of the stage ``name`` of ``plan`` with extra ``overrides`` (e.g. an ablation's variant)."""
+    plan = {s["name"]: s for s in stage_plan(plan, overrides)}
     if name not in plan:
         raise ConfigError(f"unknown pipeline stage {name!r}; stages: {list(plan)}")
-    return compose(list(plan[name].get("overrides", [])) + list(overrides))
+    return compose(list(plan[name].get("overrides", [])) + stage_overrides(overrides))
 
 
 def train_reward_model_variant(cfg: DictConfig) -> None:

@@ -23,6 +23,8 @@ def trained_gym_prompts(cfg: DictConfig) -> dict[str, set[str]]:
 
     Prompts from a user's files are not the gym's and are not listed; ``eval`` trains on nothing.
     """
+    if cfg.get("gym") is None:  # a run on one's own files: no gym prompt entered it
+        return {}
     gym = instantiate(cfg.gym)
     stage = cfg.stage
     sources: dict[str, set[str]] = {}

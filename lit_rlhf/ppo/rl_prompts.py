@@ -123,6 +123,10 @@ def filter_by_reward_variance(policy, tokenizer, reward_fn, rows: list[dict], k:
         raise ValueError(f"scores must hold k={k} rewards for each of the {len(rows)} prompts")
     variances = [pvariance(s) for s in scores]
     kept = [r for r, v in zip(rows, variances) if v >= min_variance]
+    if rows and not kept:
+        raise DataError(f"the prompt filter kept none of {len(rows)} prompts: the reward variance of every prompt's "
+                        f"{k} sampled answers is below min_variance={min_variance} (largest {max(variances):.3g}); "
+                        "lower ppo.prompt_filter.min_variance, or turn the filter off (ppo.prompt_filter.enabled=false)")
     before = Counter(r.get("category", "all") for r in rows)
     after = Counter(r.get("category", "all") for r in kept)
     report = {

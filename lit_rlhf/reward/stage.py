@@ -47,7 +47,9 @@ def run(cfg: DictConfig) -> dict:
         summary["test_metrics"] = trainer.test(module, datamodule=datamodule, verbose=False)[0]
     eval_rows = datamodule.test_rows or datamodule.val_rows
     if eval_rows:
-        judge, summary["gold_eval"] = gold_judge(cfg, eval_rows) if options.get("gold_eval", False) else (None, "off")
+        judge = None
+        if options.get("gold_eval", False):  # gym experiments: agreement with the gym's gold judge too
+            judge, summary["gold_eval"] = gold_judge(cfg, eval_rows)
         summary["heldout"] = evaluate_pairs(module.scorer, eval_rows, judge, tokenizer)
         summary["heldout_split"] = "test" if datamodule.test_rows else "val"
         rank_zero_info(f"held-out ({summary['heldout_split']}): "

@@ -1,0 +1,123 @@
+"""Which config keys a run reads: for the check that every key a user can override reaches something.
+
+While recording, every read of a DictConfig key (attribute, item, ``get``, ``items``, ``OmegaConf.select``)
+notes that key's full path (``reads.keys``), and a subtree handed whole to ``instantiate``,
+``OmegaConf.to_container`` or ``OmegaConf.to_object`` notes its root (``reads.whole``: everything below it
+reaches the object built from it). The whole config turned into a container (the run record and its
+fingerprint) counts as no read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import hydra.utils
+from omegaconf import DictConfig, OmegaConf
+
+
+def _full_key(node, key=None) -> str | None:
+    try:
+        return str(node._get_full_key(key)) if key is not None else str(node._get_full_key(None))
+    except Exception:  # a detached node
+        return None
+
+
+@contextlib.contextmanager
+def recording_reads(modules: list):
+    """Yield a set that fills with the full keys read inside the block; ``modules`` are the modules whose
+    ``instantiate`` name is patched too (they imported it by name)."""
+    reads = Reads()
+    originals = {
+        "getattr": DictConfig.__getattr__, "getitem": DictConfig.__getitem__, "get": DictConfig.get,
+        "items": DictConfig.items,
+        "select": OmegaConf.select, "to_container": OmegaConf.to_container, "to_object": OmegaConf.to_object,
+    }
+    instantiate = hydra.utils.instantiate
+
+    def note(key, whole=False):
+        if key:
+            (reads.whole if whole else reads.keys).add(key.lstrip("."))
+
+    def items_(self, *args, **kwargs):
+        pairs = originals["items"](self, *args, **kwargs)
+        for key, _ in pairs:
+            note(_full_key(self, key))
+        return pairs
+
+    def getattr_(self, key):
+        value = originals["getattr"](self, key)
+        note(_full_key(self, key))
+        return value
+
+    def getitem_(self, key):
+        value = originals["getitem"](self, key)
+        note(_full_key(self, key))
+        return value
+
+    def get_(self, key, default_value=None):
+        value = originals["get"](self, key, default_value)
+        note(_full_key(self, key))
+        return value
+
+    def select_(cfg, key, *args, **kwargs):
+        root = _full_key(cfg)
+        note(f"{root}.{key}" if root else key)
+        return originals["select"](cfg, key, *args, **kwargs)
+
+    def whole(name):
+        def call(cfg, *args, **kwargs):
+            if isinstance(cfg, DictConfig):
+                note(_full_key(cfg), whole=True)
+            return originals[name](cfg, *args, **kwargs)
+        return staticmethod(call)
+
+    def instantiate_(cfg, *args, **kwargs):
+        if isinstance(cfg, DictConfig):
+            note(_full_key(cfg), whole=True)
+        return instantiate(cfg, *args, **kwargs)
+
+    DictConfig.__getattr__, DictConfig.__getitem__, DictConfig.get = getattr_, getitem_, get_
+    DictConfig.items = items_
+    OmegaConf.select = staticmethod(select_)
+    OmegaConf.to_container, OmegaConf.to_object = whole("to_container"), whole("to_object")
+    patched = [(m, "instantiate", getattr(m, "instantiate")) for m in modules if hasattr(m, "instantiate")]
+    for module, name, _ in patched:
+        setattr(module, name, instantiate_)
+    try:
+        yield reads
+    finally:
+        DictConfig.__getattr__, DictConfig.__getitem__ = originals["getattr"], originals["getitem"]
+        DictConfig.get, DictConfig.items = originals["get"], originals["items"]
+        OmegaConf.select = staticmethod(originals["select"])
+        OmegaConf.to_container = staticmethod(originals["to_container"])
+        OmegaConf.to_object = staticmethod(originals["to_object"])
+        for module, name, original in patched:
+            setattr(module, name, original)
+
+
+def leaves(cfg: DictConfig, prefix: str = "") -> list[str]:
+    """Full keys of every leaf of ``cfg`` (without resolving interpolations)."""
+    out = []
+    for key in cfg.keys():
+        node = cfg._get_node(key)
+        path = f"{prefix}{key}"
+        if isinstance(node, DictConfig) and not node._is_none():
+            out += leaves(node, f"{path}.")
+        else:
+            out.append(path)
+    return out
+
+
+class Reads:
+    def __init__(self):
+        self.keys: set[str] = set()
+        self.whole: set[str] = set()
+
+
+def unread(cfg: DictConfig, reads: Reads, skip: tuple[str, ...] = ()) -> list[str]:
+    """Leaves of ``cfg`` neither read nor under a subtree read whole; ``skip``: prefixes left out."""
+    def reached(key: str) -> bool:
+        parts = key.split(".")
+        return key in reads.keys or any(".".join(parts[:i]) in reads.whole for i in range(1, len(parts) + 1))
+
+    return sorted(k for k in leaves(cfg) if not k.startswith(skip) and not reached(k))

@@ -1,0 +1,121 @@
+"""Every stage and the pipeline on a user's own model and files, through the generic experiments alone: a
+locally saved tiny Qwen2 with its own BPE tokenizer, hand-written JSONL, no gym part switched off by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lit_rlhf import compose, train
+
+pytestmark = pytest.mark.slow
+
+# Small and quick, nothing else: each stage's own defaults stay as a user gets them.
+QUICK = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
+         "trainer.accelerator=cpu", "logger=csv"]
+
+
+def _results(path) -> dict:
+    return json.loads((path / "results.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def runs(own_files, tmp_path_factory):
+    """The five generic experiments in order, each reading the previous ones' outputs."""
+    art = tmp_path_factory.mktemp("own_artifacts")
+    f = own_files
+    common = [f"paths.artifacts={art}", *QUICK]
+    train(compose(["experiment=sft", f"model.source={f['base']}", f"data.train.path={f['sft_train']}",
+                   f"data.val.path={f['sft_val']}", "data.max_length=64", "data.batch_size=4", *common]))
+    train(compose(["experiment=reward_model", f"model.source={art}/sft/checkpoint", f"data.train.path={f['prefs']}",
+                   "data.max_length=64", "data.batch_size=4", *common]))
+    train(compose(["experiment=ppo", f"model.source={art}/sft/checkpoint", f"ppo.reward_model={art}/reward_model/checkpoint",
+                   f"ppo.prompts.path={f['prompts']}", "ppo.prompts_per_iteration=4", "ppo.prompt_filter.k=2", "ppo.prompt_filter.min_variance=0",
+                   "module.config.max_new_tokens=6", "module.config.ppo_epochs=1", "ppo.eval.samples_per_prompt=1",
+                   *common]))
+    train(compose(["experiment=dpo", f"model.source={art}/sft/checkpoint", f"dpo.pairs.path={f['prefs']}",
+                   f"dpo.eval.reward_model={art}/reward_model/checkpoint", "dpo.data.max_length=64",
+                   "dpo.data.batch_size=4", "dpo.data.val_fraction=0.25", "dpo.eval.max_new_tokens=6",
+                   "dpo.eval.samples_per_prompt=1", *common]))
+    train(compose(["experiment=eval", f"eval.prompts={f['heldout']}", f"eval.reward_model={art}/reward_model/checkpoint",
+                   f"eval.baseline.path={art}/sft/checkpoint",
+                   f"eval.candidates={{ppo: {art}/ppo/checkpoint, dpo: {art}/dpo/checkpoint}}",
+                   "eval.max_new_tokens=6", "eval.samples_per_prompt=1", f"paths.artifacts={art}"],
+                  config_name="eval"))
+    return art
+
+
+def test_every_stage_writes_a_plain_hf_checkpoint_of_the_users_architecture(runs):
+    from transformers import AutoConfig
+
+    for stage in ("sft", "reward_model", "ppo", "dpo"):
+        assert AutoConfig.from_pretrained(runs / stage / "checkpoint").model_type == "qwen2"
+
+
+def test_no_stage_consults_the_gym(runs):
+    for stage in ("sft", "reward_model", "ppo", "dpo", "eval"):
+        text = (runs / stage / "results.json").read_text()
+        assert "gold" not in text, f"{stage} reported a gym score"
+
+
+def test_rl_stages_end_with_a_reward_model_comparison_on_held_out_prompts(runs, own_files):
+    ppo = _results(runs / "ppo")
+    assert ppo["prompt_file"]["train"] + ppo["prompt_file"]["heldout"] == 24 and ppo["prompt_file"]["heldout"] >= 2
+    for stage in ("ppo", "dpo"):
+        comparison = _results(runs / stage)["vs_start"]
+        assert comparison["judge"] == "reward_model" and comparison["prompts"] >= 1
+        table = comparison["win_tie_loss"]["all"]
+        assert table["n"] == comparison["prompts"] and abs(table["win"] + table["tie"] + table["loss"] - 1) < 1e-9
+
+
+def test_the_evaluation_compares_the_candidates_by_the_reward_model(runs):
+    results = _results(runs / "eval")
+    assert results["judge"] == "reward_model" and set(results["pairwise"]) == {"ppo", "dpo"}
+    assert (runs / "eval" / "report.md").exists()
+
+
+# What the test adds to each stage of the shipped files plan, to make it quick.
+SHRINK = {
+    "sft": ["data.max_length=64", "data.batch_size=4"],
+    "reward_model": ["data.max_length=64", "data.batch_size=4"],
+    "ppo": ["ppo.prompts_per_iteration=4", "ppo.prompt_filter.k=2", "ppo.prompt_filter.min_variance=0", "module.config.max_new_tokens=6",
+            "module.config.ppo_epochs=1", "ppo.eval.samples_per_prompt=1"],
+    "dpo": ["dpo.data.max_length=64", "dpo.data.batch_size=4", "dpo.data.val_fraction=0.25",
+            "dpo.eval.max_new_tokens=6", "dpo.eval.samples_per_prompt=1"],
+    "eval": ["eval.max_new_tokens=6", "eval.samples_per_prompt=1"],
+}
+
+
+def test_the_pipeline_runs_on_ones_own_model_and_files(own_files, tmp_path):
+    import yaml
+
+    import lit_rlhf.conf
+    from lit_rlhf.pipeline import run_pipeline
+
+    plan = yaml.safe_load((Path(lit_rlhf.conf.__file__).parent / "pipeline_files.yaml").read_text())
+    for stage in plan["stages"]:
+        stage["overrides"] += SHRINK[stage["name"]]
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
+    f = own_files
+    inputs = [f"inputs.model={f['base']}", f"inputs.sft_train={f['sft_train']}", f"inputs.sft_val={f['sft_val']}",
+              f"inputs.preferences={f['prefs']}", f"inputs.prompts={f['prompts']}",
+              f"inputs.eval_prompts={f['heldout']}"]
+    summaries = run_pipeline([*inputs, f"paths.artifacts={tmp_path / 'art'}", *QUICK], plan=str(tmp_path / "plan.yaml"))
+    assert list(summaries) == ["sft", "reward_model", "ppo", "dpo", "eval"]
+    assert set(summaries["eval"]["pairwise"]) == {"ppo", "dpo"} and summaries["eval"]["judge"] == "reward_model"
+    assert "vs_start" in summaries["ppo"] and "gold" not in json.dumps(summaries)
+
+
+def test_the_files_plan_names_the_inputs_it_is_missing(capsys):
+    from lit_rlhf.pipeline import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--plan", "files", "inputs.model=somewhere"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "inputs.sft_train=..." in error and "inputs.model" not in error.split("needs", 1)[1]
+    with pytest.raises(SystemExit):
+        main(["--plan", "files", "inputs.no_such_input=1"])
+    assert "no_such_input" in capsys.readouterr().err
