@@ -10,6 +10,8 @@ fingerprint) counts as no read.
 from __future__ import annotations
 
 import contextlib
+import re
+import sys
 
 import hydra.utils
 from omegaconf import DictConfig, OmegaConf
@@ -80,7 +82,9 @@ def recording_reads(modules: list):
     DictConfig.items = items_
     OmegaConf.select = staticmethod(select_)
     OmegaConf.to_container, OmegaConf.to_object = whole("to_container"), whole("to_object")
-    patched = [(m, "instantiate", getattr(m, "instantiate")) for m in modules if hasattr(m, "instantiate")]
+    # modules that imported ``instantiate`` by name, and hydra.utils itself for modules imported in the block
+    patched = [(m, "instantiate", getattr(m, "instantiate")) for m in [*modules, hydra.utils]
+               if getattr(m, "instantiate", None) is instantiate]
     for module, name, _ in patched:
         setattr(module, name, instantiate_)
     try:
@@ -93,6 +97,9 @@ def recording_reads(modules: list):
         OmegaConf.to_object = staticmethod(originals["to_object"])
         for module, name, original in patched:
             setattr(module, name, original)
+        for module in list(sys.modules.values()):  # modules imported inside the block bound the wrapper
+            if getattr(module, "instantiate", None) is instantiate_:
+                module.instantiate = instantiate
 
 
 def leaves(cfg: DictConfig, prefix: str = "") -> list[str]:
@@ -116,8 +123,24 @@ class Reads:
 
 def unread(cfg: DictConfig, reads: Reads, skip: tuple[str, ...] = ()) -> list[str]:
     """Leaves of ``cfg`` neither read nor under a subtree read whole; ``skip``: prefixes left out."""
-    def reached(key: str) -> bool:
+    def under(key: str, roots: set[str]) -> bool:
         parts = key.split(".")
-        return key in reads.keys or any(".".join(parts[:i]) in reads.whole for i in range(1, len(parts) + 1))
+        return any(".".join(parts[:i]) in roots for i in range(1, len(parts) + 1))
 
-    return sorted(k for k in leaves(cfg) if not k.startswith(skip) and not reached(k))
+    all_leaves = leaves(cfg)
+    reached = {k for k in all_leaves if k in reads.keys or under(k, reads.whole)}
+    # A reached leaf that interpolates others (output_dir: ${paths.artifacts}/${stage}) reaches them too.
+    targets: set[str] = set()
+    while True:
+        for key in reached:
+            raw = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False, throw_on_missing=False)
+            node = cfg._get_node(key) if "." not in key else OmegaConf.select(cfg, key.rsplit(".", 1)[0])._get_node(
+                key.rsplit(".", 1)[1])
+            value = node._value() if node is not None else raw
+            if isinstance(value, str):
+                targets |= set(re.findall(r"\$\{([\w.]+)\}", value))
+        grown = reached | {k for k in all_leaves if under(k, targets)}
+        if grown == reached:
+            break
+        reached = grown
+    return sorted(k for k in all_leaves if not k.startswith(skip) and k not in reached)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 from hydra.utils import instantiate
@@ -98,7 +99,7 @@ def _without_generation_callbacks(cfg: DictConfig) -> DictConfig:
     callbacks = cfg.get("callbacks") or {}
     kept = {name: c for name, c in callbacks.items()
             if c is None or not str(c.get("_target_", "")).endswith("GoldJudgeMonitor")}
-    cfg = cfg.copy()
+    cfg = copy.deepcopy(cfg)
     with open_dict(cfg):
         cfg.callbacks = kept
     return cfg

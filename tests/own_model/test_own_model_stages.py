@@ -21,33 +21,70 @@ def _results(path) -> dict:
     return json.loads((path / "results.json").read_text())
 
 
+# Keys a generic experiment carries that its run reads nowhere, and why each is meant to do nothing there.
+# Every other key of the composed config must be read (tests/key_reads.py): an override that composes but
+# reaches nothing fails `test_every_key_of_a_generic_experiment_is_read_or_documented_inert`.
+INERT = {
+    "*": {"hydra": "Hydra's own settings"},
+    "sft": {"sft.eval.max_new_tokens": "compares only with sft.eval.reward_model set",
+            "sft.eval.samples_per_prompt": "compares only with sft.eval.reward_model set"},
+    "dpo": {"dpo.pairs.categories": "dpo.pairs.source=policy only", "dpo.pairs.decoding": "source=policy only",
+            "dpo.pairs.n": "source=policy only"},
+    "eval": {"model": "evaluation loads the checkpoints named under eval.*", "trainer": "evaluation trains nothing",
+             "strategy": "evaluation trains nothing", "resume": "evaluation trains nothing",
+             "callbacks": "evaluation trains nothing", "eval.human": "eval.judge=human only",
+             "eval.split": "gym prompts only"},
+}
+
+
+def _train(ov: list[str], reads: dict, config_name: str = "train") -> None:
+    """``train`` on the composed config, noting which of its keys the run read (under the experiment's name)."""
+    import sys
+
+    from key_reads import recording_reads
+
+    cfg = compose(ov, config_name=config_name)
+    with recording_reads([m for name, m in list(sys.modules.items()) if name.startswith("lit_rlhf")]) as read:
+        train(cfg)
+    reads[ov[0].removeprefix("experiment=")] = (cfg, read)
+
+
 @pytest.fixture(scope="module")
 def runs(own_files, tmp_path_factory):
-    """The five generic experiments in order, each reading the previous ones' outputs."""
+    """The five generic experiments in order, each reading the previous ones' outputs; ``(artifacts, reads)``."""
     art = tmp_path_factory.mktemp("own_artifacts")
-    f = own_files
+    f, reads = own_files, {}
     common = [f"paths.artifacts={art}", *QUICK]
-    train(compose(["experiment=sft", f"model.source={f['base']}", f"data.train.path={f['sft_train']}",
-                   f"data.val.path={f['sft_val']}", "data.max_length=64", "data.batch_size=4", *common]))
-    train(compose(["experiment=reward_model", f"model.source={art}/sft/checkpoint", f"data.train.path={f['prefs']}",
-                   "data.max_length=64", "data.batch_size=4", *common]))
-    train(compose(["experiment=ppo", f"model.source={art}/sft/checkpoint", f"ppo.reward_model={art}/reward_model/checkpoint",
-                   f"ppo.prompts.path={f['prompts']}", "ppo.prompts_per_iteration=4", "ppo.prompt_filter.k=2", "ppo.prompt_filter.min_variance=0",
-                   "module.config.max_new_tokens=6", "module.config.ppo_epochs=1", "ppo.eval.samples_per_prompt=1",
-                   *common]))
-    train(compose(["experiment=dpo", f"model.source={art}/sft/checkpoint", f"dpo.pairs.path={f['prefs']}",
-                   f"dpo.eval.reward_model={art}/reward_model/checkpoint", "dpo.data.max_length=64",
-                   "dpo.data.batch_size=4", "dpo.data.val_fraction=0.25", "dpo.eval.max_new_tokens=6",
-                   "dpo.eval.samples_per_prompt=1", *common]))
-    train(compose(["experiment=eval", f"eval.prompts={f['heldout']}", f"eval.reward_model={art}/reward_model/checkpoint",
-                   f"eval.baseline.path={art}/sft/checkpoint",
-                   f"eval.candidates={{ppo: {art}/ppo/checkpoint, dpo: {art}/dpo/checkpoint}}",
-                   "eval.max_new_tokens=6", "eval.samples_per_prompt=1", f"paths.artifacts={art}"],
-                  config_name="eval"))
-    return art
+    _train(["experiment=sft", f"model.source={f['base']}", f"data.train.path={f['sft_train']}",
+            f"data.val.path={f['sft_val']}", "data.max_length=64", "data.batch_size=4", *common], reads)
+    _train(["experiment=reward_model", f"model.source={art}/sft/checkpoint", f"data.train.path={f['prefs']}",
+            "data.max_length=64", "data.batch_size=4", *common], reads)
+    _train(["experiment=ppo", f"model.source={art}/sft/checkpoint", f"ppo.reward_model={art}/reward_model/checkpoint",
+            f"ppo.prompts.path={f['prompts']}", "ppo.prompts_per_iteration=4", "ppo.prompt_filter.k=2",
+            "ppo.prompt_filter.min_variance=0", "module.config.max_new_tokens=6", "module.config.ppo_epochs=1",
+            "ppo.eval.samples_per_prompt=1", *common], reads)
+    _train(["experiment=dpo", f"model.source={art}/sft/checkpoint", f"dpo.pairs.path={f['prefs']}",
+            f"dpo.eval.reward_model={art}/reward_model/checkpoint", "dpo.data.max_length=64",
+            "dpo.data.batch_size=4", "dpo.data.val_fraction=0.25", "dpo.eval.max_new_tokens=6",
+            "dpo.eval.samples_per_prompt=1", *common], reads)
+    _train(["experiment=eval", f"eval.prompts={f['heldout']}", f"eval.reward_model={art}/reward_model/checkpoint",
+            f"eval.baseline.path={art}/sft/checkpoint",
+            f"eval.candidates={{ppo: {art}/ppo/checkpoint, dpo: {art}/dpo/checkpoint}}",
+            "eval.max_new_tokens=6", "eval.samples_per_prompt=1", f"paths.artifacts={art}"], reads, "eval")
+    return art, reads
+
+
+@pytest.mark.parametrize("experiment", ["sft", "reward_model", "ppo", "dpo", "eval"])
+def test_every_key_of_a_generic_experiment_is_read_or_documented_inert(runs, experiment):
+    from key_reads import unread
+
+    cfg, reads = runs[1][experiment]
+    inert = tuple({**INERT["*"], **INERT.get(experiment, {})})
+    assert unread(cfg, reads, skip=inert) == []
 
 
 def test_every_stage_writes_a_plain_hf_checkpoint_of_the_users_architecture(runs):
+    runs = runs[0]
     from transformers import AutoConfig
 
     for stage in ("sft", "reward_model", "ppo", "dpo"):
@@ -55,12 +92,14 @@ def test_every_stage_writes_a_plain_hf_checkpoint_of_the_users_architecture(runs
 
 
 def test_no_stage_consults_the_gym(runs):
+    runs = runs[0]
     for stage in ("sft", "reward_model", "ppo", "dpo", "eval"):
         text = (runs / stage / "results.json").read_text()
         assert "gold" not in text, f"{stage} reported a gym score"
 
 
 def test_rl_stages_end_with_a_reward_model_comparison_on_held_out_prompts(runs, own_files):
+    runs = runs[0]
     ppo = _results(runs / "ppo")
     assert ppo["prompt_file"]["train"] + ppo["prompt_file"]["heldout"] == 24 and ppo["prompt_file"]["heldout"] >= 2
     for stage in ("ppo", "dpo"):
@@ -71,6 +110,7 @@ def test_rl_stages_end_with_a_reward_model_comparison_on_held_out_prompts(runs, 
 
 
 def test_the_evaluation_compares_the_candidates_by_the_reward_model(runs):
+    runs = runs[0]
     results = _results(runs / "eval")
     assert results["judge"] == "reward_model" and set(results["pairwise"]) == {"ppo", "dpo"}
     assert (runs / "eval" / "report.md").exists()
