@@ -110,3 +110,23 @@ def test_stages_never_reach_the_entry_points(stage):
 def test_each_algorithm_has_its_module_and_stage_in_one_folder(algorithm):
     folder = PACKAGE / algorithm
     assert (folder / "module.py").exists() and (folder / "stage.py").exists()
+
+
+def test_the_public_api_imports_from_the_package():
+    import lit_rlhf
+
+    for name in lit_rlhf.__all__:
+        assert getattr(lit_rlhf, name) is not None, name
+    from lit_rlhf import DPOModule, PPOConfig, PPOModule, RewardModel, RewardModelModule, SFTModule  # noqa: F401
+
+    with pytest.raises(AttributeError, match="no attribute 'NoSuchThing'"):
+        lit_rlhf.NoSuchThing  # noqa: B018
+
+
+def test_importing_the_package_builds_nothing():
+    import subprocess
+    import sys
+
+    code = "import sys, lit_rlhf; print(sorted(m for m in sys.modules if m.startswith(('torch', 'lightning'))))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"  # names are imported on first use

@@ -145,3 +145,21 @@ def test_the_optimizer_the_trainer_gets_has_the_overridden_rates(compose_config)
                      "critic/no_decay": 0.456}
     assert {g["name"]: g["weight_decay"] for g in optimizer.param_groups}["policy/decay"] == 0.01
     assert isinstance(module.optimizer_factory, functools.partial)
+
+
+@pytest.mark.parametrize("override, named", [("module.config.no_such_knob=1", "no_such_knob"),
+                                             ("module.config.kl_coef=abc", "kl_coef"),
+                                             ("module.config.ppo_epochs=1.5", "ppo_epochs")])
+def test_a_misspelt_or_mistyped_algorithm_setting_fails_naming_it(compose_config, override, named):
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException, match=named):
+        compose_config("experiment=ppo", override)
+
+
+def test_an_invalid_algorithm_value_fails_when_the_module_is_built(compose_config):
+    from lit_rlhf.data.errors import ConfigError
+
+    cfg = compose_config("experiment=gym_dpo", "module.config.beta=-1")
+    with pytest.raises(ConfigError, match="beta=-1"):  # a user error: the command ends in this one line
+        _build(cfg, "dpo")

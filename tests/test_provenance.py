@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from omegaconf import OmegaConf
 
 from lit_rlhf.pipeline import run_pipeline
@@ -58,6 +59,7 @@ def test_a_stage_reruns_when_an_input_changed_in_an_earlier_invocation(tmp_path,
     assert "input model.source" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # kills a training subprocess
 def test_a_run_killed_midway_is_not_taken_for_done(tmp_path):
     """fingerprint.json is removed when a stage starts and written when it ends."""
     plan = [{"name": "sft", "overrides": TINY_SFT}]

@@ -6,6 +6,7 @@ import hydra
 from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue
 
+import lit_rlhf.conf  # noqa: F401  registers the structured configs before Hydra composes
 from lit_rlhf.data.errors import UserError
 from lit_rlhf.run import train
 
