@@ -10,7 +10,6 @@ Order of work, each step reusable by a resumed run:
 
 from __future__ import annotations
 
-import copy
 import gc
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from lit_rlhf.dpo.data import DPODataModule
 from lit_rlhf.dpo.policy_pairs import load_or_build_pairs, policy_pairs
 from lit_rlhf.evaluation.compare import compare_with_start
 from lit_rlhf.models import save_hf_checkpoint
+from lit_rlhf.models.adapters import frozen_reference
 from lit_rlhf.provenance import input_id
 from lit_rlhf.reward.model import RewardModel
 from lit_rlhf.stages.common import (
@@ -52,7 +52,7 @@ def run(cfg: DictConfig) -> dict:
     rows, pair_report = build_pairs(options.pairs, policy, tokenizer, gym, out, int(cfg.seed),
                                     str(cfg.model.get("source", "embedded")))
     datamodule = DPODataModule(tokenizer, rows, **OmegaConf.to_container(options.data), seed=int(cfg.seed))
-    reference = copy.deepcopy(policy)
+    reference = frozen_reference(policy)  # LoRA: the policy's base with its adapters off, not a copy
     rank_zero_info(f"reference log-probs: {datamodule.cache_reference_logps(reference)} pairs, computed once")
     del reference  # the cache replaces it during training
     gc.collect()

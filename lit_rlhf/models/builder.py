@@ -14,6 +14,7 @@ from transformers import (
 )
 
 from lit_rlhf.data.errors import ConfigError
+from lit_rlhf.models.adapters import ADAPTER_DIR, apply_memory_options, is_adapted, merged_copy
 from lit_rlhf.models.tokenizer import build_gym_tokenizer
 
 EMBEDDED = "embedded"
@@ -36,12 +37,16 @@ def build_policy(
     seed: int = 0,
     tiny: dict | None = None,
     revision: str | None = None,
+    lora: dict | None = None,
+    gradient_checkpointing: bool = False,
 ):
     """Return ``(model, tokenizer)``.
 
     ``source`` is ``"embedded"`` (a tiny Llama initialised from scratch with the gym's
     offline tokenizer), a local directory holding an HF checkpoint, or a hub name.
     ``trust_remote_code`` is needed for checkpoints such as ChatGLM that ship their own code.
+    ``lora`` (a dict of LoRA settings, ``{}`` for the defaults) and ``gradient_checkpointing``: see
+    ``lit_rlhf.models.adapters``.
     """
     if source == EMBEDDED:
         tokenizer = build_gym_tokenizer()
@@ -52,12 +57,13 @@ def build_policy(
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
             torch.manual_seed(seed)
             model = LlamaForCausalLM(config)
-        return model, tokenizer
+        return apply_memory_options(model, lora, gradient_checkpointing), tokenizer
     name = checkpoint_name(source, "model")
     kwargs = {"trust_remote_code": trust_remote_code, "revision": revision}
     tokenizer = load_tokenizer(name, **kwargs)
     model = AutoModelForCausalLM.from_pretrained(name, dtype=_dtype(dtype), **kwargs)
-    return model.train(), tokenizer  # from_pretrained returns eval mode; this model is for training
+    # from_pretrained returns eval mode; this model is for training
+    return apply_memory_options(model.train(), lora, gradient_checkpointing), tokenizer
 
 
 def checkpoint_name(source: str, what: str) -> str:
@@ -89,11 +95,16 @@ def _dtype(name: str | None):
 def save_hf_checkpoint(model, tokenizer, path: str | os.PathLike, extra_files: dict[str, str] | None = None) -> Path:
     """Write model and tokenizer in HF format, plus ``extra_files`` (``{file name: text}``), atomically: everything
     is written into a directory beside ``path`` that then replaces it in one step (``atomic_directory``), so
-    ``path`` always holds a complete checkpoint, the old one or the new one."""
+    ``path`` always holds a complete checkpoint, the old one or the new one. An adapted model (LoRA) is written
+    merged, as a plain HF model, with its adapters alone under ``path/adapter``."""
     from lit_rlhf.systems.checkpoint_io import atomic_directory
 
     def fill(directory: Path) -> None:
-        model.save_pretrained(directory)
+        if is_adapted(model):
+            model.save_pretrained(directory / ADAPTER_DIR)
+            merged_copy(model).save_pretrained(directory)
+        else:
+            model.save_pretrained(directory)
         tokenizer.save_pretrained(directory)
         for name, text in (extra_files or {}).items():
             (directory / name).write_text(text, encoding="utf-8")

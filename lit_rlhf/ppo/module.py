@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import functools
 import random
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from lit_rlhf.core.reward_normalization import build_reward_normalizer
 from lit_rlhf.core.rewards import kl_penalized_rewards, reference_baseline_reward
 from lit_rlhf.core.sft_loss import masked_lm_loss
 from lit_rlhf.data.errors import ConfigError
+from lit_rlhf.models.adapters import frozen_reference
 from lit_rlhf.models.modes import eval_mode
 from lit_rlhf.ppo.config import PPOConfig
 from lit_rlhf.ppo.rollout import (
@@ -77,8 +77,10 @@ class PPOModule(L.LightningModule):
         self.param_groups = DEFAULT_PARAM_GROUPS if param_groups is None else dict(param_groups)
         self.weight_decay, self.fused_optimizer = weight_decay, fused_optimizer
         self.policy, self.tokenizer, self.reward_fn = policy, tokenizer, reward_fn
-        self.reference = reference if reference is not None else copy.deepcopy(policy)
-        self.reference.requires_grad_(False).eval()
+        # an adapted (LoRA) policy's reference is its own base with the adapters off: no second copy
+        self.reference = reference if reference is not None else frozen_reference(policy)
+        if isinstance(self.reference, torch.nn.Module):
+            self.reference.requires_grad_(False).eval()
         self.critic = critic if critic is not None else ValueModel.from_policy(policy)
         if self.config.reference_baseline and not ref_scores:
             raise ConfigError("reference_baseline=True needs ref_scores (r(x, y_ref) per prompt); "
@@ -111,7 +113,7 @@ class PPOModule(L.LightningModule):
         """Under FSDP2 (``strategy=fsdp2``) shard policy, critic and reference block by block."""
         shard = getattr(self.trainer.strategy, "shard_models", None) if self._trainer is not None else None
         if shard is not None:
-            shard(self.policy, self.critic, self.reference)
+            shard(self.policy, self.critic, *[m for m in (self.reference,) if isinstance(m, torch.nn.Module)])
 
     # ---- rollout -------------------------------------------------------------------------------
     @torch.no_grad()

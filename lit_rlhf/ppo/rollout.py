@@ -12,6 +12,7 @@ from lit_rlhf.core.logprobs import token_logprobs
 from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.data.formatting import encode_prompt, position_ids
 from lit_rlhf.generation import left_pad
+from lit_rlhf.models.adapters import is_adapted
 from lit_rlhf.models.modes import eval_mode
 
 
@@ -94,7 +95,8 @@ def response_logits(model, rollout: Rollout) -> torch.Tensor:
     position; the same slice serves both.
     """
     width = rollout.input_ids.size(1) - rollout.prompt_width
-    keep = {"logits_to_keep": width + 1} if _takes_logits_to_keep(type(model)) else {}
+    inner = model.get_base_model() if is_adapted(model) else model  # an adapted model passes the argument on
+    keep = {"logits_to_keep": width + 1} if _takes_logits_to_keep(type(inner)) else {}
     logits = model(input_ids=rollout.input_ids, attention_mask=rollout.attention_mask,
                    position_ids=position_ids(rollout.attention_mask), use_cache=False, **keep).logits
     return logits[:, -(width + 1):-1]

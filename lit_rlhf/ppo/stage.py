@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import random
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.data.resumable import ResumableDataLoader
 from lit_rlhf.evaluation.compare import compare_with_start
 from lit_rlhf.models import save_hf_checkpoint
+from lit_rlhf.models.adapters import frozen_reference
 from lit_rlhf.ppo.reward_offsets import OffsetReward
 from lit_rlhf.ppo.rl_prompts import filter_by_reward_variance, reference_baseline, sampled_rewards
 from lit_rlhf.ppo.value_model import ValueModel
@@ -51,7 +51,7 @@ def run(cfg: DictConfig) -> dict:
     options = cfg.ppo
     banner(f"PPO -> {out}")
     policy, tokenizer = instantiate(cfg.model)
-    reference = copy.deepcopy(policy)
+    reference = frozen_reference(policy)  # LoRA: the policy's base with its adapters off, not a copy
     reward_model = RewardModel.load(options.reward_model)
     check_critic_init(options.critic_init, reward_model, tokenizer)  # before the prompt filter's generation
     reports: dict = {}

@@ -24,7 +24,10 @@ class ValueModel(nn.Module):
 
     @classmethod
     def from_policy(cls, policy: nn.Module) -> ValueModel:
-        backbone = copy.deepcopy(policy.base_model)
+        """A copy of the policy's backbone under a zero head. Of an adapted (LoRA) policy: a copy of its frozen
+        base carrying copies of its adapters, which train as the critic's own."""
+        inner = policy.get_base_model() if hasattr(policy, "get_base_model") else policy
+        backbone = copy.deepcopy(inner.base_model)
         head = nn.Linear(policy.config.hidden_size, 1, bias=True)
         nn.init.zeros_(head.weight)
         nn.init.zeros_(head.bias)

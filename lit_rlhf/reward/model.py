@@ -39,6 +39,7 @@ from transformers import (
 )
 
 from lit_rlhf.data.formatting import pad_batch, position_ids
+from lit_rlhf.models.adapters import apply_memory_options, is_adapted
 from lit_rlhf.models.builder import (
     EMBEDDED,
     _dtype,
@@ -55,7 +56,8 @@ SIDECAR = "reward_model.json"
 
 
 def build_reward_model(source: str = EMBEDDED, trust_remote_code: bool = False, dtype: str | None = None,
-                       seed: int = 0, tiny: dict | None = None, revision: str | None = None):
+                       seed: int = 0, tiny: dict | None = None, revision: str | None = None, lora: dict | None = None,
+                       gradient_checkpointing: bool = False):
     """Return ``(model, tokenizer)`` of a one-output sequence classifier.
 
     ``source`` is ``"embedded"`` (tiny Llama with the gym tokenizer, seeded init), a local
@@ -72,7 +74,7 @@ def build_reward_model(source: str = EMBEDDED, trust_remote_code: bool = False, 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = LlamaForSequenceClassification(config)
-        return model, tokenizer
+        return apply_memory_options(model, lora, gradient_checkpointing, task="seq_cls"), tokenizer
     name = checkpoint_name(resolve_package_path(source), "reward model")
     kwargs = {"trust_remote_code": trust_remote_code, "revision": revision}
     tokenizer = load_tokenizer(name, **kwargs)
@@ -81,7 +83,8 @@ def build_reward_model(source: str = EMBEDDED, trust_remote_code: bool = False, 
         model = AutoModelForSequenceClassification.from_pretrained(name, num_labels=1, dtype=_dtype(dtype), **kwargs)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    return model.train(), tokenizer  # from_pretrained returns eval mode; this model is for training
+    # from_pretrained returns eval mode; this model is for training
+    return apply_memory_options(model.train(), lora, gradient_checkpointing, task="seq_cls"), tokenizer
 
 
 def resolve_package_path(source: str) -> str:
@@ -100,8 +103,10 @@ def resolve_package_path(source: str) -> str:
 
 
 def has_score_head(model) -> bool:
-    """Decoder classifiers in transformers name their head ``score``; encoders name it ``classifier``."""
-    return isinstance(getattr(model, "score", None), torch.nn.Linear)
+    """Decoder classifiers in transformers name their head ``score``; encoders name it ``classifier``. Under
+    LoRA the head is wrapped (it trains in full beside the adapters): its ``original_module`` is the Linear."""
+    score = getattr(model, "score", None)
+    return isinstance(score, torch.nn.Linear) or isinstance(getattr(score, "original_module", None), torch.nn.Linear)
 
 
 def accepts_token_type_ids(model) -> bool:
@@ -122,6 +127,8 @@ def sequence_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
     left still starts at position 0 (models with learned absolute positions, such as GPT-2, score it
     otherwise differently).
     """
+    if is_adapted(model):  # the HF model inside, its layers carrying the active adapters
+        model = model.get_base_model()
     if not has_score_head(model):
         segments = {"token_type_ids": token_type_ids} if token_type_ids is not None and accepts_token_type_ids(model) \
             else {}

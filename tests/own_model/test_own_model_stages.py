@@ -10,8 +10,6 @@ import pytest
 
 from lit_rlhf import compose, train
 
-pytestmark = pytest.mark.slow
-
 # Small and quick, nothing else: each stage's own defaults stay as a user gets them.
 QUICK = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
          "trainer.accelerator=cpu", "logger=csv"]

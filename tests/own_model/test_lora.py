@@ -1,0 +1,120 @@
+"""LoRA adapters and gradient checkpointing as model options, on a second architecture (Qwen2 with its own
+BPE tokenizer): every stage trains only the adapters, the reference is the base with them off, and every
+checkpoint loads merged with plain transformers and as adapters with peft, giving the same outputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from lit_rlhf import build_policy, compose, train
+
+peft = pytest.importorskip("peft", reason="LoRA needs the lora extra: pip install -e \".[lora]\"")
+
+QUICK = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
+         "trainer.accelerator=cpu", "logger=none"]
+MEMORY = ["model.lora={r: 4, alpha: 8, dropout: 0.0}", "model.gradient_checkpointing=true"]
+
+
+def _ids(tokenizer, text: str = "Describe the moon in one sentence.") -> torch.Tensor:
+    return torch.tensor([tokenizer(text)["input_ids"]])
+
+
+@pytest.fixture(scope="module")
+def lora_runs(own_files, tmp_path_factory):
+    art = tmp_path_factory.mktemp("lora_artifacts")
+    f = own_files
+    common = [f"paths.artifacts={art}", *QUICK, *MEMORY]
+    train(compose(["experiment=sft", f"model.source={f['base']}", f"data.train.path={f['sft_train']}",
+                   f"data.val.path={f['sft_val']}", "data.max_length=64", "data.batch_size=4",
+                   "module.optimizer.lr=1e-2", *common]))
+    train(compose(["experiment=reward_model", f"model.source={art}/sft/checkpoint", f"data.train.path={f['prefs']}",
+                   "data.max_length=64", "data.batch_size=4", "data.length_balance=null", *common]))
+    train(compose(["experiment=ppo", f"model.source={art}/sft/checkpoint", f"ppo.reward_model={art}/reward_model/checkpoint",
+                   f"ppo.prompts.path={f['prompts']}", "ppo.prompts_per_iteration=4", "ppo.prompt_filter.enabled=false",
+                   "module.config.max_new_tokens=6", "module.config.ppo_epochs=1", "ppo.eval.samples_per_prompt=1",
+                   "ppo.critic_init=policy", "module.optimizer.lr=1e-2", *common]))
+    train(compose(["experiment=dpo", f"model.source={art}/sft/checkpoint", f"dpo.pairs.path={f['prefs']}",
+                   "dpo.data.max_length=64", "dpo.data.batch_size=4", "dpo.data.val_fraction=0.25",
+                   "module.optimizer.lr=1e-2", *common]))
+    return art
+
+
+@pytest.mark.parametrize("stage", ["sft", "ppo", "dpo"])
+def test_a_lora_policy_checkpoint_loads_merged_in_plain_transformers_and_as_adapters(lora_runs, own_files, stage):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    checkpoint = lora_runs / stage / "checkpoint"
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    merged = AutoModelForCausalLM.from_pretrained(checkpoint).eval()
+    base_source = own_files["base"] if stage == "sft" else lora_runs / "sft" / "checkpoint"
+    adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_source),
+                                        checkpoint / "adapter").eval()
+    base = AutoModelForCausalLM.from_pretrained(base_source).eval()
+    ids = _ids(tokenizer)
+    with torch.no_grad():
+        merged_logits, adapted_logits, base_logits = (m(ids).logits for m in (merged, adapted, base))
+    torch.testing.assert_close(merged_logits, adapted_logits, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(merged_logits, base_logits, atol=1e-4)  # the adapters learned something
+
+
+def test_a_lora_reward_model_loads_merged_and_scores_alike(lora_runs):
+    from lit_rlhf import RewardModel
+
+    checkpoint = lora_runs / "reward_model" / "checkpoint"
+    assert (checkpoint / "adapter" / "adapter_config.json").exists()
+    scores = RewardModel.load(checkpoint).score(["Is rain nice?"] * 2, ["Yes, often.", "no"])
+    assert len(scores) == 2 and scores[0] != scores[1]
+
+
+def test_only_adapters_and_heads_train_and_the_reference_is_the_base(own_files):
+    from lit_rlhf import PPOModule, PPOConfig
+    from lit_rlhf.models.adapters import AdaptersOff
+
+    policy, tokenizer = build_policy(str(own_files["base"]), lora={"r": 4, "dropout": 0.0})
+    trainable = {n for n, p in policy.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    module = PPOModule(policy, tokenizer, lambda ps, rs: [0.0] * len(ps), PPOConfig(reference_baseline=False))
+    assert isinstance(module.reference, AdaptersOff)
+    assert not any(n.startswith("reference") for n, _ in module.named_parameters())  # no second copy
+    with torch.no_grad():  # adapters start at zero: policy and reference agree, then differ once B moves
+        ids = _ids(tokenizer)
+        torch.testing.assert_close(module.policy(ids).logits, module.reference(ids).logits)
+        for name, param in policy.named_parameters():
+            if "lora_B" in name:
+                param.add_(0.5)
+        assert not torch.allclose(module.policy(ids).logits, module.reference(ids).logits)
+        base = build_policy(str(own_files["base"]))[0]
+        torch.testing.assert_close(module.reference(ids).logits, base(ids).logits)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(own_files):
+    ids = None
+    grads = []
+    for checkpointing in (False, True):
+        model, tokenizer = build_policy(str(own_files["base"]), gradient_checkpointing=checkpointing)
+        ids = _ids(tokenizer)
+        model.train()
+        model(ids, labels=ids).loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+        assert model.is_gradient_checkpointing is checkpointing
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-6, rtol=1e-5)
+
+
+def test_lora_settings_are_checked(own_files):
+    from lit_rlhf.data.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown key"):
+        build_policy(str(own_files["base"]), lora={"rank": 4})
+    with pytest.raises(ConfigError, match="r must be"):
+        build_policy(str(own_files["base"]), lora={"r": 0})
+
+
+def test_lora_stages_report_their_results(lora_runs):
+    for stage in ("sft", "reward_model", "ppo", "dpo"):
+        assert json.loads((lora_runs / stage / "results.json").read_text())["checkpoint"]
