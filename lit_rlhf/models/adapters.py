@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 
+import torch
 from torch import nn
 
 from lit_rlhf.data.errors import ConfigError
@@ -22,12 +23,12 @@ ADAPTER_DIR = "adapter"
 
 
 def apply_memory_options(model: nn.Module, lora: dict | None = None, gradient_checkpointing: bool = False,
-                         task: str = "causal_lm") -> nn.Module:
+                         task: str = "causal_lm", seed: int = 0) -> nn.Module:
     """``model`` with gradient checkpointing on (recomputes each block's activations in backward instead of
     keeping them) and/or LoRA adapters on its linear layers. ``lora`` is None (off) or a dict of
     ``LORA_DEFAULTS`` keys; ``target_modules: all-linear`` adapts every linear layer but the output head, for
     any architecture. ``task`` is ``causal_lm`` or ``seq_cls`` (a reward model: its fresh score head trains in
-    full beside the adapters)."""
+    full beside the adapters). ``seed`` draws the adapters' initial weights, apart from the caller's RNG."""
     if gradient_checkpointing:
         if not getattr(model, "supports_gradient_checkpointing", False):
             raise ConfigError(f"model.gradient_checkpointing: {type(model).__name__} does not support it")
@@ -35,7 +36,9 @@ def apply_memory_options(model: nn.Module, lora: dict | None = None, gradient_ch
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if lora is None:
         return model
-    return _with_lora(model, dict(lora), task)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _with_lora(model, dict(lora), task)
 
 
 def _with_lora(model: nn.Module, lora: dict, task: str) -> nn.Module:

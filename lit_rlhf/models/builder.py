@@ -57,13 +57,13 @@ def build_policy(
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
             torch.manual_seed(seed)
             model = LlamaForCausalLM(config)
-        return apply_memory_options(model, lora, gradient_checkpointing), tokenizer
+        return apply_memory_options(model, lora, gradient_checkpointing, seed=seed), tokenizer
     name = checkpoint_name(source, "model")
     kwargs = {"trust_remote_code": trust_remote_code, "revision": revision}
     tokenizer = load_tokenizer(name, **kwargs)
     model = AutoModelForCausalLM.from_pretrained(name, dtype=_dtype(dtype), **kwargs)
     # from_pretrained returns eval mode; this model is for training
-    return apply_memory_options(model.train(), lora, gradient_checkpointing), tokenizer
+    return apply_memory_options(model.train(), lora, gradient_checkpointing, seed=seed), tokenizer
 
 
 def checkpoint_name(source: str, what: str) -> str:

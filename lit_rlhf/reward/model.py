@@ -74,7 +74,7 @@ def build_reward_model(source: str = EMBEDDED, trust_remote_code: bool = False, 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = LlamaForSequenceClassification(config)
-        return apply_memory_options(model, lora, gradient_checkpointing, task="seq_cls"), tokenizer
+        return apply_memory_options(model, lora, gradient_checkpointing, task="seq_cls", seed=seed), tokenizer
     name = checkpoint_name(resolve_package_path(source), "reward model")
     kwargs = {"trust_remote_code": trust_remote_code, "revision": revision}
     tokenizer = load_tokenizer(name, **kwargs)
@@ -84,7 +84,7 @@ def build_reward_model(source: str = EMBEDDED, trust_remote_code: bool = False, 
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     # from_pretrained returns eval mode; this model is for training
-    return apply_memory_options(model.train(), lora, gradient_checkpointing, task="seq_cls"), tokenizer
+    return apply_memory_options(model.train(), lora, gradient_checkpointing, task="seq_cls", seed=seed), tokenizer
 
 
 def resolve_package_path(source: str) -> str:

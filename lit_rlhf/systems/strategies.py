@@ -178,6 +178,11 @@ class FSDP2Strategy(ModelParallelStrategy):
         super().setup_environment()
 
     def shard_models(self, *models: nn.Module) -> None:
+        from lit_rlhf.models.adapters import is_adapted
+
+        if any(is_adapted(m) for m in models):  # not run yet: refused rather than trusted untested
+            raise ConfigError("model.lora under strategy=fsdp2 is not supported; use strategy=single or ddp "
+                              "(LoRA keeps optimizer state small enough that sharding it matters less)")
         mesh = self.device_mesh["data_parallel"]
         for model in models:
             fully_shard_blocks(model, mesh, self.block_classes, self.mixed_precision, self.reduce_dtype)

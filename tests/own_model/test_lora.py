@@ -118,3 +118,12 @@ def test_lora_settings_are_checked(own_files):
 def test_lora_stages_report_their_results(lora_runs):
     for stage in ("sft", "reward_model", "ppo", "dpo"):
         assert json.loads((lora_runs / stage / "results.json").read_text())["checkpoint"]
+
+
+def test_lora_under_fsdp2_is_refused_with_a_clear_error(own_files):
+    from lit_rlhf.data.errors import ConfigError
+    from lit_rlhf.systems.strategies import FSDP2Strategy
+
+    policy, _ = build_policy(str(own_files["base"]), lora={"r": 4})
+    with pytest.raises(ConfigError, match="model.lora under strategy=fsdp2"):
+        FSDP2Strategy(block_classes="Qwen2DecoderLayer").shard_models(policy)

@@ -288,10 +288,10 @@ def test_config_rejects_bad_values_by_name():
         PPOConfig(adaptive_kl=True)
 
 
-def _one_iteration(**config_changes) -> PPOModule:
+def _one_iteration(lora: dict | None = None, **config_changes) -> PPOModule:
     """A fresh tiny-policy module after one PPO iteration (2 minibatch steps), seed 0."""
     model, tokenizer = build_policy("embedded", seed=0, tiny={"hidden_size": 32, "num_layers": 1,
-                                                               "num_heads": 2, "intermediate_size": 64})
+                                                               "num_heads": 2, "intermediate_size": 64}, lora=lora)
     config = PPOConfig(reference_baseline=False, max_new_tokens=5, ppo_epochs=1, num_minibatches=2,
                        max_grad_norm=None, **config_changes)
     module = PPOModule(model, tokenizer, gold, config, optimizer=functools.partial(torch.optim.AdamW, lr=1e-3), param_groups={})
@@ -302,9 +302,13 @@ def _one_iteration(**config_changes) -> PPOModule:
     return module
 
 
-def test_fused_backward_optimizer_matches_the_standard_step():
-    """Stepping each parameter inside backward gives the same update as one AdamW step after backward."""
-    standard, fused = (dict(_one_iteration(**c).named_parameters()) for c in ({}, {"fused_backward": True}))
+@pytest.mark.parametrize("lora", [None, {"r": 4, "dropout": 0.0}], ids=["full", "lora"])
+def test_fused_backward_optimizer_matches_the_standard_step(lora):
+    """Stepping each parameter inside backward gives the same update as one AdamW step after backward, with
+    every parameter training or only LoRA adapters."""
+    if lora:
+        pytest.importorskip("peft")
+    standard, fused = (dict(_one_iteration(lora, **c).named_parameters()) for c in ({}, {"fused_backward": True}))
     for name, param in standard.items():
         torch.testing.assert_close(fused[name], param, atol=1e-5, rtol=1e-4, msg=name)
     with pytest.raises(ValueError, match="max_grad_norm"):

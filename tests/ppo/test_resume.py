@@ -51,9 +51,9 @@ class StopDuring(L.Callback):
         self.seen += 1
 
 
-def _module():
+def _module(lora: dict | None = None):
     model, tokenizer = build_policy("embedded", seed=0, tiny={"hidden_size": 32, "num_layers": 1, "num_heads": 2,
-                                                               "intermediate_size": 64})
+                                                               "intermediate_size": 64}, lora=lora)
     ntp = IndexedBatches(SFTDataset(GYM.demonstrations("train", 1)[:40], tokenizer, 64),
                          SFTCollator(tokenizer.pad_token_id), batch_size=4, seed=0)
     prompts = [p.text for p in GYM.prompts("train")[:16]]
@@ -64,9 +64,9 @@ def _module():
     return module, prompt_loader([{"prompt": p} for p in prompts], 4)
 
 
-def _fit(checkpoint_entry, directory, stop_during=None, resume=False):
+def _fit(checkpoint_entry, directory, stop_during=None, resume=False, lora=None):
     L.seed_everything(0)
-    module, loader = _module()
+    module, loader = _module(lora)
     recorder = Recorder()
     callbacks = [recorder, instantiate(checkpoint_entry, dirpath=str(directory))]
     if stop_during is not None:
@@ -111,3 +111,20 @@ def test_stopped_and_resumed_run_matches_the_uninterrupted_run(checkpoint_entry,
     assert resumed_module.normalizer.state_dict() == full_module.normalizer.state_dict()
     for (name, a), (_, b) in zip(full_module.named_parameters(), resumed_module.named_parameters()):
         assert torch.equal(a, b), name
+
+
+def test_a_lora_run_stopped_and_resumed_matches_the_uninterrupted_run(checkpoint_entry, tmp_path):
+    """The same with LoRA adapters on the policy (the reference is its base with the adapters off)."""
+    pytest.importorskip("peft")
+    lora = {"r": 4, "dropout": 0.0}
+    full, full_module = _fit(checkpoint_entry, tmp_path / "full", lora=lora)
+    first, _ = _fit(checkpoint_entry, tmp_path / "stopped", stop_during=3, lora=lora)
+    assert first == full[:4]
+    resumed, resumed_module = _fit(checkpoint_entry, tmp_path / "stopped", resume=True, lora=lora)
+    assert resumed == full[3:]
+    trained = [(n, a, b) for (n, a), (_, b) in zip(full_module.named_parameters(), resumed_module.named_parameters())
+               if a.requires_grad]
+    assert trained and all("lora_" in n or n.startswith("critic") for n, _, _ in trained)
+    for name, a, b in trained:
+        assert torch.equal(a, b), name
+
