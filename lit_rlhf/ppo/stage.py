@@ -52,7 +52,7 @@ def run(cfg: DictConfig) -> dict:
     banner(f"PPO -> {out}")
     policy, tokenizer = instantiate(cfg.model)
     reference = frozen_reference(policy)  # LoRA: the policy's base with its adapters off, not a copy
-    reward_model = RewardModel.load(options.reward_model)
+    reward_model = RewardModel.load(options.reward_model, dtype=options.get("reward_model_dtype"))
     check_critic_init(options.critic_init, reward_model, tokenizer)  # before the prompt filter's generation
     reports: dict = {}
     rows, heldout, gym = _rl_prompts(cfg, reports)
@@ -69,7 +69,10 @@ def run(cfg: DictConfig) -> dict:
                          monitor=monitor)
     loader = prompt_loader(rows, options.prompts_per_iteration)
     trainer = build_trainer(cfg)
-    reward_model.model.to(trainer.strategy.root_device)
+    if options.get("reward_model_device", "auto") not in ("auto", "cpu"):
+        raise ConfigError(f"ppo.reward_model_device must be auto or cpu, got {options.reward_model_device!r}")
+    if options.get("reward_model_device", "auto") != "cpu":  # cpu: scored there, off the accelerator's memory
+        reward_model.model.to(trainer.strategy.root_device)
     trainer.fit(module, train_dataloaders=loader, ckpt_path=resume_checkpoint_path(cfg))
     if not trainer.is_global_zero:  # one rank writes the checkpoint and runs the evaluation
         return {}
@@ -194,4 +197,5 @@ def _critic(init: str, policy, reward_model: RewardModel):
     """The value model ``ppo.critic_init`` names; ``run`` has checked it with :func:`check_critic_init`."""
     if init == "policy":
         return ValueModel.from_policy(policy)
-    return ValueModel.from_reward_model(reward_model.model)
+    # the critic trains: in the policy's dtype, even from a reward model loaded in bf16 to save memory
+    return ValueModel.from_reward_model(reward_model.model).to(next(policy.parameters()).dtype)

@@ -127,3 +127,25 @@ def test_lora_under_fsdp2_is_refused_with_a_clear_error(own_files):
     policy, _ = build_policy(str(own_files["base"]), lora={"r": 4})
     with pytest.raises(ConfigError, match="model.lora under strategy=fsdp2"):
         FSDP2Strategy(block_classes="Qwen2DecoderLayer").shard_models(policy)
+
+
+def test_ppo_with_a_bf16_reward_model_kept_on_the_cpu(lora_runs, own_files, tmp_path):
+    """The frozen reward model in bf16 (half its memory); the critic built from it trains in the policy's dtype."""
+    art = lora_runs
+    summary = train(compose([
+        "experiment=ppo", f"model.source={art}/sft/checkpoint", f"ppo.reward_model={art}/reward_model/checkpoint",
+        f"ppo.prompts.path={own_files['prompts']}", "ppo.prompts_per_iteration=4", "ppo.prompt_filter.enabled=false",
+        "module.config.max_new_tokens=6", "module.config.ppo_epochs=1", "ppo.eval.samples_per_prompt=1",
+        "ppo.reward_model_dtype=bfloat16", "ppo.reward_model_device=cpu", f"paths.artifacts={tmp_path}", *QUICK]))
+    assert summary["vs_start"]["judge"] == "reward_model"
+    assert "critic/loss" in summary["train_metrics"]
+
+
+def test_a_critic_from_a_bf16_reward_model_trains_in_the_policys_dtype(lora_runs):
+    from lit_rlhf import RewardModel
+    from lit_rlhf.ppo.stage import _critic
+
+    policy, _ = build_policy(str(lora_runs / "sft" / "checkpoint"))
+    reward_model = RewardModel.load(lora_runs / "reward_model" / "checkpoint", dtype="bfloat16")
+    assert next(reward_model.model.parameters()).dtype == torch.bfloat16
+    assert {p.dtype for p in _critic("reward_model", policy, reward_model).parameters()} == {torch.float32}
