@@ -11,6 +11,8 @@ What is changed, and only that:
   the key, the command does not set it, and the value makes the run smaller; the pipeline's planned stages get
   the same, so stages run from inside a stage (an ablation's reward-model variant) shrink too. Python snippets
   get a ``Trainer`` capped to one epoch of two batches.
+- *rates*: every model here is a tiny one standing in for a pretrained one, so a reward model learns at the gym's
+  rate for it (``STAND_IN_RATES``), not at a pretrained model's, unless the command sets the rate.
 - *paths*: the pages' absolute example paths (``/models/...``, ``/scratch/...``, ``/tmp/...``) live under the
   sandbox; files and checkpoints they name are stand-ins made when a command first reads them (``doc_stand_ins``).
 - *people*: ``lit-rlhf-annotate serve`` serves its app to simulated annotators through HTTP instead of a browser.
@@ -33,7 +35,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from doc_scripts import ROOT, Step
+from doc_scripts import Step
 from doc_stand_ins import provide_stand_ins, sandboxed
 from test_tutorials import Command, hydra_overrides
 
@@ -53,7 +55,7 @@ TINY = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size":
 SHRINK = {
     "trainer.max_epochs": 1, "trainer.limit_train_batches": 2, "trainer.limit_val_batches": 1, "model.tiny": TINY,
     "callbacks.gold_monitor.max_prompts": 4, "callbacks.gold_monitor.max_new_tokens": 4,
-    "sft.eval_samples_per_prompt": 1, "sft.max_new_tokens": 4,
+    "sft.eval.samples_per_prompt": 1, "sft.eval.max_new_tokens": 4,
     "preferences.prompts.max_per_category": 4, "preferences.k": 3, "preferences.decoding.max_new_tokens": 6,
     "ppo.categories": ["harmful"], "ppo.prompts_per_iteration": 4, "ppo.prompt_filter.k": 2,
     "module.config.max_new_tokens": 4, "module.config.ppo_epochs": 1,
@@ -66,6 +68,13 @@ ALWAYS_SETTABLE = ("trainer.limit_train_batches", "trainer.limit_val_batches")  
 # (stage, key) left as configured: the reward model trains all its epochs of at most two batches, because one
 # that has barely trained scores every answer alike, and PPO's prompt filter then keeps no prompt.
 KEPT = {("reward_model", "trainer.max_epochs")}
+# Keys left as configured when the config reads the reader's own prompts: the gym category that SHRINK keeps is
+# not among theirs, and a category filter that keeps no prompt stops the run.
+OWN_PROMPTS = {"ppo.categories": "ppo.prompts.path", "dpo.pairs.categories": "dpo.pairs.prompts"}
+# (stage, key): value raised to where the tiny stand-in model learns. The generic reward model's rate suits a
+# pretrained model (1e-5); at it the tiny model barely moves in a shrunk run, scores every answer alike, and PPO's
+# prompt filter then keeps no prompt (the files pipeline trains a reward model and then PPO on it).
+STAND_IN_RATES = {("reward_model", "module.optimizer.lr"): 1e-3}
 ERROR_SHOWN = re.compile(r"^(lit-rlhf-[a-z]+): error: ")
 
 
@@ -125,6 +134,8 @@ def shrink(cfg, command_keys: set[str]) -> list[str]:
     for key, small in SHRINK.items():
         if (cfg.get("stage"), key) in KEPT:
             continue
+        if key in OWN_PROMPTS and OmegaConf.select(cfg, OWN_PROMPTS[key]) is not None:
+            continue
         if any(key == k or key.startswith(k + ".") or k.startswith(key + ".") for k in command_keys):
             continue
         current = OmegaConf.select(cfg, key, default=absent)
@@ -134,6 +145,10 @@ def shrink(cfg, command_keys: set[str]) -> list[str]:
         current = OmegaConf.to_container(current) if OmegaConf.is_config(current) else current
         if _smaller(small, current):
             out.append(f"++{key}={_override_value(small)}")
+    for (stage, key), rate in STAND_IN_RATES.items():
+        current = OmegaConf.select(cfg, key, default=None)
+        if cfg.get("stage") == stage and key not in command_keys and current is not None and current < rate:
+            out.append(f"++{key}={rate}")
     return out
 
 
@@ -147,25 +162,43 @@ def compose(config_name: str, overrides: list[str]):
         return hydra_compose(config_name, overrides=overrides)
 
 
-@functools.cache
-def shrunk_plan(overrides: tuple[str, ...]) -> list[dict]:
-    """``conf/pipeline.yaml``'s stages, each with the shrinking of its config under ``overrides`` added."""
-    from lit_rlhf.pipeline import stage_plan
+def _stage_plan():
+    """``lit_rlhf.run.stage_plan`` as shipped, also while a test has it replaced by the shrunk plans."""
+    import lit_rlhf.run
 
-    plan, keys = stage_plan(ROOT / "conf" / "pipeline.yaml"), set_keys(list(overrides))
+    return getattr(lit_rlhf.run.stage_plan, "shipped", lit_rlhf.run.stage_plan)
+
+
+@functools.cache
+def shrunk_plan(plan: str, overrides: tuple[str, ...]) -> list[dict]:
+    """The stages of the plan ``plan`` (``gym``, ``files`` or a path; its ``inputs.*`` from ``overrides``), each with
+    the shrinking of its config under ``overrides`` added."""
+    from lit_rlhf.run import stage_overrides
+
+    stage_plan, given = _stage_plan(), stage_overrides(list(overrides))
+    plan, keys = stage_plan(plan, list(overrides)), set_keys(given)
     for stage in plan:
         own = list(stage.get("overrides", []))
-        stage["overrides"] = own + shrink(compose("train", own + list(overrides)), keys)
+        stage["overrides"] = own + shrink(compose("train", own + given), keys)
     return plan
 
 
-def use_shrunk_plan(shell: Shell, overrides: list[str]) -> None:
-    """The pipeline's stages shrunk, for the pipeline and for stages that run a planned stage themselves."""
+def use_shrunk_plan(shell: Shell, overrides: list[str], plan: str = "gym") -> None:
+    """The stages of ``plan`` (and of the gym plan) shrunk, for the pipeline and for stages that run a planned
+    stage themselves (``lit_rlhf.run.stage_config``)."""
     import lit_rlhf.pipeline
+    import lit_rlhf.run
 
-    plan, planned = shrunk_plan(tuple(overrides)), lit_rlhf.pipeline.stage_plan
-    shell.monkeypatch.setattr(lit_rlhf.pipeline, "stage_plan",
-                              lambda path=None: copy.deepcopy(plan) if path is None else planned(path))
+    shipped = _stage_plan()
+    shrunk = {name: shrunk_plan(name, tuple(overrides if name == plan else [])) for name in {"gym", plan}}
+
+    def stage_plan(path=None, overrides=None):
+        name = "gym" if path is None else str(path)
+        return copy.deepcopy(shrunk[name]) if name in shrunk else shipped(path, overrides)
+
+    stage_plan.shipped = shipped
+    for module in (lit_rlhf.pipeline, lit_rlhf.run):
+        shell.monkeypatch.setattr(module, "stage_plan", stage_plan)
 
 
 def missing_hardware(cfg) -> str | None:
@@ -347,10 +380,17 @@ def run_console_script(program: str, args: list[str], step: Step, shell: Shell) 
 
 
 def run_pipeline_program(args: list[str], shell: Shell) -> None:
+    import argparse
+
     from lit_rlhf import pipeline
 
-    overrides = args[:next((i for i, a in enumerate(args) if a.startswith("--")), len(args))]
-    use_shrunk_plan(shell, overrides)
+    parser = argparse.ArgumentParser()  # the arguments of lit_rlhf.pipeline.main
+    parser.add_argument("overrides", nargs="*")
+    parser.add_argument("--only", nargs="+")
+    parser.add_argument("--force", nargs="+")
+    parser.add_argument("--plan", default="gym")
+    known = parser.parse_args(args)
+    use_shrunk_plan(shell, known.overrides, known.plan)
     assert pipeline.main(args) == 0
     shell.ran += 1
 

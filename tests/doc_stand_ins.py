@@ -18,17 +18,17 @@ SANDBOXED_ROOTS = ("models", "path", "scratch", "shared", "tmp")  # example abso
 STAND_INS = {
     **dict.fromkeys(["/models/chatglm3-6b", "/models/chatglm3-6b-sft", "/models/my-base", "/models/my-sft",
                      "/models/my-rlhf", "/models/qwen2-7b-sft", "/shared/models/qwen2-7b-sft", "/path/to/checkpoint",
-                     "/path/to/sft", "/path/to/ckpt",
-                     "Qwen/Qwen2.5-1.5B-Instruct"], "policy"),  # a hub name: a local directory of that name
+                     "/path/to/sft", "/path/to/ckpt",  # and hub names: a local directory of that name
+                     "Qwen/Qwen2.5-1.5B-Instruct", "Qwen/Qwen2.5-0.5B"], "policy"),
     **dict.fromkeys(["/models/qwen2-rm", "/shared/models/qwen2-7b-rm", "/path/to/reward_model/checkpoint"],
                     "reward_model"),
-    **dict.fromkeys(["train.jsonl", "val.jsonl", "data/sft_train.jsonl", "data/sft_val.jsonl",
-                     "/shared/data/sft_train.jsonl"], "sft_rows"),
+    **dict.fromkeys(["train.jsonl", "val.jsonl", "sft.jsonl", "sft_val.jsonl", "data/sft_train.jsonl",
+                     "data/sft_val.jsonl", "/shared/data/sft_train.jsonl"], "sft_rows"),
     **dict.fromkeys(["prefs.jsonl", "data/prefs.jsonl"], "preference_rows"),
     # "must still hold the SFT and reward-model checkpoints those stages read (copy or link them ...)"
     **dict.fromkeys(["/tmp/ppo_check", "/tmp/dpo_check"], "checkpoints_copy"),
     **dict.fromkeys(["hh/train.jsonl.gz", "hh-rlhf/train.jsonl.gz"], "hh_rlhf"),
-    **dict.fromkeys(["prompts.jsonl", "my_prompts.jsonl"], "prompt_rows"),
+    **dict.fromkeys(["prompts.jsonl", "my_prompts.jsonl", "heldout.jsonl"], "prompt_rows"),
     "export.json": "label_studio_export",
 }
 
@@ -83,6 +83,18 @@ def hh_rlhf(path: Path, shared: Path) -> None:
     _write_jsonl(path, rows)
 
 
+def preference_rows(path: Path, shared: Path) -> None:
+    """The reader's own pairs: the shared run's collected preferences, the first pair of each prompt (as in most
+    HH-RLHF rows), so that DPO's validation pairs have prompts its training pairs lack."""
+    seen, rows = set(), []
+    for line in (shared / "preferences" / "preferences.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row["prompt"] not in seen:
+            seen.add(row["prompt"])
+            rows.append(row)
+    _write_jsonl(path, rows)
+
+
 def prompt_rows(path: Path, shared: Path) -> None:
     """The reader's own prompts: none of them a gym prompt, some without a category."""
     texts = ["describe the river near my town .", "write a short poem about rain .", "what is 12 plus 30 ?",
@@ -108,9 +120,9 @@ def label_studio_export(path: Path, shared: Path) -> None:
 MAKERS = {
     "policy": lambda path, shared: shutil.copytree(shared / "sft" / "checkpoint", path),
     "reward_model": lambda path, shared: shutil.copytree(shared / "reward_model" / "checkpoint", path),
-    "preference_rows": lambda path, shared: shutil.copy(shared / "preferences" / "preferences.jsonl", path),
     "checkpoints_copy": lambda path, shared: [shutil.copytree(shared / stage / "checkpoint",
                                                               path / stage / "checkpoint")
                                               for stage in ("sft", "reward_model")],
-    "sft_rows": sft_rows, "hh_rlhf": hh_rlhf, "prompt_rows": prompt_rows, "label_studio_export": label_studio_export,
+    "sft_rows": sft_rows, "preference_rows": preference_rows, "hh_rlhf": hh_rlhf, "prompt_rows": prompt_rows,
+    "label_studio_export": label_studio_export,
 }

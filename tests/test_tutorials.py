@@ -4,8 +4,8 @@ configs, every ``lit_rlhf`` import in their Python blocks exists, and every rela
 Here commands are composed, not run (tests/test_documented_commands.py runs them end to end, shrunk):
 ``lit-rlhf-train`` lines with Hydra's compose API on ``lit_rlhf.conf`` (config ``train``),
 ``lit-rlhf-eval`` lines as ``experiment=gym_eval`` plus their overrides, ``lit-rlhf-pipeline`` lines
-once per planned stage, ``lit-rlhf-annotate`` lines through its argument parser. Multirun sweeps
-(``a=1,2``) are composed with their first value.
+once per stage of their plan (``--plan``), ``lit-rlhf-annotate`` lines through its argument parser.
+Multirun sweeps (``a=1,2``) are composed with their first value.
 """
 
 from __future__ import annotations
@@ -173,9 +173,8 @@ def check_composed(cfg) -> None:
     OmegaConf.to_container(cfg, resolve=True)
     if "strategy" in cfg:
         instantiate(cfg.strategy)  # bad sharding strategy or dtype names fail here
-    for algorithm in ("ppo", "dpo"):
-        if algorithm in cfg and "config" in cfg[algorithm]:
-            instantiate(cfg[algorithm].config)  # PPOConfig/DPOConfig check their values (e.g. fused_backward)
+    if cfg.get("module") and "config" in cfg.module:
+        OmegaConf.to_object(cfg.module.config)  # PPOConfig/DPOConfig check their values (e.g. fused_backward)
 
 
 def test_the_tutorials_exist_and_hold_commands():
@@ -233,19 +232,20 @@ def test_eval_commands_compose(compose, command):
 
 @pytest.mark.parametrize("command", by_program("pipeline"), ids=str)
 def test_pipeline_commands_compose_for_every_stage(compose, command):
-    from lit_rlhf.pipeline import stage_plan
+    from lit_rlhf.run import stage_overrides, stage_plan
 
     parser = argparse.ArgumentParser()  # the pipeline's own arguments (lit_rlhf.pipeline.main)
     parser.add_argument("overrides", nargs="*")
     parser.add_argument("--only", nargs="+")
     parser.add_argument("--force", nargs="+")
+    parser.add_argument("--plan", default="gym")
     args = parser.parse_args(list(command.args))
-    plan = stage_plan()
+    plan = stage_plan(args.plan, args.overrides)  # the plan's inputs.* filled in from the overrides
     names = [stage["name"] for stage in plan]
     assert set(args.only or []) <= set(names), f"{command}: --only names an unknown stage"
     assert set(args.force or []) <= {*names, "all"}, f"{command}: --force names an unknown stage"
     for stage in plan:
-        check_composed(compose(list(stage.get("overrides", [])) + list(args.overrides)))
+        check_composed(compose(list(stage.get("overrides", [])) + stage_overrides(args.overrides)))
 
 
 @pytest.mark.parametrize("command", by_program("annotate"), ids=str)
