@@ -163,3 +163,19 @@ def test_an_invalid_algorithm_value_fails_when_the_module_is_built(compose_confi
     cfg = compose_config("experiment=gym_dpo", "module.config.beta=-1")
     with pytest.raises(ConfigError, match="beta=-1"):  # a user error: the command ends in this one line
         _build(cfg, "dpo")
+
+
+@pytest.mark.parametrize("experiment, home", [("sft", "lit_rlhf.sft.module"), ("reward_model", "lit_rlhf.reward.module"),
+                                              ("ppo", "lit_rlhf.ppo.module"), ("dpo", "lit_rlhf.dpo.module")])
+def test_a_module_built_by_hand_gets_the_configs_optimizer(compose_config, experiment, home):
+    """One home for each default: a module built without an optimizer uses conf/module/<stage>.yaml's."""
+    import importlib
+
+    module = importlib.import_module(home)
+    optimizer = compose_config(f"experiment={experiment}").module.optimizer
+    assert module.DEFAULT_OPTIMIZER.func.__name__ == optimizer._target_.rsplit(".", 1)[1]
+    settings = {k: tuple(v) if OmegaConf.is_list(v) else v for k, v in optimizer.items() if not k.startswith("_")}
+    assert module.DEFAULT_OPTIMIZER.keywords == settings
+    if experiment == "ppo":
+        cfg = compose_config("experiment=ppo")
+        assert module.DEFAULT_PARAM_GROUPS == OmegaConf.to_container(cfg.module.param_groups)

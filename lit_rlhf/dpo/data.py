@@ -117,6 +117,19 @@ def cache_reference_logps(reference, dataset: DPODataset, collate: DPOCollator, 
     return len(todo)
 
 
+def split_by_prompt(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """``(val, train)``: ``fraction`` of the distinct prompts (at least one) with all their pairs held out, so no
+    validation prompt is trained on through another of its pairs. Prompts are drawn in a shuffled order
+    (``seed``); with one pair per prompt this is a plain shuffle of the pairs."""
+    by_prompt: dict[str, list[dict]] = {}
+    for row in rows:
+        by_prompt.setdefault(row["prompt"], []).append(row)
+    prompts = list(by_prompt)
+    random.Random(f"{seed}:dpo-val-split").shuffle(prompts)
+    n_val = max(1, int(round(fraction * len(prompts))))
+    return ([r for p in prompts[:n_val] for r in by_prompt[p]], [r for p in prompts[n_val:] for r in by_prompt[p]])
+
+
 class DPODataModule(SeededLoaders, L.LightningDataModule):
     """Train/val pairs -> loaders of ``[2B, T]`` batches with cached reference log-probs.
 
@@ -131,10 +144,7 @@ class DPODataModule(SeededLoaders, L.LightningDataModule):
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         train, val = list(train), list(val or [])
         if not val and val_fraction > 0:
-            shuffled = train[:]
-            random.Random(f"{seed}:dpo-val-split").shuffle(shuffled)
-            n_val = max(1, int(round(val_fraction * len(shuffled))))
-            val, train = shuffled[:n_val], shuffled[n_val:]
+            val, train = split_by_prompt(train, val_fraction, seed)
         if not train:
             raise DataError("no DPO training pairs")
         self.tokenizer, self.train_rows, self.val_rows = tokenizer, train, val

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import lightning as L
@@ -14,6 +15,9 @@ from lit_rlhf.dpo.config import DPOConfig
 from lit_rlhf.dpo.data import concatenated_logprobs
 from lit_rlhf.systems.optimizers import optimizers_for
 
+# The optimizer of a module built without one: conf/module/dpo.yaml's, for pretrained models (a test keeps the
+# two equal). A model trained from scratch wants far higher rates: pass `optimizer=`.
+DEFAULT_OPTIMIZER = functools.partial(torch.optim.AdamW, lr=5e-7)
 
 class DPOModule(L.LightningModule):
     """Trains ``policy`` on preference batches from :class:`lit_rlhf.dpo.data.DPODataModule`.
@@ -37,7 +41,7 @@ class DPOModule(L.LightningModule):
             raise ConfigError("ntp_coef > 0 needs ntp_batches (e.g. lit_rlhf.data.ntp.IndexedBatches over SFT data)")
         self.ntp_batches = ntp_batches
         self.ntp_step = 0  # which NTP batch comes next; checkpointed for exact resume
-        self.optimizer_factory = optimizer or (lambda params, **kw: torch.optim.AdamW(params, lr=1e-4, **kw))
+        self.optimizer_factory = optimizer or DEFAULT_OPTIMIZER
         self.scheduler_factory = scheduler
         self.weight_decay, self.fused_optimizer = weight_decay, fused_optimizer
 

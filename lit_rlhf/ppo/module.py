@@ -38,9 +38,10 @@ from lit_rlhf.systems.optimizers import build_optimizer
 from lit_rlhf.systems.precision import clip_grad_norm_before_step, prepare_optimizer
 
 RewardFn = Callable[[list[str], list[str]], list[float]]
-# The optimizer of a module built without one; conf/module/ppo.yaml states the same (a test keeps them equal).
-DEFAULT_OPTIMIZER = functools.partial(torch.optim.AdamW, lr=1e-4)
-DEFAULT_PARAM_GROUPS = {"critic": {"lr": 3e-4}}
+# The optimizer of a module built without one: the rates of conf/module/ppo.yaml, for pretrained models (a test
+# keeps the two equal). A model trained from scratch (the gym's) wants far higher ones: pass `optimizer=`.
+DEFAULT_OPTIMIZER = functools.partial(torch.optim.AdamW, lr=1e-6)
+DEFAULT_PARAM_GROUPS = {"critic": {"lr": 5e-6}}
 
 
 class PPOModule(L.LightningModule):

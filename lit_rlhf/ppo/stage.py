@@ -49,6 +49,9 @@ def run(cfg: DictConfig) -> dict:
     seed_and_threads(cfg)
     out = Path(cfg.output_dir)
     options = cfg.ppo
+    if options.eval.get("judge") == "gold" and (options.get("prompts") or {}).get("path"):
+        raise ConfigError("ppo.eval.judge=gold scores the gym's prompts only, and ppo.prompts.path gives your own: "
+                          "use experiment=ppo (or ppo.eval.judge=reward_model)")
     banner(f"PPO -> {out}")
     policy, tokenizer = instantiate(cfg.model)
     reference = frozen_reference(policy)  # LoRA: the policy's base with its adapters off, not a copy

@@ -7,6 +7,7 @@ optional margin plus the zero-mean Gaussian prior on scores (``lit_rlhf.core.rew
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import lightning as L
@@ -20,6 +21,9 @@ from lit_rlhf.reward.metrics import RewardMetrics
 from lit_rlhf.reward.model import RewardModel, sequence_scores
 from lit_rlhf.systems.optimizers import optimizers_for
 
+# The optimizer of a module built without one: conf/module/reward_model.yaml's, for pretrained models (a test keeps the
+# two equal). A model trained from scratch wants far higher rates: pass `optimizer=`.
+DEFAULT_OPTIMIZER = functools.partial(torch.optim.AdamW, lr=1e-5, betas=(0.9, 0.95))
 
 class RewardModelModule(L.LightningModule):
     """Wraps a one-output sequence classifier (see ``lit_rlhf.reward.model``).
@@ -39,7 +43,7 @@ class RewardModelModule(L.LightningModule):
         if prior_coef < 0:
             raise ConfigError(f"prior_coef must be >= 0, got {prior_coef}")
         self.model, self.tokenizer = model, tokenizer
-        self.optimizer_factory = optimizer or (lambda params, **kw: torch.optim.AdamW(params, lr=1e-4, **kw))
+        self.optimizer_factory = optimizer or DEFAULT_OPTIMIZER
         self.scheduler_factory = scheduler
         self.weight_decay, self.fused_optimizer = weight_decay, fused_optimizer
         self.prior_coef, self.margin, self.use_data_margin = prior_coef, margin, use_data_margin

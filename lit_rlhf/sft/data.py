@@ -33,6 +33,10 @@ def read_sft_jsonl(path: str | os.PathLike, prompt_key: str = "prompt", response
     string) raises ``DataError`` naming file:line and field; with ``on_error="skip"`` it is
     counted in ``report`` instead. Malformed JSON always raises: a broken file is not a bad row.
     """
+    if path is None:
+        raise ConfigError("an SFT data file's path is null: set data.train.path (and data.val.path), or "
+                          "data.val=null to train without validation data")
+
     def parse(row: dict, source: str, line: int) -> dict:
         return {"prompt": require_text(row, prompt_key, source, line),
                 "response": require_text(row, response_key, source, line),

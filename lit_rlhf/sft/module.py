@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import lightning as L
@@ -10,6 +11,9 @@ import torch
 from lit_rlhf.core.sft_loss import masked_lm_loss
 from lit_rlhf.systems.optimizers import optimizers_for
 
+# The optimizer of a module built without one: conf/module/sft.yaml's, for pretrained models (a test keeps the
+# two equal). A model trained from scratch wants far higher rates: pass `optimizer=`.
+DEFAULT_OPTIMIZER = functools.partial(torch.optim.AdamW, lr=2e-5, betas=(0.9, 0.95))
 
 class SFTModule(L.LightningModule):
     """Wraps a causal LM. ``optimizer`` and ``scheduler`` are partials (Hydra ``_partial_: true``).
@@ -22,7 +26,7 @@ class SFTModule(L.LightningModule):
                  weight_decay: float = 0.0, fused_optimizer: bool | str = "auto"):
         super().__init__()
         self.model, self.tokenizer = model, tokenizer
-        self.optimizer_factory = optimizer or (lambda params, **kw: torch.optim.AdamW(params, lr=1e-3, **kw))
+        self.optimizer_factory = optimizer or DEFAULT_OPTIMIZER
         self.scheduler_factory = scheduler
         self.weight_decay, self.fused_optimizer = weight_decay, fused_optimizer
 

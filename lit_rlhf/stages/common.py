@@ -296,5 +296,5 @@ def ntp_batches(cfg: DictConfig, config, tokenizer) -> IndexedBatches | None:
         return None
     if cfg.get("data") is None:
         raise ConfigError(f"module.config.ntp_coef={config.ntp_coef} needs SFT data for the NTP term: "
-                          "data=jsonl_sft data.train.path=sft.jsonl data.val.path=null (or ntp_coef=0)")
+                          "data=jsonl_sft data.train.path=sft.jsonl data.val=null (or ntp_coef=0)")
     return IndexedBatches.from_datamodule(instantiate(cfg.data, tokenizer=tokenizer), seed=cfg.seed)

@@ -48,3 +48,19 @@ def test_stage_runs_end_to_end_and_reuses_its_pairs(compose_config, tmp_path):
     rows, report = build_pairs(cfg.dpo.pairs, None, None, instantiate(cfg.gym), out, int(cfg.seed),
                                str(cfg.model.source))
     assert report["reused"] is True and len(rows) == summary["pairs"]["n"]
+
+
+def test_the_validation_split_holds_out_whole_prompts():
+    import random
+
+    from lit_rlhf.dpo.data import split_by_prompt
+
+    rows = [{"prompt": f"p{i % 10}", "chosen": f"a{i}", "rejected": f"b{i}"} for i in range(40)]  # 4 pairs a prompt
+    val, train = split_by_prompt(rows, 0.2, seed=0)
+    assert len(val) == 8 and len(train) == 32
+    assert not {r["prompt"] for r in val} & {r["prompt"] for r in train}
+    # one pair per prompt: exactly the shuffle of pairs it replaces, so earlier runs reproduce
+    single = rows[:10]
+    shuffled = single[:]
+    random.Random("0:dpo-val-split").shuffle(shuffled)
+    assert split_by_prompt(single, 0.2, seed=0) == (shuffled[:2], shuffled[2:])

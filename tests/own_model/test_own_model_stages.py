@@ -157,3 +157,20 @@ def test_the_files_plan_names_the_inputs_it_is_missing(capsys):
     with pytest.raises(SystemExit):
         main(["--plan", "files", "inputs.no_such_input=1"])
     assert "no_such_input" in capsys.readouterr().err
+
+
+def test_a_gym_experiment_with_ones_own_prompts_is_refused_before_training(own_files, compose_config):
+    from lit_rlhf.data.errors import ConfigError
+    from lit_rlhf.ppo.stage import run
+
+    cfg = compose_config("experiment=gym_ppo", f"ppo.prompts.path={own_files['prompts']}")
+    with pytest.raises(ConfigError, match="use experiment=ppo"):
+        run(cfg)  # fails before a model is loaded: the gym's SFT checkpoint does not even exist here
+
+
+def test_a_null_sft_file_path_names_the_way_out():
+    from lit_rlhf.data.errors import ConfigError
+    from lit_rlhf.sft.data import read_sft_jsonl
+
+    with pytest.raises(ConfigError, match="data.val=null"):
+        read_sft_jsonl(None)
