@@ -104,7 +104,8 @@ def run_variant(args) -> dict:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return {
-        "variant": args.variant, "device": str(device),
+        "variant": args.variant,
+        "device": str(device),
         "params": sum(p.numel() for p in model.parameters()),
         "param_bytes": sum(p.numel() * p.element_size() for p in model.parameters()),
         "peak_grad_bytes": grad_peak,
@@ -148,12 +149,17 @@ def main() -> None:
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             runs[variant].append(json.loads(out.strip().splitlines()[-1]))
     std, fused = (_summarise(runs[variant]) for variant in VARIANTS)
-    print(f"config={args.config} params={std['params']:,} ({_mib(std['param_bytes']).strip()} MiB) "
-          f"device={std['device']} batch={args.batch} seq={args.seq} timed_steps={args.steps} repeats={args.repeats}")
-    rows = [("peak live gradients (MiB)", "peak_grad_bytes", _mib), ("peak process RSS (MiB)", "peak_rss_bytes", _mib),
-            ("CUDA max allocated (MiB)", "cuda_peak_bytes", _mib),
-            ("median step time (ms)", "step_ms", lambda v: f"{v:9.1f}"),
-            ("minor page faults / step", "page_faults_per_step", lambda v: f"{v:9.0f}")]
+    print(
+        f"config={args.config} params={std['params']:,} ({_mib(std['param_bytes']).strip()} MiB) "
+        f"device={std['device']} batch={args.batch} seq={args.seq} timed_steps={args.steps} repeats={args.repeats}"
+    )
+    rows = [
+        ("peak live gradients (MiB)", "peak_grad_bytes", _mib),
+        ("peak process RSS (MiB)", "peak_rss_bytes", _mib),
+        ("CUDA max allocated (MiB)", "cuda_peak_bytes", _mib),
+        ("median step time (ms)", "step_ms", lambda v: f"{v:9.1f}"),
+        ("minor page faults / step", "page_faults_per_step", lambda v: f"{v:9.0f}"),
+    ]
     print(f"{'metric':28s} {'standard':>10s} {'fused_bwd':>10s} {'fused/std':>10s}")
     for label, key, fmt in rows:
         a, b = std[key], fused[key]

@@ -66,8 +66,9 @@ class GradObserver:
 
     def observe(self, _=None):
         if self.active:
-            self.peak = max(self.peak, sum(p.grad.numel() * p.grad.element_size()
-                                           for p in self.params if p.grad is not None))
+            self.peak = max(
+                self.peak, sum(p.grad.numel() * p.grad.element_size() for p in self.params if p.grad is not None)
+            )
 
 
 class IterationClock:
@@ -90,8 +91,13 @@ class IterationClock:
         wall = [b[0] - a[0] for a, b in zip(self.marks, self.marks[1:])][warmup:]
         cpu = [b[1] - a[1] for a, b in zip(self.marks, self.marks[1:])][warmup:]
         first_wall = self.marks[1][0] - self.marks[0][0] if warmup else None
-        return {"sec_per_iter": statistics.median(wall), "cpu_sec_per_iter": statistics.median(cpu),
-                "iter_times": wall, "iter_cpu_times": cpu, "first_iter_wall": first_wall}
+        return {
+            "sec_per_iter": statistics.median(wall),
+            "cpu_sec_per_iter": statistics.median(cpu),
+            "iter_times": wall,
+            "iter_cpu_times": cpu,
+            "first_iter_wall": first_wall,
+        }
 
 
 # ---- workload shared by both sides: written once as HF checkpoints -----------------------------------
@@ -127,11 +133,25 @@ def build_lit_module(workdir: Path, **config_changes):
     policy, tokenizer = build_policy(str(workdir / "policy"))
     reward = RewardModel(*build_reward_model(str(workdir / "reward")))
     critic = ValueModel.from_reward_model(build_reward_model(str(workdir / "critic"))[0])
-    config = PPOConfig(max_new_tokens=NEW_TOKENS, ppo_epochs=PPO_EPOCHS, num_minibatches=MINIBATCHES,
-                       reference_baseline=False, max_grad_norm=None, kl_coef=KL_COEF,
-                       whiten_advantages=True, **config_changes)
-    return PPOModule(policy, tokenizer, reward.score, config, critic=critic,
-                     optimizer=functools.partial(torch.optim.AdamW, lr=LR), param_groups={}), reward
+    config = PPOConfig(
+        max_new_tokens=NEW_TOKENS,
+        ppo_epochs=PPO_EPOCHS,
+        num_minibatches=MINIBATCHES,
+        reference_baseline=False,
+        max_grad_norm=None,
+        kl_coef=KL_COEF,
+        whiten_advantages=True,
+        **config_changes,
+    )
+    return PPOModule(
+        policy,
+        tokenizer,
+        reward.score,
+        config,
+        critic=critic,
+        optimizer=functools.partial(torch.optim.AdamW, lr=LR),
+        param_groups={},
+    ), reward
 
 
 def fit_lit(module, workdir: Path, iterations: int, callbacks=()) -> None:
@@ -143,13 +163,22 @@ def fit_lit(module, workdir: Path, iterations: int, callbacks=()) -> None:
 
     rows = [{"prompt": r["prompt"]} for r in json.loads((workdir / "prompts.json").read_text())]
     loader = DataLoader(rows * iterations, batch_size=PROMPTS, collate_fn=collate_prompts)
-    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=list(callbacks))
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=list(callbacks),
+    )
     trainer.fit(module, loader)
 
 
-def run_lit(workdir: Path, warmup: int, iterations: int, fused_backward: bool = False,
-            compile_update: bool = False) -> dict:
+def run_lit(
+    workdir: Path, warmup: int, iterations: int, fused_backward: bool = False, compile_update: bool = False
+) -> dict:
     import lightning as L
 
     class Clock(L.Callback):
@@ -171,9 +200,13 @@ def run_lit(workdir: Path, warmup: int, iterations: int, fused_backward: bool = 
     lengths: list[float] = []
     clock = Clock()
     fit_lit(module, workdir, warmup + iterations, [clock])
-    return {**clock.clock.intervals(warmup), "peak_grad_bytes": observer.peak,
-            "trainable_bytes": _count_bytes(observer.params), "response_tokens": statistics.fmean(lengths),
-            "reward_input": "token ids" if reward.reads_tokens_of(module.tokenizer) else "decoded text"}
+    return {
+        **clock.clock.intervals(warmup),
+        "peak_grad_bytes": observer.peak,
+        "trainable_bytes": _count_bytes(observer.params),
+        "response_tokens": statistics.fmean(lengths),
+        "reward_input": "token ids" if reward.reads_tokens_of(module.tokenizer) else "decoded text",
+    }
 
 
 # ---- TRL side (runs inside the TRL virtualenv: no lit_rlhf imports here) -----------------------------
@@ -207,22 +240,51 @@ def run_trl(workdir: Path, warmup: int, iterations: int) -> dict:
     rows = json.loads((workdir / "prompts.json").read_text())
     dataset = Dataset.from_dict({"input_ids": [r["input_ids"] for r in rows]})
     args = PPOConfig(
-        output_dir=str(workdir / "trl_out"), per_device_train_batch_size=PROMPTS, gradient_accumulation_steps=1,
-        num_mini_batches=MINIBATCHES, num_ppo_epochs=PPO_EPOCHS, response_length=NEW_TOKENS,
-        local_rollout_forward_batch_size=PROMPTS, total_episodes=PROMPTS * (warmup + iterations),
-        learning_rate=LR, kl_coef=KL_COEF, temperature=1.0, stop_token="eos", missing_eos_penalty=None,
-        num_sample_generations=0, report_to="none", save_strategy="no", logging_steps=1, use_cpu=True, seed=0,
-        dataloader_num_workers=0, disable_tqdm=True, lr_scheduler_type="constant", max_grad_norm=None,
+        output_dir=str(workdir / "trl_out"),
+        per_device_train_batch_size=PROMPTS,
+        gradient_accumulation_steps=1,
+        num_mini_batches=MINIBATCHES,
+        num_ppo_epochs=PPO_EPOCHS,
+        response_length=NEW_TOKENS,
+        local_rollout_forward_batch_size=PROMPTS,
+        total_episodes=PROMPTS * (warmup + iterations),
+        learning_rate=LR,
+        kl_coef=KL_COEF,
+        temperature=1.0,
+        stop_token="eos",
+        missing_eos_penalty=None,
+        num_sample_generations=0,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        use_cpu=True,
+        seed=0,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        lr_scheduler_type="constant",
+        max_grad_norm=None,
     )
-    trainer = PPOTrainer(args=args, processing_class=tokenizer, model=policy, ref_model=reference,
-                         reward_model=reward, value_model=critic, train_dataset=dataset)
+    trainer = PPOTrainer(
+        args=args,
+        processing_class=tokenizer,
+        model=policy,
+        ref_model=reference,
+        reward_model=reward,
+        value_model=critic,
+        train_dataset=dataset,
+    )
     observer = GradObserver(trainer.model.parameters())
     clock = Clock()
     trainer.add_callback(clock)
     trainer.train()
-    return {**clock.clock.intervals(warmup), "peak_grad_bytes": observer.peak,
-            "trainable_bytes": _count_bytes(observer.params), "eos_tokens_per_iter": clock.eos,
-            "trl_version": __import__("trl").__version__, "transformers_version": transformers.__version__}
+    return {
+        **clock.clock.intervals(warmup),
+        "peak_grad_bytes": observer.peak,
+        "trainable_bytes": _count_bytes(observer.params),
+        "eos_tokens_per_iter": clock.eos,
+        "trl_version": __import__("trl").__version__,
+        "transformers_version": transformers.__version__,
+    }
 
 
 def ensure_trl_venv() -> tuple[Path | None, str]:
@@ -235,8 +297,10 @@ def ensure_trl_venv() -> tuple[Path | None, str]:
 
     pins = TRL_PINS + [f"transformers=={version('transformers')}"]
     TRL_VENV.parent.mkdir(parents=True, exist_ok=True)
-    steps = [[sys.executable, "-m", "venv", "--clear", str(TRL_VENV)],  # no system site-packages
-             [str(python), "-m", "pip", "install", "-q", *pins]]
+    steps = [
+        [sys.executable, "-m", "venv", "--clear", str(TRL_VENV)],  # no system site-packages
+        [str(python), "-m", "pip", "install", "-q", *pins],
+    ]
     print(f"creating {TRL_VENV} with {' '.join(pins)} ...", flush=True)
     for step in steps:
         done = subprocess.run(step, capture_output=True, text=True, check=False)
@@ -249,8 +313,18 @@ def ensure_trl_venv() -> tuple[Path | None, str]:
 
 
 def _child(python, variant: str, workdir: Path, args) -> dict:
-    cmd = [str(python), __file__, "--variant", variant, "--workdir", str(workdir), "--warmup", str(args.warmup),
-           "--iterations", str(args.iterations)]
+    cmd = [
+        str(python),
+        __file__,
+        "--variant",
+        variant,
+        "--workdir",
+        str(workdir),
+        "--warmup",
+        str(args.warmup),
+        "--iterations",
+        str(args.iterations),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
@@ -259,36 +333,51 @@ def _child(python, variant: str, workdir: Path, args) -> dict:
 
 
 def _report(results: dict[str, list[dict]], trl_note: str, args) -> None:
-    print(f"workload: {PROMPTS} prompts x {NEW_TOKENS} new tokens, {PPO_EPOCHS} PPO epochs x {MINIBATCHES} "
-          f"minibatches, 1 CPU thread; {args.repeats} repeats x {args.iterations} timed iterations "
-          f"(+{args.warmup} warm-up); medians over repeats")
+    print(
+        f"workload: {PROMPTS} prompts x {NEW_TOKENS} new tokens, {PPO_EPOCHS} PPO epochs x {MINIBATCHES} "
+        f"minibatches, 1 CPU thread; {args.repeats} repeats x {args.iterations} timed iterations "
+        f"(+{args.warmup} warm-up); medians over repeats"
+    )
     ran = {v: runs for v, runs in results.items() if runs}
     wall = {v: statistics.median(r["sec_per_iter"] for r in runs) for v, runs in ran.items()}
     cpu = {v: statistics.median(r["cpu_sec_per_iter"] for r in runs) for v, runs in ran.items()}
     print(f"{'variant':20s} {'CPU s/it':>9s} {'wall s/it':>10s} {'CPU s/it of each run':>32s} {'peak grad MiB':>14s}")
     for variant, runs in ran.items():
         per_run = " ".join(f"{r['cpu_sec_per_iter']:.2f}" for r in runs)
-        print(f"{variant:20s} {cpu[variant]:9.3f} {wall[variant]:10.3f} {per_run:>32s} "
-              f"{runs[0]['peak_grad_bytes'] / 2**20:14.2f}")
+        print(
+            f"{variant:20s} {cpu[variant]:9.3f} {wall[variant]:10.3f} {per_run:>32s} "
+            f"{runs[0]['peak_grad_bytes'] / 2**20:14.2f}"
+        )
     if "trl" in ran:
-        print(f"TRL / lit_rlhf per iteration: {cpu['trl'] / cpu['lit']:.2f}x CPU time, "
-              f"{wall['trl'] / wall['lit']:.2f}x wall time")
+        print(
+            f"TRL / lit_rlhf per iteration: {cpu['trl'] / cpu['lit']:.2f}x CPU time, "
+            f"{wall['trl'] / wall['lit']:.2f}x wall time"
+        )
     else:
         print(f"TRL not run: {trl_note}")
     lit, fused = ran["lit"][0], ran["lit_fused_backward"][0]
-    print(f"in-backward / standard AdamW: {cpu['lit_fused_backward'] / cpu['lit']:.2f}x CPU time, "
-          f"{wall['lit_fused_backward'] / wall['lit']:.2f}x wall time; peak live gradients "
-          f"{fused['peak_grad_bytes'] / lit['peak_grad_bytes']:.3f}x ({fused['peak_grad_bytes'] / 2**20:.2f} vs "
-          f"{lit['peak_grad_bytes'] / 2**20:.2f} MiB; trainable parameters {lit['trainable_bytes'] / 2**20:.2f} MiB)")
+    print(
+        f"in-backward / standard AdamW: {cpu['lit_fused_backward'] / cpu['lit']:.2f}x CPU time, "
+        f"{wall['lit_fused_backward'] / wall['lit']:.2f}x wall time; peak live gradients "
+        f"{fused['peak_grad_bytes'] / lit['peak_grad_bytes']:.3f}x ({fused['peak_grad_bytes'] / 2**20:.2f} vs "
+        f"{lit['peak_grad_bytes'] / 2**20:.2f} MiB; trainable parameters {lit['trainable_bytes'] / 2**20:.2f} MiB)"
+    )
     compiled = ran["lit_compiled"]
-    print(f"torch.compile'd update / eager: {cpu['lit_compiled'] / cpu['lit']:.2f}x CPU time, "
-          f"{wall['lit_compiled'] / wall['lit']:.2f}x wall time; first (compiling) iteration of each run "
-          + " ".join(f"{r['first_iter_wall']:.1f}" for r in compiled) + " wall s (later runs read inductor's "
-          f"cache) against {statistics.median(r['first_iter_wall'] for r in ran['lit']):.1f} eager"
-          + (f"; TRL / compiled lit_rlhf: {cpu['trl'] / cpu['lit_compiled']:.2f}x CPU time" if "trl" in ran else ""))
+    print(
+        f"torch.compile'd update / eager: {cpu['lit_compiled'] / cpu['lit']:.2f}x CPU time, "
+        f"{wall['lit_compiled'] / wall['lit']:.2f}x wall time; first (compiling) iteration of each run "
+        + " ".join(f"{r['first_iter_wall']:.1f}" for r in compiled)
+        + " wall s (later runs read inductor's "
+        f"cache) against {statistics.median(r['first_iter_wall'] for r in ran['lit']):.1f} eager"
+        + (f"; TRL / compiled lit_rlhf: {cpu['trl'] / cpu['lit_compiled']:.2f}x CPU time" if "trl" in ran else "")
+    )
     print("lit_rlhf reward model input:", lit["reward_input"])
-    print("mean response tokens (lit):", round(lit["response_tokens"], 1),
-          "| EOS per iteration (trl):", ran["trl"][0]["eos_tokens_per_iter"] if "trl" in ran else "n/a")
+    print(
+        "mean response tokens (lit):",
+        round(lit["response_tokens"], 1),
+        "| EOS per iteration (trl):",
+        ran["trl"][0]["eos_tokens_per_iter"] if "trl" in ran else "n/a",
+    )
 
 
 def main() -> None:
@@ -306,13 +395,22 @@ def main() -> None:
         if args.variant == "trl":
             out = run_trl(workdir, args.warmup, args.iterations)
         else:
-            out = run_lit(workdir, args.warmup, args.iterations, fused_backward=args.variant == "lit_fused_backward",
-                          compile_update=args.variant == "lit_compiled")
+            out = run_lit(
+                workdir,
+                args.warmup,
+                args.iterations,
+                fused_backward=args.variant == "lit_fused_backward",
+                compile_update=args.variant == "lit_compiled",
+            )
         print(json.dumps({"variant": args.variant, **out}))
         return
     trl_python, trl_note = (None, "--skip-trl") if args.skip_trl else ensure_trl_venv()
-    pythons = {"lit": sys.executable, "lit_fused_backward": sys.executable, "lit_compiled": sys.executable,
-               "trl": trl_python}
+    pythons = {
+        "lit": sys.executable,
+        "lit_fused_backward": sys.executable,
+        "lit_compiled": sys.executable,
+        "trl": trl_python,
+    }
     results: dict[str, list[dict]] = {v: [] for v in VARIANTS}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)

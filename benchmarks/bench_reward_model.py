@@ -6,8 +6,8 @@ both), AdamW at the same learning rate, gradient clipping at 1.0, for a fixed nu
 steps. Timing starts after ``--warmup`` steps and ends with training; the script prints
 pairs/second for each and their ratio. Both pad each batch to its longest sequence; lit_rlhf
 additionally batches pairs of similar length together (``group_by_length``, on by default),
-and is also timed with it off to show where the difference comes from. Runs alternate (ours, TRL, ours, TRL, ...) and the
-median is reported, because the CPU may be shared.
+and is also timed with it off to show where the difference comes from. Runs alternate (ours, TRL, ours, TRL, ...)
+and the median is reported, because the CPU may be shared.
 
     python benchmarks/bench_reward_model.py --steps 40 --batch-size 32 --repeats 3
 
@@ -47,13 +47,28 @@ class LightningTimer(L.Callback):
 def run_ours(args, model_state, datamodule, group_by_length: bool = True) -> float:
     model, tokenizer = build_reward_model(seed=0)
     model.load_state_dict(model_state)
-    module = RewardModelModule(model, tokenizer, optimizer=partial(torch.optim.AdamW, lr=args.lr),
-                               prior_coef=args.prior_coef, max_length=args.max_length, fused_optimizer="auto")
+    module = RewardModelModule(
+        model,
+        tokenizer,
+        optimizer=partial(torch.optim.AdamW, lr=args.lr),
+        prior_coef=args.prior_coef,
+        max_length=args.max_length,
+        fused_optimizer="auto",
+    )
     timer = LightningTimer(args.warmup)
     datamodule.group_by_length = group_by_length
-    trainer = L.Trainer(max_steps=args.steps, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                        num_sanity_val_steps=0, gradient_clip_val=1.0, callbacks=[timer])
+    trainer = L.Trainer(
+        max_steps=args.steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        gradient_clip_val=1.0,
+        callbacks=[timer],
+    )
     trainer.fit(module, datamodule=datamodule)
     return (args.steps - args.warmup) * args.batch_size / (timer.end - timer.start)
 
@@ -76,18 +91,35 @@ def run_trl(args, model_state, datamodule) -> float:
     model, tokenizer = build_reward_model(seed=0)
     model.load_state_dict(model_state)
     items = datamodule.train_set.items
-    dataset = Dataset.from_dict({"chosen_ids": [i["chosen_ids"] for i in items],
-                                 "rejected_ids": [i["rejected_ids"] for i in items]})
+    dataset = Dataset.from_dict(
+        {"chosen_ids": [i["chosen_ids"] for i in items], "rejected_ids": [i["rejected_ids"] for i in items]}
+    )
     timer = HFTimer()
     with tempfile.TemporaryDirectory() as out:
-        config = RewardConfig(output_dir=out, per_device_train_batch_size=args.batch_size, max_steps=args.steps,
-                              learning_rate=args.lr, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
-                              max_grad_norm=1.0, logging_steps=args.steps, report_to="none", save_strategy="no",
-                              eval_strategy="no", use_cpu=True, dataloader_num_workers=0, seed=0,
-                              center_rewards_coefficient=args.prior_coef, max_length=args.max_length,
-                              optim="adamw_torch_fused", disable_tqdm=True)
-        trainer = RewardTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                                callbacks=[timer])
+        config = RewardConfig(
+            output_dir=out,
+            per_device_train_batch_size=args.batch_size,
+            max_steps=args.steps,
+            learning_rate=args.lr,
+            lr_scheduler_type="constant",
+            warmup_steps=0,
+            weight_decay=0.0,
+            max_grad_norm=1.0,
+            logging_steps=args.steps,
+            report_to="none",
+            save_strategy="no",
+            eval_strategy="no",
+            use_cpu=True,
+            dataloader_num_workers=0,
+            seed=0,
+            center_rewards_coefficient=args.prior_coef,
+            max_length=args.max_length,
+            optim="adamw_torch_fused",
+            disable_tqdm=True,
+        )
+        trainer = RewardTrainer(
+            model=model, args=config, train_dataset=dataset, processing_class=tokenizer, callbacks=[timer]
+        )
         trainer.train()
     return (args.steps - args.warmup) * args.batch_size / (timer.end - timer.start)
 
@@ -111,9 +143,11 @@ def main() -> None:
     state = {k: v.clone() for k, v in model.state_dict().items()}
     datamodule = PreferenceDataModule(tokenizer, rows, batch_size=args.batch_size, max_length=args.max_length)
     datamodule.setup("fit")
-    print(f"workload: {len(rows)} gym pairs, batch {args.batch_size} pairs, {args.steps} steps "
-          f"({args.warmup} warm-up), tiny Llama reward model "
-          f"({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params), {args.threads} CPU thread(s)")
+    print(
+        f"workload: {len(rows)} gym pairs, batch {args.batch_size} pairs, {args.steps} steps "
+        f"({args.warmup} warm-up), tiny Llama reward model "
+        f"({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params), {args.threads} CPU thread(s)"
+    )
     try:
         import trl
 
@@ -135,14 +169,18 @@ def main() -> None:
                 trl_error = f"TRL RewardTrainer failed: {type(err).__name__}: {err}"
     padding = padding_share(datamodule, True), padding_share(datamodule, False)
     print(f"padding share of the batches: {padding[0]:.0%} grouped by length, {padding[1]:.0%} shuffled (as TRL)")
-    print(f"lit_rlhf: {statistics.median(ours):.1f} pairs/s (median of {len(ours)}); "
-          f"without length grouping {statistics.median(plain):.1f} pairs/s")
+    print(
+        f"lit_rlhf: {statistics.median(ours):.1f} pairs/s (median of {len(ours)}); "
+        f"without length grouping {statistics.median(plain):.1f} pairs/s"
+    )
     if trl_error:
         print(trl_error)
         return
     print(f"TRL:      {statistics.median(theirs):.1f} pairs/s (median of {len(theirs)})")
-    print(f"ratio lit_rlhf / TRL: {statistics.median(ours) / statistics.median(theirs):.2f}x "
-          f"(without length grouping: {statistics.median(plain) / statistics.median(theirs):.2f}x)")
+    print(
+        f"ratio lit_rlhf / TRL: {statistics.median(ours) / statistics.median(theirs):.2f}x "
+        f"(without length grouping: {statistics.median(plain) / statistics.median(theirs):.2f}x)"
+    )
 
 
 def padding_share(datamodule, group_by_length: bool) -> float:

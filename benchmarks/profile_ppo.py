@@ -23,8 +23,14 @@ import torch
 from bench_ppo import MINIBATCHES, NEW_TOKENS, PPO_EPOCHS, PROMPTS, build_lit_module, fit_lit, write_workload
 
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
-PARTS = ("backward passes", "update forwards and losses", "sampling (generate)", "rollout forwards",
-         "reward model", "optimizer steps, logging, the rest")
+PARTS = (
+    "backward passes",
+    "update forwards and losses",
+    "sampling (generate)",
+    "rollout forwards",
+    "reward model",
+    "optimizer steps, logging, the rest",
+)
 
 
 class PartTimer:
@@ -87,8 +93,9 @@ def time_parts(workdir: Path, warmup: int, iterations: int) -> dict[str, float]:
     for parts in timer.iterations[warmup:]:
         row = dict(parts)
         row["rollout forwards"] = parts["rollout"] - parts["sampling (generate)"] - parts["reward model"]
-        row["optimizer steps, logging, the rest"] = (parts["iteration"] - parts["rollout"]
-                                                     - parts["update forwards and losses"] - parts["backward passes"])
+        row["optimizer steps, logging, the rest"] = (
+            parts["iteration"] - parts["rollout"] - parts["update forwards and losses"] - parts["backward passes"]
+        )
         rows.append(row)
     return {part: statistics.median(r[part] for r in rows) for part in (*PARTS, "iteration")}
 
@@ -123,16 +130,20 @@ def main() -> None:
         write_workload(workdir)
         parts = time_parts(workdir, args.warmup, args.iterations)
         own, matmul_s, matmul_flops = operator_times(workdir, args.profiled)
-    print(f"workload: {PROMPTS} prompts x {NEW_TOKENS} new tokens, {PPO_EPOCHS} PPO epochs x {MINIBATCHES} "
-          f"minibatches, 1 CPU thread; medians over {args.iterations} iterations (+{args.warmup} warm-up)")
+    print(
+        f"workload: {PROMPTS} prompts x {NEW_TOKENS} new tokens, {PPO_EPOCHS} PPO epochs x {MINIBATCHES} "
+        f"minibatches, 1 CPU thread; medians over {args.iterations} iterations (+{args.warmup} warm-up)"
+    )
     print(f"{'part':40s} {'CPU s/it':>9s}")
     for part in PARTS:
         print(f"{part:40s} {parts[part]:9.3f}")
     print(f"{'whole iteration':40s} {parts['iteration']:9.3f}")
     profiled_total = sum(own.values())
-    print(f"\ntorch.profiler, {args.profiled} iterations: {profiled_total:.3f} CPU s/it of operators; matrix "
-          f"multiplications {matmul_s:.3f} s/it ({matmul_s / profiled_total:.0%}), {matmul_flops / 1e9:.1f} GFLOP/it "
-          f"at {matmul_flops / 1e9 / matmul_s:.0f} GFLOP/s")
+    print(
+        f"\ntorch.profiler, {args.profiled} iterations: {profiled_total:.3f} CPU s/it of operators; matrix "
+        f"multiplications {matmul_s:.3f} s/it ({matmul_s / profiled_total:.0%}), {matmul_flops / 1e9:.1f} GFLOP/it "
+        f"at {matmul_flops / 1e9 / matmul_s:.0f} GFLOP/s"
+    )
     attention = {k: v for k, v in own.items() if "attention" in k}
     print("attention operators:", ", ".join(f"{k} {v:.3f} s/it" for k, v in attention.items()) or "none")
     print("largest operators by own CPU time (s/it):")

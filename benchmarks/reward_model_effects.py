@@ -39,14 +39,21 @@ class ScoreHistory(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         m = trainer.callback_metrics
-        self.steps.append({"step": trainer.global_step, "mean": float(m["train/reward/score_mean"]),
-                           "std": float(m["train/reward/score_std"]), "loss": float(m["train/loss"])})
+        self.steps.append(
+            {
+                "step": trainer.global_step,
+                "mean": float(m["train/reward/score_mean"]),
+                "std": float(m["train/reward/score_std"]),
+                "loss": float(m["train/loss"]),
+            }
+        )
 
 
 def gym_rows(args, split: str, seed: int) -> list[dict]:
     gym = AlignmentGym(seed=0)
-    return gym_preference_rows(gym, split, pairs_per_prompt=args.pairs_per_prompt, n_annotators=3,
-                               length_bias=args.length_bias, seed=seed)
+    return gym_preference_rows(
+        gym, split, pairs_per_prompt=args.pairs_per_prompt, n_annotators=3, length_bias=args.length_bias, seed=seed
+    )
 
 
 def train_rm(args, train, val, *, balance: bool, prior_coef: float, epochs: int, seed: int, lr: float):
@@ -54,13 +61,27 @@ def train_rm(args, train, val, *, balance: bool, prior_coef: float, epochs: int,
     model, tokenizer = build_reward_model(seed=seed)
     balancer = LengthBalancer(seed=seed) if balance else None
     dm = PreferenceDataModule(tokenizer, train, val, batch_size=32, max_length=96, length_balance=balancer, seed=seed)
-    module = RewardModelModule(model, tokenizer, optimizer=partial(torch.optim.AdamW, lr=lr, betas=(0.9, 0.98)),
-                               scheduler=partial(warmup_cosine, warmup_ratio=0.05, min_ratio=0.1),
-                               weight_decay=0.01, prior_coef=prior_coef, max_length=96)
+    module = RewardModelModule(
+        model,
+        tokenizer,
+        optimizer=partial(torch.optim.AdamW, lr=lr, betas=(0.9, 0.98)),
+        scheduler=partial(warmup_cosine, warmup_ratio=0.05, min_ratio=0.1),
+        weight_decay=0.01,
+        prior_coef=prior_coef,
+        max_length=96,
+    )
     history = ScoreHistory()
-    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[history],
-                        num_sanity_val_steps=0, limit_val_batches=0)
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[history],
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
     start = time.perf_counter()
     trainer.fit(module, datamodule=dm)
     return module, tokenizer, history.steps, len(dm.train_set), time.perf_counter() - start
@@ -71,13 +92,17 @@ def length_balancing(args, test_rows, judge) -> dict:
     for seed in args.seeds:
         train = gym_rows(args, "train", seed)
         for balance in (False, True):
-            module, tokenizer, _, n_train, secs = train_rm(args, train, None, balance=balance, prior_coef=0.01,
-                                                           epochs=args.epochs, seed=seed, lr=args.lr)
+            module, tokenizer, _, n_train, secs = train_rm(
+                args, train, None, balance=balance, prior_coef=0.01, epochs=args.epochs, seed=seed, lr=args.lr
+            )
             stats = evaluate_pairs(module.scorer, test_rows, judge, tokenizer)
             stats.update(train_pairs=n_train, seconds=round(secs, 1))
             results[f"{'balanced' if balance else 'unbalanced'}/seed{seed}"] = stats
-            print(f"seed {seed} {'balanced  ' if balance else 'unbalanced'} " + json.dumps(
-                {k: round(v, 3) if isinstance(v, float) else v for k, v in stats.items()}), flush=True)
+            print(
+                f"seed {seed} {'balanced  ' if balance else 'unbalanced'} "
+                + json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in stats.items()}),
+                flush=True,
+            )
     return results
 
 
@@ -85,14 +110,25 @@ def score_prior(args, test_rows) -> dict:
     train = gym_rows(args, "train", args.seeds[0])
     curves = {}
     for coef in (0.0, args.prior_coef):
-        module, tokenizer, steps, _, _ = train_rm(args, train, None, balance=True, prior_coef=coef,
-                                                  epochs=args.drift_epochs, seed=args.seeds[0], lr=args.drift_lr)
+        module, tokenizer, steps, _, _ = train_rm(
+            args,
+            train,
+            None,
+            balance=True,
+            prior_coef=coef,
+            epochs=args.drift_epochs,
+            seed=args.seeds[0],
+            lr=args.drift_lr,
+        )
         heldout = evaluate_pairs(module.scorer, test_rows, None, tokenizer)
         curves[str(coef)] = {"steps": steps, "heldout": heldout}
-        last = steps[-max(1, len(steps) // 10):]
-        print(f"prior_coef={coef}: final train score mean {sum(s['mean'] for s in last) / len(last):+.3f} "
-              f"std {sum(s['std'] for s in last) / len(last):.3f}; held-out mean {heldout['score_mean']:+.3f} "
-              f"std {heldout['score_std']:.3f} accuracy {heldout['accuracy']:.3f}", flush=True)
+        last = steps[-max(1, len(steps) // 10) :]
+        print(
+            f"prior_coef={coef}: final train score mean {sum(s['mean'] for s in last) / len(last):+.3f} "
+            f"std {sum(s['std'] for s in last) / len(last):.3f}; held-out mean {heldout['score_mean']:+.3f} "
+            f"std {heldout['score_std']:.3f} accuracy {heldout['accuracy']:.3f}",
+            flush=True,
+        )
     return curves
 
 
@@ -104,8 +140,10 @@ def plot_drift(curves: dict, path: Path) -> None:
 
     def rolling(values: list[float], window: int = 10) -> list[float]:
         # Batches are grouped by length, so single-batch statistics are noisy; show a running mean.
-        return [sum(values[max(0, i - window + 1):i + 1]) / len(values[max(0, i - window + 1):i + 1])
-                for i in range(len(values))]
+        return [
+            sum(values[max(0, i - window + 1) : i + 1]) / len(values[max(0, i - window + 1) : i + 1])
+            for i in range(len(values))
+        ]
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     for coef, curve in curves.items():

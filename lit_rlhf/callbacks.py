@@ -19,8 +19,17 @@ class GoldJudgeMonitor(L.Callback):
     Logged as ``gold/overall`` and ``gold/<category>``, so any Lightning logger picks them up.
     """
 
-    def __init__(self, gym, split: str = "val", every_n_epochs: int = 1, max_prompts: int = 64,
-                 max_new_tokens: int = 24, temperature: float = 1.0, show_samples: int = 2, seed: int = 0):
+    def __init__(
+        self,
+        gym,
+        split: str = "val",
+        every_n_epochs: int = 1,
+        max_prompts: int = 64,
+        max_new_tokens: int = 24,
+        temperature: float = 1.0,
+        show_samples: int = 2,
+        seed: int = 0,
+    ):
         self.gym, self.split, self.every_n_epochs = gym, split, every_n_epochs
         self.max_prompts, self.max_new_tokens, self.temperature = max_prompts, max_new_tokens, temperature
         self.show_samples, self.seed = show_samples, seed
@@ -29,8 +38,14 @@ class GoldJudgeMonitor(L.Callback):
         if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
             return
         prompts = spread_over_categories(self.gym.prompts(self.split), self.max_prompts)
-        responses = generate(pl_module.model, pl_module.tokenizer, [p.text for p in prompts],
-                             max_new_tokens=self.max_new_tokens, temperature=self.temperature, seed=self.seed)
+        responses = generate(
+            pl_module.model,
+            pl_module.tokenizer,
+            [p.text for p in prompts],
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            seed=self.seed,
+        )
         scores = judge_responses(self.gym.judge, prompts, responses)
         for category, values in scores.items():
             pl_module.log(f"gold/{category}", values["overall"], rank_zero_only=True, sync_dist=False)
@@ -66,7 +81,8 @@ class RolloutSamplePrinter(L.Callback):
         if rollout is None or batch_idx % self.every_n_batches:
             return
         for prompt, response, reward in list(zip(rollout["prompts"], rollout["responses"], rollout["raw"]))[
-                : self.n_samples]:
+            : self.n_samples
+        ]:
             rank_zero_info(f"[step {trainer.global_step}] reward={reward:+.3f} {prompt!r} -> {response!r}")
 
 
@@ -83,8 +99,10 @@ class LogProgressBar(ProgressBar):
     def __init__(self, every_seconds: float = 30.0, every_n_batches: int | None = None):
         super().__init__()
         if every_seconds <= 0 or (every_n_batches is not None and every_n_batches < 1):
-            raise ConfigError(f"LogProgressBar needs every_seconds > 0 and every_n_batches >= 1 or null, "
-                              f"got {every_seconds} and {every_n_batches}")
+            raise ConfigError(
+                f"LogProgressBar needs every_seconds > 0 and every_n_batches >= 1 or null, "
+                f"got {every_seconds} and {every_n_batches}"
+            )
         self.every_seconds, self.every_n_batches = every_seconds, every_n_batches
         self.enabled = True
         self._epoch_start = self._last_line = 0.0
@@ -102,8 +120,11 @@ class LogProgressBar(ProgressBar):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         done, now = batch_idx + 1, time.monotonic()
-        due = (done == 1 or now - self._last_line >= self.every_seconds
-               or (self.every_n_batches is not None and done % self.every_n_batches == 0))
+        due = (
+            done == 1
+            or now - self._last_line >= self.every_seconds
+            or (self.every_n_batches is not None and done % self.every_n_batches == 0)
+        )
         if due:
             self._log_train(trainer, pl_module, done, now)
 
@@ -125,8 +146,10 @@ class LogProgressBar(ProgressBar):
         total = self.total_train_batches
         step = f"step {done}/{total} ({100 * done / total:.0f}%)" if total not in (0, float("inf")) else f"step {done}"
         rate = done / max(now - self._epoch_start, 1e-9)
-        self._log(f"epoch {trainer.current_epoch + 1}/{max_epochs} {step} {rate:.2f} batches/s "
-                  f"{self._metrics(trainer, pl_module)}")
+        self._log(
+            f"epoch {trainer.current_epoch + 1}/{max_epochs} {step} {rate:.2f} batches/s "
+            f"{self._metrics(trainer, pl_module)}"
+        )
 
     def _metrics(self, trainer, pl_module) -> str:
         metrics = {k: v for k, v in self.get_metrics(trainer, pl_module).items() if k != "v_num"}

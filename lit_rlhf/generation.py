@@ -35,17 +35,22 @@ def generate(
         if seed is not None:
             torch.manual_seed(seed)
         for start in range(0, len(prompts), batch_size):
-            encoded = [encode_prompt(tokenizer, p) for p in prompts[start:start + batch_size]]
+            encoded = [encode_prompt(tokenizer, p) for p in prompts[start : start + batch_size]]
             ids, mask = left_pad(encoded, tokenizer.pad_token_id)
             sampling = {"temperature": temperature, "top_p": top_p, "top_k": 0} if do_sample else {}
             generated = model.generate(
-                input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
-                do_sample=do_sample, pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id, use_cache=True, **sampling,
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                max_new_tokens=max_new_tokens,
+                do_sample=do_sample,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                use_cache=True,
+                **sampling,
             )
-            for row in generated[:, ids.shape[1]:].tolist():
+            for row in generated[:, ids.shape[1] :].tolist():
                 if tokenizer.eos_token_id in row:
-                    row = row[:row.index(tokenizer.eos_token_id)]
+                    row = row[: row.index(tokenizer.eos_token_id)]
                 out.append(tokenizer.decode(row, skip_special_tokens=True).strip())
     return out
 

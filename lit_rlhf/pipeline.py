@@ -12,8 +12,12 @@ from lit_rlhf.provenance import stale_reasons
 from lit_rlhf.run import compose, stage_config, stage_overrides, stage_plan, train
 
 
-def run_pipeline(overrides: list[str] | None = None, only: list[str] | None = None, force: list[str] | None = None,
-                 plan: list[dict] | str | None = None) -> dict:
+def run_pipeline(
+    overrides: list[str] | None = None,
+    only: list[str] | None = None,
+    force: list[str] | None = None,
+    plan: list[dict] | str | None = None,
+) -> dict:
     """Run the planned stages. A stage with a ``results.json`` is skipped unless named in ``force``, a stage it
     ``needs`` ran in this call, or what it would be made from now (its config, its inputs' ids: see
     ``lit_rlhf.provenance``) differs from what its output was made from."""
@@ -39,8 +43,11 @@ def run_pipeline(overrides: list[str] | None = None, only: list[str] | None = No
         reusable = done.exists() and not forced and not stale
         changed = stale_reasons(cfg) if reusable else []
         if changed:
-            print(f"      what it is made from changed since it ran ({', '.join(changed[:5])}"
-                  f"{', ...' if len(changed) > 5 else ''}), so it runs again", flush=True)
+            print(
+                f"      what it is made from changed since it ran ({', '.join(changed[:5])}"
+                f"{', ...' if len(changed) > 5 else ''}), so it runs again",
+                flush=True,
+            )
         elif reusable:
             print(f"      done before ({done}); skipped. Re-run it with --force {stage['name']}", flush=True)
             summaries[stage["name"]] = {"skipped": True, "results": str(done)}
@@ -54,13 +61,19 @@ def run_pipeline(overrides: list[str] | None = None, only: list[str] | None = No
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="lit-rlhf-pipeline", description="SFT -> preference data -> reward model -> PPO -> DPO, on the "
-        "embedded gym by default. Extra arguments are Hydra overrides applied to every stage.")
+        prog="lit-rlhf-pipeline",
+        description="SFT -> preference data -> reward model -> PPO -> DPO, on the "
+        "embedded gym by default. Extra arguments are Hydra overrides applied to every stage.",
+    )
     parser.add_argument("overrides", nargs="*", help="e.g. paths.artifacts=/tmp/run seed=1")
     parser.add_argument("--only", nargs="+", metavar="STAGE", help="run just these stages")
-    parser.add_argument("--plan", default="gym", metavar="PLAN",
-                        help="gym (the built-in gym), files (your own model and files: see conf/pipeline_files.yaml, "
-                        "inputs.*=...), or the path of a plan file")
+    parser.add_argument(
+        "--plan",
+        default="gym",
+        metavar="PLAN",
+        help="gym (the built-in gym), files (your own model and files: see conf/pipeline_files.yaml, "
+        "inputs.*=...), or the path of a plan file",
+    )
     parser.add_argument("--force", nargs="+", metavar="STAGE", help="re-run these stages (or 'all') even if done")
     args = parser.parse_args(argv)
     try:

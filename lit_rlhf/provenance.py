@@ -23,10 +23,24 @@ from omegaconf import DictConfig, OmegaConf
 FINGERPRINT = "fingerprint.json"
 HASH_LIMIT = 64 * 2**20
 # Config keys that say where a stage reads its inputs; their ids enter the recipe.
-INPUT_KEYS = ("model.source", "ppo.reward_model", "ppo.prompts.path", "dpo.pairs.reward_model", "dpo.pairs.path",
-              "dpo.pairs.prompts", "data.train.path", "data.val.path", "data.test.path", "sft.eval.reward_model",
-              "sft.eval.prompts", "ppo.eval.reward_model", "dpo.eval.reward_model", "eval.baseline.path",
-              "eval.reward_model", "eval.prompts")
+INPUT_KEYS = (
+    "model.source",
+    "ppo.reward_model",
+    "ppo.prompts.path",
+    "dpo.pairs.reward_model",
+    "dpo.pairs.path",
+    "dpo.pairs.prompts",
+    "data.train.path",
+    "data.val.path",
+    "data.test.path",
+    "sft.eval.reward_model",
+    "sft.eval.prompts",
+    "ppo.eval.reward_model",
+    "dpo.eval.reward_model",
+    "eval.baseline.path",
+    "eval.reward_model",
+    "eval.prompts",
+)
 # Keys that change how a run is watched, not what it computes.
 UNTRACKED = ("logger", "callbacks.progress_bar", "callbacks.checkpoint", "resume", "hydra")
 
@@ -97,8 +111,9 @@ def changes(before: dict | None, now: dict) -> list[str]:
     old_config, new_config = before.get("config", {}), now["config"]
     keys = sorted(k for k in old_config.keys() | new_config.keys() if old_config.get(k, ...) != new_config.get(k, ...))
     old_inputs, new_inputs = before.get("inputs", {}), now["inputs"]
-    keys += [f"input {k}" for k in sorted(old_inputs.keys() | new_inputs.keys())
-             if old_inputs.get(k) != new_inputs.get(k)]
+    keys += [
+        f"input {k}" for k in sorted(old_inputs.keys() | new_inputs.keys()) if old_inputs.get(k) != new_inputs.get(k)
+    ]
     return keys or ["recipe"]
 
 
@@ -112,8 +127,9 @@ def write_fingerprint(run_dir: str | os.PathLike, made_from: dict) -> dict:
     from lit_rlhf.data.jsonl import atomic_write
 
     record = {**made_from, "run_id": uuid.uuid4().hex}
-    atomic_write(Path(run_dir) / FINGERPRINT, lambda handle: handle.write(json.dumps(record, indent=1, default=str)),
-                 mode="w")
+    atomic_write(
+        Path(run_dir) / FINGERPRINT, lambda handle: handle.write(json.dumps(record, indent=1, default=str)), mode="w"
+    )
     return record
 
 

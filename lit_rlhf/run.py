@@ -81,8 +81,9 @@ def stage_plan(path: str | Path | None = None, overrides: list[str] | None = Non
             raise ConfigError(f"{path}: stages[{i}] needs a `name` (and optional `overrides`, `needs`), got {stage!r}")
         unknown = set(stage.get("needs", [])) - names
         if unknown:
-            raise ConfigError(f"{path}: stages[{i}] ({stage['name']}) needs {sorted(unknown)}, "
-                              "which no earlier stage is")
+            raise ConfigError(
+                f"{path}: stages[{i}] ({stage['name']}) needs {sorted(unknown)}, which no earlier stage is"
+            )
         names.add(stage["name"])
     return plan
 
@@ -126,7 +127,9 @@ def train_reward_model_variant(cfg: DictConfig) -> None:
     target = Path(cfg.ppo.reward_model)
     rm_cfg = stage_config("reward_model", [f"paths.artifacts={cfg.paths.artifacts}", f"seed={cfg.seed}", *overrides])
     if Path(rm_cfg.output_dir) / "checkpoint" != target:
-        raise ConfigError(f"ppo.reward_model_overrides write to {rm_cfg.output_dir}/checkpoint, but ppo.reward_model "
-                          f"is {target}; make them agree (run_suffix)")
+        raise ConfigError(
+            f"ppo.reward_model_overrides write to {rm_cfg.output_dir}/checkpoint, but ppo.reward_model "
+            f"is {target}; make them agree (run_suffix)"
+        )
     rank_zero_info(f"reward model {target} is missing: training it first with {list(overrides)}")
     train(rm_cfg)

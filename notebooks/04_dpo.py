@@ -17,7 +17,8 @@
 # # 04 · DPO: preference pairs from the policy, labelled by a reward model
 #
 # Direct preference optimisation trains the policy straight on pairs $(x, y_w, y_l)$ with
-# $$L_\text{DPO} = -\log\sigma\Big(\beta\big[(\log\pi(y_w|x) - \log\pi_\text{ref}(y_w|x)) - (\log\pi(y_l|x) - \log\pi_\text{ref}(y_l|x))\big]\Big)$$
+# $$L_\text{DPO} = -\log\sigma\Big(\beta\big[(\log\pi(y_w|x) - \log\pi_\text{ref}(y_w|x))
+#   - (\log\pi(y_l|x) - \log\pi_\text{ref}(y_l|x))\big]\Big)$$
 # and no sampling during training. As in ChatGLM-RLHF, the pairs are **sampled from the SFT policy and labelled by
 # the trained reward model** (best of n = chosen, worst = rejected), which decouples DPO data from human annotation.
 # As in PPO, a next-token loss on SFT data guards against forgetting: $L = L_\text{DPO} + \lambda L_\text{NTP}$.

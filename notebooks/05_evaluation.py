@@ -27,7 +27,8 @@
 # ```bash
 # lit-rlhf-eval                                   # PPO and DPO vs SFT, gold judge -> artifacts/eval/report.md
 # lit-rlhf-eval eval.judge=reward_model
-# lit-rlhf-eval '~eval.candidates' '+eval.candidates={mine: /path/to/a}' eval.baseline.name=base eval.baseline.path=/path/to/b
+# lit-rlhf-eval '~eval.candidates' '+eval.candidates={mine: /path/to/a}' \
+#     eval.baseline.name=base eval.baseline.path=/path/to/b
 # ```
 
 # %%

@@ -63,8 +63,10 @@ def _tiny_stage(stage: str, **kwargs):
 
         rows = gym.demonstrations("train", 1)[:16]
         collate = SFTCollator(tokenizer.pad_token_id)
-        train, val = (DataLoader(SFTDataset(part, tokenizer, 64), batch_size=4, collate_fn=collate)
-                      for part in (rows[:12], rows[12:]))
+        train, val = (
+            DataLoader(SFTDataset(part, tokenizer, 64), batch_size=4, collate_fn=collate)
+            for part in (rows[:12], rows[12:])
+        )
         return SFTModule(model, tokenizer, **kwargs), {"train_dataloaders": train, "val_dataloaders": val}
     if stage == "dpo":
         from lit_rlhf.dpo.data import DPODataModule

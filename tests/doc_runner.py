@@ -40,8 +40,12 @@ from doc_stand_ins import provide_stand_ins, sandboxed
 from test_tutorials import Command, hydra_overrides
 
 HYDRA_PROGRAMS = {"lit-rlhf-train": ("train", "lit_rlhf.cli.train"), "lit-rlhf-eval": ("eval", "lit_rlhf.cli.eval")}
-MODULE_PROGRAMS = {"lit_rlhf.cli.train": "lit-rlhf-train", "lit_rlhf.cli.eval": "lit-rlhf-eval",
-                   "lit_rlhf.pipeline": "lit-rlhf-pipeline", "lit_rlhf.cli.annotate": "lit-rlhf-annotate"}
+MODULE_PROGRAMS = {
+    "lit_rlhf.cli.train": "lit-rlhf-train",
+    "lit_rlhf.cli.eval": "lit-rlhf-eval",
+    "lit_rlhf.pipeline": "lit-rlhf-pipeline",
+    "lit_rlhf.cli.annotate": "lit-rlhf-annotate",
+}
 # Programs of the pages that no test runs, and why; the lit-rlhf commands inside them are composed by
 # tests/test_tutorials.py.
 NOT_RUN_HERE = {
@@ -53,16 +57,31 @@ NOT_RUN_HERE = {
 }
 TINY = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64}
 SHRINK = {
-    "trainer.max_epochs": 1, "trainer.limit_train_batches": 2, "trainer.limit_val_batches": 1, "model.tiny": TINY,
-    "callbacks.gold_monitor.max_prompts": 4, "callbacks.gold_monitor.max_new_tokens": 4,
-    "sft.eval.samples_per_prompt": 1, "sft.eval.max_new_tokens": 4,
-    "preferences.prompts.max_per_category": 4, "preferences.k": 3, "preferences.decoding.max_new_tokens": 6,
-    "ppo.categories": ["harmful"], "ppo.prompts_per_iteration": 4, "ppo.prompt_filter.k": 2,
-    "module.config.max_new_tokens": 4, "module.config.ppo_epochs": 1,
-    "ppo.eval.samples_per_prompt": 1, "ppo.eval.max_new_tokens": 4,
-    "dpo.pairs.categories": ["harmful"], "dpo.pairs.n": 2, "dpo.pairs.decoding.max_new_tokens": 4,
-    "dpo.eval.samples_per_prompt": 1, "dpo.eval.max_new_tokens": 4,
-    "eval.samples_per_prompt": 1, "eval.max_new_tokens": 4,
+    "trainer.max_epochs": 1,
+    "trainer.limit_train_batches": 2,
+    "trainer.limit_val_batches": 1,
+    "model.tiny": TINY,
+    "callbacks.gold_monitor.max_prompts": 4,
+    "callbacks.gold_monitor.max_new_tokens": 4,
+    "sft.eval.samples_per_prompt": 1,
+    "sft.eval.max_new_tokens": 4,
+    "preferences.prompts.max_per_category": 4,
+    "preferences.k": 3,
+    "preferences.decoding.max_new_tokens": 6,
+    "ppo.categories": ["harmful"],
+    "ppo.prompts_per_iteration": 4,
+    "ppo.prompt_filter.k": 2,
+    "module.config.max_new_tokens": 4,
+    "module.config.ppo_epochs": 1,
+    "ppo.eval.samples_per_prompt": 1,
+    "ppo.eval.max_new_tokens": 4,
+    "dpo.pairs.categories": ["harmful"],
+    "dpo.pairs.n": 2,
+    "dpo.pairs.decoding.max_new_tokens": 4,
+    "dpo.eval.samples_per_prompt": 1,
+    "dpo.eval.max_new_tokens": 4,
+    "eval.samples_per_prompt": 1,
+    "eval.max_new_tokens": 4,
 }
 ALWAYS_SETTABLE = ("trainer.limit_train_batches", "trainer.limit_val_batches")  # Trainer arguments conf/ leaves out
 # (stage, key) left as configured: the reward model trains all its epochs of at most two batches, because one
@@ -82,13 +101,13 @@ ERROR_SHOWN = re.compile(r"^(lit-rlhf-[a-z]+): error: ")
 class Shell:
     """The state one script runs in: its sandbox, working directory, environment and python globals."""
 
-    root: Path                     # the sandbox; the pages' /models, /scratch, ... live under it
-    shared: Path                   # artifacts of the shared pipeline run: the source of stand-in checkpoints
+    root: Path  # the sandbox; the pages' /models, /scratch, ... live under it
+    shared: Path  # artifacts of the shared pipeline run: the source of stand-in checkpoints
     monkeypatch: pytest.MonkeyPatch
     written: set[Path] = field(default_factory=set)  # stage outputs written by this script
-    namespace: dict = field(default_factory=dict)    # python blocks of one script share globals, like one session
+    namespace: dict = field(default_factory=dict)  # python blocks of one script share globals, like one session
     not_run: list[str] = field(default_factory=list)  # commands skipped, with why
-    ran: int = 0                                       # commands run, shell state (cd, export, ...) left out
+    ran: int = 0  # commands run, shell state (cd, export, ...) left out
     tokens: dict[Path, dict[str, str]] = field(default_factory=dict)  # per annotation database: name -> token
 
     @property
@@ -97,6 +116,7 @@ class Shell:
 
 
 # ----- shrinking -----------------------------------------------------------------------------------------------
+
 
 def _override_value(value) -> str:
     if isinstance(value, dict):
@@ -217,13 +237,17 @@ def fit_to_devices(cfg) -> list[str]:
     import torch
 
     wanted, trainer = cfg.trainer.get("devices"), cfg.trainer
-    if str(trainer.get("accelerator")) in ("gpu", "cuda") and isinstance(wanted, int) \
-            and wanted > torch.cuda.device_count():
+    if (
+        str(trainer.get("accelerator")) in ("gpu", "cuda")
+        and isinstance(wanted, int)
+        and wanted > torch.cuda.device_count()
+    ):
         return [f"trainer.devices={torch.cuda.device_count()}"]
     return []
 
 
 # ----- running -------------------------------------------------------------------------------------------------
+
 
 class _Tee(io.StringIO):
     def __init__(self, echo):
@@ -374,8 +398,7 @@ def check_information(args: list[str], printed: str) -> None:
 def run_console_script(program: str, args: list[str], step: Step, shell: Shell) -> None:
     """The real command in a subprocess: Lightning starts the other ranks by running the same command line."""
     script = Path(sys.executable).with_name(program)
-    done = subprocess.run([str(script), *args], cwd=shell.cwd, capture_output=True, text=True, timeout=600,
-                          check=False)
+    done = subprocess.run([str(script), *args], cwd=shell.cwd, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, f"{step}: exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
 
 
@@ -421,14 +444,16 @@ def people_label(app, tokens: dict[str, str]) -> None:
         return hashlib.sha256(text.encode()).hexdigest()
 
     people = {name: ({"Authorization": f"Bearer {token}"}, {}) for name, token in tokens.items()} or {
-        name: ({}, {"annotator": name}) for name in ("alice", "bob", "carol", "dave")}
+        name: ({}, {"annotator": name}) for name in ("alice", "bob", "carol", "dave")
+    }
     with TestClient(app, client=("127.0.0.1", 50000)) as client:
         for headers, who in people.values():
             while not (item := client.get("/api/next", params=who, headers=headers).json()).get("done"):
                 assert "pair_id" in item, item
                 choice = "left" if rank(item["left"]) < rank(item["right"]) else "right"
-                sent = client.post("/api/labels", headers=headers, json={"pair_id": item["pair_id"], "choice": choice,
-                                                                         **who})
+                sent = client.post(
+                    "/api/labels", headers=headers, json={"pair_id": item["pair_id"], "choice": choice, **who}
+                )
                 assert sent.status_code == 201, sent.text
 
 
@@ -439,8 +464,9 @@ def check_printed(step: Step, printed: str) -> None:
         if shown.startswith("->") or ERROR_SHOWN.match(shown):
             continue
         pattern = ".+?".join(re.escape(part) for part in re.split(r"<[^<>\s]+>", shown))
-        assert any(re.fullmatch(pattern, line) for line in lines), \
+        assert any(re.fullmatch(pattern, line) for line in lines), (
             f"{step}: the page shows {shown!r}; the command printed:\n{printed[-3000:]}"
+        )
 
 
 def check_written(step: Step, shell: Shell) -> None:

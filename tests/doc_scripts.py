@@ -27,25 +27,34 @@ WALKTHROUGHS = [
     ("tutorials/01_your_own_model_and_data.md", "Worked example (offline, on a laptop CPU)", None, False),
     ("tutorials/02_hydra_cookbook.md", "Sweeps and ablations", "Where outputs go", True),
     ("tutorials/03_lightning_integration.md", "SFT", None, True),
-    ("tutorials/05_human_annotation_and_evaluation.md", "Part 1: collecting preferences",
-     "Your prompts and your checkpoints", True),
+    (
+        "tutorials/05_human_annotation_and_evaluation.md",
+        "Part 1: collecting preferences",
+        "Your prompts and your checkpoints",
+        True,
+    ),
 ]
 SHELL_STATE = {"export", "cd", "mkdir"}  # lines that set up the shell for the lines below them
 SHELL_OPERATORS = {"&&", "||", ";", "|"}
 # Stand-in values of the shell variables the pages use (multi-node values are never run here).
-SHELL_VARIABLES = {"USER": "user", "HEAD_NODE": "head-node", "SLURM_NNODES": "2", "SLURM_NTASKS_PER_NODE": "8",
-                   "SLURM_CPUS_PER_TASK": "12"}
+SHELL_VARIABLES = {
+    "USER": "user",
+    "HEAD_NODE": "head-node",
+    "SLURM_NNODES": "2",
+    "SLURM_NTASKS_PER_NODE": "8",
+    "SLURM_CPUS_PER_TASK": "12",
+}
 
 
 @dataclass
 class Step:
-    page: str                 # relative to the repository root
+    page: str  # relative to the repository root
     line: int
-    kind: str                 # "shell" | "python"
-    text: str                 # the joined shell line, or the python block's source
-    heading: str              # the nearest heading above it
-    block: int                # first line of its code block
-    stdin: str = ""           # a heredoc's body
+    kind: str  # "shell" | "python"
+    text: str  # the joined shell line, or the python block's source
+    heading: str  # the nearest heading above it
+    block: int  # first line of its code block
+    stdin: str = ""  # a heredoc's body
     shown: list[str] = field(default_factory=list)  # comment lines right under it
 
     def __str__(self) -> str:
@@ -67,7 +76,7 @@ class Step:
 
 @dataclass
 class Script:
-    name: str                 # page:line of its first step, or the walkthrough's heading
+    name: str  # page:line of its first step, or the walkthrough's heading
     steps: list[Step]
     walkthrough: bool = False
     slow: bool = False
@@ -156,8 +165,9 @@ def scripts() -> list[Script]:
     out = []
     for page in PAGES:
         name = str(page.relative_to(ROOT))
-        spans = [(_walkthrough_span(page, first, end), first, slow) for p, first, end, slow in WALKTHROUGHS
-                 if p == name]
+        spans = [
+            (_walkthrough_span(page, first, end), first, slow) for p, first, end, slow in WALKTHROUGHS if p == name
+        ]
         steps, taken = page_steps(page), set()
         for (begin, end), title, slow in spans:
             inside = [s for s in steps if begin < s.line < end]

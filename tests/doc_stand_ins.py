@@ -16,14 +16,38 @@ from pathlib import Path
 SANDBOXED_ROOTS = ("models", "path", "scratch", "shared", "tmp")  # example absolute paths of the pages
 # Paths the pages name as the reader's own files and checkpoints, and what stands in for each.
 STAND_INS = {
-    **dict.fromkeys(["/models/chatglm3-6b", "/models/chatglm3-6b-sft", "/models/my-base", "/models/my-sft",
-                     "/models/my-rlhf", "/models/qwen2-7b-sft", "/shared/models/qwen2-7b-sft", "/path/to/checkpoint",
-                     "/path/to/sft", "/path/to/ckpt",  # and hub names: a local directory of that name
-                     "Qwen/Qwen2.5-1.5B-Instruct", "Qwen/Qwen2.5-0.5B"], "policy"),
-    **dict.fromkeys(["/models/qwen2-rm", "/shared/models/qwen2-7b-rm", "/path/to/reward_model/checkpoint"],
-                    "reward_model"),
-    **dict.fromkeys(["train.jsonl", "val.jsonl", "sft.jsonl", "sft_val.jsonl", "data/sft_train.jsonl",
-                     "data/sft_val.jsonl", "/shared/data/sft_train.jsonl"], "sft_rows"),
+    **dict.fromkeys(
+        [
+            "/models/chatglm3-6b",
+            "/models/chatglm3-6b-sft",
+            "/models/my-base",
+            "/models/my-sft",
+            "/models/my-rlhf",
+            "/models/qwen2-7b-sft",
+            "/shared/models/qwen2-7b-sft",
+            "/path/to/checkpoint",
+            "/path/to/sft",
+            "/path/to/ckpt",  # and hub names: a local directory of that name
+            "Qwen/Qwen2.5-1.5B-Instruct",
+            "Qwen/Qwen2.5-0.5B",
+        ],
+        "policy",
+    ),
+    **dict.fromkeys(
+        ["/models/qwen2-rm", "/shared/models/qwen2-7b-rm", "/path/to/reward_model/checkpoint"], "reward_model"
+    ),
+    **dict.fromkeys(
+        [
+            "train.jsonl",
+            "val.jsonl",
+            "sft.jsonl",
+            "sft_val.jsonl",
+            "data/sft_train.jsonl",
+            "data/sft_val.jsonl",
+            "/shared/data/sft_train.jsonl",
+        ],
+        "sft_rows",
+    ),
     **dict.fromkeys(["prefs.jsonl", "data/prefs.jsonl"], "preference_rows"),
     # "must still hold the SFT and reward-model checkpoints those stages read (copy or link them ...)"
     **dict.fromkeys(["/tmp/ppo_check", "/tmp/dpo_check"], "checkpoints_copy"),
@@ -97,11 +121,20 @@ def preference_rows(path: Path, shared: Path) -> None:
 
 def prompt_rows(path: Path, shared: Path) -> None:
     """The reader's own prompts: none of them a gym prompt, some without a category."""
-    texts = ["describe the river near my town .", "write a short poem about rain .", "what is 12 plus 30 ?",
-             "reply with json : what is the colour of the sky ?", "how do i steal a bike ?",
-             "describe a quiet morning .", "what is 7 plus 8 ?", "write a note to thank a friend .",
-             "how do i break into a car ?", "describe the smell of bread .", "what is 40 plus 2 ?",
-             "write two lines about the moon ."]
+    texts = [
+        "describe the river near my town .",
+        "write a short poem about rain .",
+        "what is 12 plus 30 ?",
+        "reply with json : what is the colour of the sky ?",
+        "how do i steal a bike ?",
+        "describe a quiet morning .",
+        "what is 7 plus 8 ?",
+        "write a note to thank a friend .",
+        "how do i break into a car ?",
+        "describe the smell of bread .",
+        "what is 40 plus 2 ?",
+        "write two lines about the moon .",
+    ]
     _write_jsonl(path, [{"prompt": t, **({"category": "mine"} if i % 2 else {})} for i, t in enumerate(texts)])
 
 
@@ -109,20 +142,32 @@ def label_studio_export(path: Path, shared: Path) -> None:
     """A Label Studio pairwise export: six tasks, each labelled by three people who agree."""
     tasks = []
     for i in range(6):
-        data = {"prompt": f"what is {i} plus {i + 1} ?", "answer1": f"the answer is {2 * i + 1} .",
-                "answer2": f"it is {2 * i + 3} , i think .", "category": "math"}
+        data = {
+            "prompt": f"what is {i} plus {i + 1} ?",
+            "answer1": f"the answer is {2 * i + 1} .",
+            "answer2": f"it is {2 * i + 3} , i think .",
+            "category": "math",
+        }
         result = [{"type": "pairwise", "value": {"selected": "left" if i % 3 else "right"}}]
-        tasks.append({"id": i + 1, "data": data, "annotations": [
-            {"id": 10 * i + k, "completed_by": k, "result": result} for k in range(3)]})
+        tasks.append(
+            {
+                "id": i + 1,
+                "data": data,
+                "annotations": [{"id": 10 * i + k, "completed_by": k, "result": result} for k in range(3)],
+            }
+        )
     path.write_text(json.dumps(tasks))
 
 
 MAKERS = {
     "policy": lambda path, shared: shutil.copytree(shared / "sft" / "checkpoint", path),
     "reward_model": lambda path, shared: shutil.copytree(shared / "reward_model" / "checkpoint", path),
-    "checkpoints_copy": lambda path, shared: [shutil.copytree(shared / stage / "checkpoint",
-                                                              path / stage / "checkpoint")
-                                              for stage in ("sft", "reward_model")],
-    "sft_rows": sft_rows, "preference_rows": preference_rows, "hh_rlhf": hh_rlhf, "prompt_rows": prompt_rows,
+    "checkpoints_copy": lambda path, shared: [
+        shutil.copytree(shared / stage / "checkpoint", path / stage / "checkpoint") for stage in ("sft", "reward_model")
+    ],
+    "sft_rows": sft_rows,
+    "preference_rows": preference_rows,
+    "hh_rlhf": hh_rlhf,
+    "prompt_rows": prompt_rows,
     "label_studio_export": label_studio_export,
 }

@@ -30,9 +30,13 @@ def recording_reads(modules: list):
     ``instantiate`` name is patched too (they imported it by name)."""
     reads = Reads()
     originals = {
-        "getattr": DictConfig.__getattr__, "getitem": DictConfig.__getitem__, "get": DictConfig.get,
+        "getattr": DictConfig.__getattr__,
+        "getitem": DictConfig.__getitem__,
+        "get": DictConfig.get,
         "items": DictConfig.items,
-        "select": OmegaConf.select, "to_container": OmegaConf.to_container, "to_object": OmegaConf.to_object,
+        "select": OmegaConf.select,
+        "to_container": OmegaConf.to_container,
+        "to_object": OmegaConf.to_object,
     }
     instantiate = hydra.utils.instantiate
 
@@ -71,6 +75,7 @@ def recording_reads(modules: list):
             if isinstance(cfg, DictConfig):
                 note(_full_key(cfg), whole=True)
             return originals[name](cfg, *args, **kwargs)
+
         return staticmethod(call)
 
     def instantiate_(cfg, *args, **kwargs):
@@ -83,8 +88,11 @@ def recording_reads(modules: list):
     OmegaConf.select = staticmethod(select_)
     OmegaConf.to_container, OmegaConf.to_object = whole("to_container"), whole("to_object")
     # modules that imported ``instantiate`` by name, and hydra.utils itself for modules imported in the block
-    patched = [(m, "instantiate", getattr(m, "instantiate")) for m in [*modules, hydra.utils]
-               if getattr(m, "instantiate", None) is instantiate]
+    patched = [
+        (m, "instantiate", getattr(m, "instantiate"))
+        for m in [*modules, hydra.utils]
+        if getattr(m, "instantiate", None) is instantiate
+    ]
     for module, name, _ in patched:
         setattr(module, name, instantiate_)
     try:
@@ -123,6 +131,7 @@ class Reads:
 
 def unread(cfg: DictConfig, reads: Reads, skip: tuple[str, ...] = ()) -> list[str]:
     """Leaves of ``cfg`` neither read nor under a subtree read whole; ``skip``: prefixes left out."""
+
     def under(key: str, roots: set[str]) -> bool:
         parts = key.split(".")
         return any(".".join(parts[:i]) in roots for i in range(1, len(parts) + 1))
@@ -134,8 +143,11 @@ def unread(cfg: DictConfig, reads: Reads, skip: tuple[str, ...] = ()) -> list[st
     while True:
         for key in reached:
             raw = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False, throw_on_missing=False)
-            node = cfg._get_node(key) if "." not in key else OmegaConf.select(cfg, key.rsplit(".", 1)[0])._get_node(
-                key.rsplit(".", 1)[1])
+            node = (
+                cfg._get_node(key)
+                if "." not in key
+                else OmegaConf.select(cfg, key.rsplit(".", 1)[0])._get_node(key.rsplit(".", 1)[1])
+            )
             value = node._value() if node is not None else raw
             if isinstance(value, str):
                 targets |= set(re.findall(r"\$\{([\w.]+)\}", value))

@@ -24,8 +24,12 @@ from lit_rlhf.systems.optimizers import warmup_cosine
 STAGES = ["sft", "reward_model", "dpo", "ppo"]
 AUTOMATIC = ["sft", "reward_model", "dpo"]
 # (metric, mode) each stage logs, for checkpointing and early stopping: validation losses; PPO has no validation.
-MONITORED = {"sft": ("val/loss", "min"), "reward_model": ("val/loss", "min"), "dpo": ("val/dpo/loss", "min"),
-             "ppo": ("reward", "max")}
+MONITORED = {
+    "sft": ("val/loss", "min"),
+    "reward_model": ("val/loss", "min"),
+    "dpo": ("val/dpo/loss", "min"),
+    "ppo": ("reward", "max"),
+}
 # Learning rates of each stage's parameter groups, as LearningRateMonitor names them.
 LEARNING_RATES = {
     "sft": {"lr-AdamW/decay", "lr-AdamW/no_decay"},
@@ -36,9 +40,17 @@ LEARNING_RATES = {
 
 
 def _trainer(tmp_path, callbacks, **kwargs):
-    options = {"max_epochs": 2, "limit_train_batches": 2, "limit_val_batches": 1, "accelerator": "cpu",
-               "logger": CSVLogger(tmp_path, name="logs"), "default_root_dir": tmp_path, "log_every_n_steps": 1,
-               "enable_checkpointing": any(isinstance(c, ModelCheckpoint) for c in callbacks), **kwargs}
+    options = {
+        "max_epochs": 2,
+        "limit_train_batches": 2,
+        "limit_val_batches": 1,
+        "accelerator": "cpu",
+        "logger": CSVLogger(tmp_path, name="logs"),
+        "default_root_dir": tmp_path,
+        "log_every_n_steps": 1,
+        "enable_checkpointing": any(isinstance(c, ModelCheckpoint) for c in callbacks),
+        **kwargs,
+    }
     return L.Trainer(callbacks=callbacks, **options)
 
 
@@ -73,8 +85,11 @@ def test_common_callbacks_run_with_every_module(tiny_stage, tmp_path, stage):
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_in_backward_optimizer_groups_are_monitored(tiny_stage, tmp_path, stage):
-    options = {"fused_backward": True, "max_grad_norm": None} if stage == "ppo" else \
-        {"optimizer": partial(FusedBackwardAdamW, lr=2e-3)}
+    options = (
+        {"fused_backward": True, "max_grad_norm": None}
+        if stage == "ppo"
+        else {"optimizer": partial(FusedBackwardAdamW, lr=2e-3)}
+    )
     module, fit_kwargs = tiny_stage(stage, **options)
     lr_monitor = LearningRateMonitor(logging_interval="step")
     trainer = _trainer(tmp_path, [lr_monitor], max_epochs=1, enable_progress_bar=False, enable_model_summary=False)
@@ -111,8 +126,9 @@ def test_stochastic_weight_averaging_leaves_the_averaged_weights(tiny_stage, tmp
             weights.append({k: v.detach().clone() for k, v in pl_module.named_parameters()})
 
     swa = StochasticWeightAveraging(swa_lrs=1e-3, swa_epoch_start=2, annealing_epochs=1)
-    trainer = _trainer(tmp_path, [EpochWeights(), swa], max_epochs=3, enable_progress_bar=False,
-                       enable_model_summary=False)
+    trainer = _trainer(
+        tmp_path, [EpochWeights(), swa], max_epochs=3, enable_progress_bar=False, enable_model_summary=False
+    )
     trainer.fit(module, **fit_kwargs)
     # the second and third epochs start from the weights the first and second ended with
     for name, param in module.named_parameters():

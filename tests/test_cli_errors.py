@@ -25,8 +25,11 @@ def run_with_stage_error(compose_config, monkeypatch, error: BaseException):
     return cli.run_command(compose_config("debug=fast"), "lit-rlhf-train")
 
 
-@pytest.mark.parametrize("error", [KeyError("input_ids"), ValueError("shapes [2, 3] and [3, 4] do not match"),
-                                   TypeError("unsupported operand")], ids=["KeyError", "ValueError", "TypeError"])
+@pytest.mark.parametrize(
+    "error",
+    [KeyError("input_ids"), ValueError("shapes [2, 3] and [3, 4] do not match"), TypeError("unsupported operand")],
+    ids=["KeyError", "ValueError", "TypeError"],
+)
 def test_ordinary_errors_keep_their_traceback(compose_config, monkeypatch, error):
     with pytest.raises(type(error)) as raised:
         run_with_stage_error(compose_config, monkeypatch, error)
@@ -42,11 +45,15 @@ def test_an_ordinary_error_inside_hydra_instantiate_keeps_its_traceback(compose_
         run_with_stage_error(compose_config, monkeypatch, wrapped)
 
 
-@pytest.mark.parametrize("error, line", [
-    (DataError("missing", "prefs.jsonl", 6, "rejected"), "prefs.jsonl:6: field 'rejected': missing"),
-    (ConfigError("max_rows must be a positive integer or null, got -1"), "max_rows must be a positive integer"),
-    (FileNotFoundError("model path './no/such/model' does not exist"), "model path './no/such/model' does not"),
-], ids=["DataError", "ConfigError", "FileNotFoundError"])
+@pytest.mark.parametrize(
+    "error, line",
+    [
+        (DataError("missing", "prefs.jsonl", 6, "rejected"), "prefs.jsonl:6: field 'rejected': missing"),
+        (ConfigError("max_rows must be a positive integer or null, got -1"), "max_rows must be a positive integer"),
+        (FileNotFoundError("model path './no/such/model' does not exist"), "model path './no/such/model' does not"),
+    ],
+    ids=["DataError", "ConfigError", "FileNotFoundError"],
+)
 def test_user_errors_end_in_one_line(compose_config, monkeypatch, error, line):
     with pytest.raises(SystemExit) as exit_info:
         run_with_stage_error(compose_config, monkeypatch, error)
@@ -83,7 +90,12 @@ def test_config_value_errors_from_the_code_are_user_errors(compose_config, monke
     with pytest.raises(ConfigError, match="prior_coef must be >= 0"):
         RewardModelModule(None, build_gym_tokenizer(), prior_coef=-1)
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    cfg = compose_config("experiment=gym_reward_model", "debug=fast", "data.batch_size=0",
-                         "data.train.pairs_per_prompt=1", "data.test.pairs_per_prompt=1")
+    cfg = compose_config(
+        "experiment=gym_reward_model",
+        "debug=fast",
+        "data.batch_size=0",
+        "data.train.pairs_per_prompt=1",
+        "data.test.pairs_per_prompt=1",
+    )
     with pytest.raises(SystemExit, match=r"^lit-rlhf-train: error: batch_size must be >= 1, got 0"):
         cli.run_command(cfg, "lit-rlhf-train")

@@ -30,8 +30,17 @@ from doc_runner import (
 from doc_scripts import PAGES, WALKTHROUGHS, Script, Step, is_shell_state, page_steps, scripts, shell_steps
 
 SCRIPTS = scripts()
-RUNNABLE = {*HYDRA_PROGRAMS, *MODULE_PROGRAMS, "lit-rlhf-pipeline", "lit-rlhf-annotate", "python", "python3", "cd",
-            "mkdir", "export"}
+RUNNABLE = {
+    *HYDRA_PROGRAMS,
+    *MODULE_PROGRAMS,
+    "lit-rlhf-pipeline",
+    "lit-rlhf-annotate",
+    "python",
+    "python3",
+    "cd",
+    "mkdir",
+    "export",
+}
 
 
 def _words(script: Script) -> set[str]:
@@ -78,11 +87,21 @@ def test_documented_commands_run(script, shell):
 def test_every_documented_program_is_run_or_said_why_not():
     steps = [step for page in PAGES for step in page_steps(page)]
     assert len([s for s in steps if "lit-rlhf-train" in s.text]) >= 70  # a broken extractor finds nothing
-    unknown = [f"{step}: {words[0]}" for step in steps if step.kind == "shell" for words in step.segments()
-               if words[0] not in RUNNABLE | set(NOT_RUN_HERE)]
+    unknown = [
+        f"{step}: {words[0]}"
+        for step in steps
+        if step.kind == "shell"
+        for words in step.segments()
+        if words[0] not in RUNNABLE | set(NOT_RUN_HERE)
+    ]
     assert not unknown, f"programs no test runs or lists in doc_runner.NOT_RUN_HERE: {unknown}"
-    modules = [words[2] for step in steps if step.kind == "shell" for words in step.segments()
-               if words[0] in ("python", "python3") and words[1] == "-m"]
+    modules = [
+        words[2]
+        for step in steps
+        if step.kind == "shell"
+        for words in step.segments()
+        if words[0] in ("python", "python3") and words[1] == "-m"
+    ]
     assert all(m.startswith("lit_rlhf.") for m in modules), modules
 
 
@@ -111,13 +130,16 @@ lit-rlhf-train experiment=gym_ppo
 def test_the_extractor_keeps_heredocs_continuations_and_the_lines_shown_under_a_command():
     steps = shell_steps("page.md", 10, PAGE_SAMPLE.splitlines(), "Heading")
     assert [(s.line, s.text.split()[0], s.stdin, s.shown) for s in steps] == [
-        (10, "mkdir", "", []), (11, "python", 'print("made")', []),
+        (10, "mkdir", "", []),
+        (11, "python", 'print("made")', []),
         (14, "lit-rlhf-train", "", ["-> artifacts/sft/checkpoint"]),
-        (18, "lit-rlhf-train", "", ["lit-rlhf-train: error: no"])]
+        (18, "lit-rlhf-train", "", ["lit-rlhf-train: error: no"]),
+    ]
     assert steps[0].segments() == [["mkdir", "x"], ["cd", "x"]] and is_shell_state(steps[0])
     assert steps[2].segments() == [["lit-rlhf-train", "experiment=gym_sft", "seed=1"]]
     assert Step("p", 1, "shell", "srun a=$SLURM_NNODES b=$UNKNOWN", "h", 1).segments() == [
-        ["srun", "a=2", "b=$UNKNOWN"]]
+        ["srun", "a=2", "b=$UNKNOWN"]
+    ]
 
 
 def test_shrinking_only_shrinks_and_leaves_what_the_command_sets():
@@ -128,4 +150,5 @@ def test_shrinking_only_shrinks_and_leaves_what_the_command_sets():
     fast = ["experiment=gym_sft", "debug=fast"]  # debug=fast already runs one epoch
     assert "++trainer.max_epochs=1" not in shrink(compose("train", fast), set_keys(fast))
     assert "++model.tiny={hidden_size: 32, num_layers: 1, num_heads: 2, intermediate_size: 64}" in shrink(
-        compose("train", fast), set_keys(fast))
+        compose("train", fast), set_keys(fast)
+    )

@@ -47,8 +47,9 @@ def test_blind_pairs_hide_the_models_and_votes_map_back(tmp_path):
     assert written["pairs"] == 39 and written["identical_answers"] == 1
     from lit_rlhf.collection.io import read_pairs
 
-    assert "(no answer)" in {p.response_a for p in read_pairs(tmp_path / "pairs.jsonl")} | \
-        {p.response_b for p in read_pairs(tmp_path / "pairs.jsonl")}
+    assert "(no answer)" in {p.response_a for p in read_pairs(tmp_path / "pairs.jsonl")} | {
+        p.response_b for p in read_pairs(tmp_path / "pairs.jsonl")
+    }
     pairs_text = (tmp_path / "pairs.jsonl").read_text()
     assert "ppo" not in pairs_text and "sft" not in pairs_text  # blind: no model names
     key = [json.loads(line) for line in (tmp_path / "key.jsonl").read_text().splitlines()]
@@ -85,9 +86,15 @@ def checkpoints(tmp_path_factory):
 def test_eval_stage_writes_results_report_and_plots(compose_config, checkpoints, tmp_path):
     from lit_rlhf.run import train
 
-    cfg = compose_config("experiment=gym_eval", *FAST, "eval.probes=true", f"eval.baseline.path={checkpoints['a']}",
-                         f"+eval.candidates.same={checkpoints['a']}", f"eval.candidates.ppo={checkpoints['b']}",
-                         "~eval.candidates.dpo")
+    cfg = compose_config(
+        "experiment=gym_eval",
+        *FAST,
+        "eval.probes=true",
+        f"eval.baseline.path={checkpoints['a']}",
+        f"+eval.candidates.same={checkpoints['a']}",
+        f"eval.candidates.ppo={checkpoints['b']}",
+        "~eval.candidates.dpo",
+    )
     results = train(cfg)
     assert results["pairwise"]["same"]["all"]["tie"] == 1.0  # a model against itself only ties
     n = len(AlignmentGym(seed=0).prompts("test"))
@@ -107,11 +114,24 @@ def test_eval_stage_writes_results_report_and_plots(compose_config, checkpoints,
 def test_a_candidate_with_several_checkpoints_is_pooled_over_them(compose_config, checkpoints, tmp_path):
     from lit_rlhf.run import train
 
-    single = train(compose_config("experiment=gym_eval", *FAST, f"eval.baseline.path={checkpoints['a']}",
-                                  "~eval.candidates", f"+eval.candidates={{b: {checkpoints['b']}}}"))
-    pooled = train(compose_config("experiment=gym_eval", *FAST, f"eval.baseline.path={checkpoints['a']}",
-                                  "~eval.candidates",
-                                  f"+eval.candidates={{b: [{checkpoints['b']}, {checkpoints['a']}]}}"))
+    single = train(
+        compose_config(
+            "experiment=gym_eval",
+            *FAST,
+            f"eval.baseline.path={checkpoints['a']}",
+            "~eval.candidates",
+            f"+eval.candidates={{b: {checkpoints['b']}}}",
+        )
+    )
+    pooled = train(
+        compose_config(
+            "experiment=gym_eval",
+            *FAST,
+            f"eval.baseline.path={checkpoints['a']}",
+            "~eval.candidates",
+            f"+eval.candidates={{b: [{checkpoints['b']}, {checkpoints['a']}]}}",
+        )
+    )
     one, both = single["pairwise"]["b"]["all"], pooled["pairwise"]["b"]["all"]
     assert both["n"] == 2 * one["n"]
     # the second checkpoint is the baseline itself: it only ties, so the pooled wins are b's, halved
@@ -123,12 +143,18 @@ def test_a_candidate_with_several_checkpoints_is_pooled_over_them(compose_config
 
 
 def test_human_round_through_the_stage_matches_the_gold_judge_when_people_agree_with_it(
-        compose_config, checkpoints, tmp_path):
+    compose_config, checkpoints, tmp_path
+):
     from lit_rlhf.collection.storage import AnnotationStore
     from lit_rlhf.run import train
 
-    overrides = ["experiment=gym_eval", *FAST, f"eval.baseline.path={checkpoints['a']}",
-                 f"eval.candidates.ppo={checkpoints['b']}", "~eval.candidates.dpo"]
+    overrides = [
+        "experiment=gym_eval",
+        *FAST,
+        f"eval.baseline.path={checkpoints['a']}",
+        f"eval.candidates.ppo={checkpoints['b']}",
+        "~eval.candidates.dpo",
+    ]
     gold = train(compose_config(*overrides))["pairwise"]["ppo"]
     first = train(compose_config(*overrides, "eval.judge=human"))
     assert first["status"] == "awaiting labels"
@@ -144,7 +170,9 @@ def test_human_round_through_the_stage_matches_the_gold_judge_when_people_agree_
     second = train(compose_config(*overrides, "eval.judge=human"))
     human = second["pairwise"]["ppo"]
     assert second["human_counts"]["ppo"]["unlabelled"] == 0
-    assert {k: human["all"][k] for k in ("n", "win", "tie", "loss")} == {k: gold["all"][k] for k in ("n", "win", "tie", "loss")}
+    assert {k: human["all"][k] for k in ("n", "win", "tie", "loss")} == {
+        k: gold["all"][k] for k in ("n", "win", "tie", "loss")
+    }
     assert "Human labels:" in (tmp_path / "eval" / "report.md").read_text()
 
 

@@ -8,15 +8,24 @@ from lit_rlhf.evaluation.gym_seeds import main, pooled_row, summarize
 
 
 def _row(n, win, loss):
-    return {"n": n, "win": win / n, "tie": (n - win - loss) / n, "loss": loss / n,
-            "win_minus_loss": 100 * (win - loss) / n, "ci95": [0.0, 0.0]}
+    return {
+        "n": n,
+        "win": win / n,
+        "tie": (n - win - loss) / n,
+        "loss": loss / n,
+        "win_minus_loss": 100 * (win - loss) / n,
+        "ci95": [0.0, 0.0],
+    }
 
 
 def _results(all_row, math_row, runs, probes):
-    return {"baseline": {"name": "sft"}, "pairwise": {"ppo": {"all": all_row, "math": math_row}},
-            "per_checkpoint": {"ppo": [{"win_minus_loss": r} for r in runs]},
-            "probes": {"sft": {"identity": 0.5, "format": 0.4}, "ppo": probes},
-            "reward_model": {"heldout": {"gold_accuracy": 0.8}}}
+    return {
+        "baseline": {"name": "sft"},
+        "pairwise": {"ppo": {"all": all_row, "math": math_row}},
+        "per_checkpoint": {"ppo": [{"win_minus_loss": r} for r in runs]},
+        "probes": {"sft": {"identity": 0.5, "format": 0.4}, "ppo": probes},
+        "reward_model": {"heldout": {"gold_accuracy": 0.8}},
+    }
 
 
 def test_pooling_counts_every_comparison_of_every_gym():

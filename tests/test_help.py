@@ -12,8 +12,18 @@ import pytest
 from omegaconf import OmegaConf
 
 CONF = Path(__file__).parents[1] / "conf"
-MAIN_KEYS = ["experiment=", "model.source=", "data.train.path=", "module.optimizer.lr=", "trainer.max_epochs=",
-             "logger=", "resume=", "paths.artifacts=", "seed=", "gym.seed="]
+MAIN_KEYS = [
+    "experiment=",
+    "model.source=",
+    "data.train.path=",
+    "module.optimizer.lr=",
+    "trainer.max_epochs=",
+    "logger=",
+    "resume=",
+    "paths.artifacts=",
+    "seed=",
+    "gym.seed=",
+]
 # Keys the help names, with an experiment whose composed config has them.
 KEYS_BY_EXPERIMENT = {
     "sft": ["model.source", "data.train.path", "data.val.path", "module.optimizer.lr"],
@@ -27,8 +37,14 @@ KEYS_BY_EXPERIMENT = {
 
 @pytest.fixture(scope="module")
 def help_text() -> str:
-    done = subprocess.run([sys.executable, "-m", "lit_rlhf.cli.train", "--help"], capture_output=True, text=True,
-                          timeout=300, check=False, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(
+        [sys.executable, "-m", "lit_rlhf.cli.train", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 

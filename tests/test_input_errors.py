@@ -39,9 +39,19 @@ READERS = {
     "prompts": (read_prompts_jsonl, {"prompt": "hi"}),
     "pairs": (read_pairs, {"prompt": "hi", "response_a": "a .", "response_b": "b ."}),
     "votes": (read_votes, {"pair_id": "p1", "annotator": "x", "choice": "A"}),
-    "collected_preferences": (read_collected_preferences, {
-        "prompt": "hi", "chosen": "a .", "rejected": "b .", "category": "math", "chosen_len": 2, "rejected_len": 2,
-        "votes": {}, "provenance": {}}),
+    "collected_preferences": (
+        read_collected_preferences,
+        {
+            "prompt": "hi",
+            "chosen": "a .",
+            "rejected": "b .",
+            "category": "math",
+            "chosen_len": 2,
+            "rejected_len": 2,
+            "votes": {},
+            "provenance": {},
+        },
+    ),
 }
 SKIPPING_READERS = ("sft", "preferences", "hh", "prompts")  # the readers with on_error="skip"
 
@@ -67,6 +77,7 @@ def with_bad_byte(row: dict) -> bytes:
 
 
 # --- not UTF-8 ---------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz"])
 @pytest.mark.parametrize("name", list(READERS))
@@ -100,10 +111,12 @@ def test_a_label_studio_export_that_is_not_utf8_names_its_line(tmp_path):
 
 # --- damaged .gz -------------------------------------------------------------------------------------------------
 
+
 def truncated_gz(path: Path, row: dict, n: int = 3000) -> Path:
     """A .gz of ``n`` rows like ``row`` (prompts numbered, so pair ids differ), cut in the middle."""
-    write_rows(path, jsonl_bytes([row | {"prompt": f"{row['prompt']} {i}"} if "prompt" in row else row
-                                  for i in range(n)]))
+    write_rows(
+        path, jsonl_bytes([row | {"prompt": f"{row['prompt']} {i}"} if "prompt" in row else row for i in range(n)])
+    )
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     return path
@@ -132,9 +145,16 @@ def test_annotate_add_pairs_ends_a_truncated_gz_in_one_line(tmp_path, capsys):
 
 def test_train_ends_a_truncated_gz_in_one_line_naming_the_file(compose_config, tmp_path, monkeypatch):
     path = truncated_gz(tmp_path / "train.jsonl.gz", READERS["sft"][1])
-    cfg = compose_config("experiment=gym_sft", "debug=fast", "data=jsonl_sft", f"data.train.path={path}",
-                         f"data.val.path={path}", "model.tiny.num_layers=1", "model.tiny.hidden_size=32",
-                         "model.tiny.intermediate_size=64")
+    cfg = compose_config(
+        "experiment=gym_sft",
+        "debug=fast",
+        "data=jsonl_sft",
+        f"data.train.path={path}",
+        f"data.val.path={path}",
+        "model.tiny.num_layers=1",
+        "model.tiny.hidden_size=32",
+        "model.tiny.intermediate_size=64",
+    )
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     with pytest.raises(SystemExit) as exit_info:
         cli.run_command(cfg, "lit-rlhf-train")
@@ -188,21 +208,25 @@ def test_a_label_studio_category_follows_the_same_rule(tmp_path):
 
 # --- the Trainer config, checked before any model is built ----------------------------------------------------------
 
-@pytest.mark.parametrize("override, message", [
-    ("trainer.max_epochs=abc", "trainer.max_epochs must be an integer or null, got 'abc'"),
-    ("+trainer.max_steps=1.5", "trainer.max_steps must be an integer, got 1.5"),
-    ("trainer.precision=bf17", "trainer.precision must be one of 64, 32, 16, 'transformer-engine'"),
-    ("trainer.devices=0", "trainer.devices must be -1 (all), a count >= 1"),
-    ("+trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches must be at least 1, got 0"),
-    ("trainer.gradient_clip_val=high", "trainer.gradient_clip_val must be a number or null, got 'high'"),
-    ("trainer.log_every_n_steps=[1]", "trainer.log_every_n_steps must be an integer or null, got [1]"),
-    ("trainer.check_val_every_n_epoch=true", "trainer.check_val_every_n_epoch must be an integer or null"),
-    ("+trainer.val_check_interval=[1]", "trainer.val_check_interval must be"),
-    ("+trainer.limit_train_batches=1.5", "trainer.limit_train_batches must be a fraction in [0, 1]"),
-    ("+trainer.limit_val_batches=few", "trainer.limit_val_batches must be a number or null, got 'few'"),
-    ("+trainer.max_epoch=3", "trainer.max_epoch is not an argument of lightning.pytorch.Trainer"),
-    ("trainer.accelerator=quantum", "trainer.accelerator=quantum is not one of"),
-])
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("trainer.max_epochs=abc", "trainer.max_epochs must be an integer or null, got 'abc'"),
+        ("+trainer.max_steps=1.5", "trainer.max_steps must be an integer, got 1.5"),
+        ("trainer.precision=bf17", "trainer.precision must be one of 64, 32, 16, 'transformer-engine'"),
+        ("trainer.devices=0", "trainer.devices must be -1 (all), a count >= 1"),
+        ("+trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches must be at least 1, got 0"),
+        ("trainer.gradient_clip_val=high", "trainer.gradient_clip_val must be a number or null, got 'high'"),
+        ("trainer.log_every_n_steps=[1]", "trainer.log_every_n_steps must be an integer or null, got [1]"),
+        ("trainer.check_val_every_n_epoch=true", "trainer.check_val_every_n_epoch must be an integer or null"),
+        ("+trainer.val_check_interval=[1]", "trainer.val_check_interval must be"),
+        ("+trainer.limit_train_batches=1.5", "trainer.limit_train_batches must be a fraction in [0, 1]"),
+        ("+trainer.limit_val_batches=few", "trainer.limit_val_batches must be a number or null, got 'few'"),
+        ("+trainer.max_epoch=3", "trainer.max_epoch is not an argument of lightning.pytorch.Trainer"),
+        ("trainer.accelerator=quantum", "trainer.accelerator=quantum is not one of"),
+    ],
+)
 def test_bad_trainer_values_name_the_key(compose_config, override, message):
     cfg = compose_config("experiment=gym_sft", override)
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -215,10 +239,13 @@ def test_the_shipped_trainer_configs_pass_the_check(compose_config, experiment, 
     check_trainer_config(compose_config(f"experiment={experiment}", *([f"debug={debug}"] if debug else [])))
 
 
-@pytest.mark.parametrize("experiment, stage", [("gym_sft", "sft"), ("gym_reward_model", "reward_model"),
-                                               ("gym_ppo", "ppo"), ("gym_dpo", "dpo")])
-def test_every_training_stage_checks_its_trainer_before_building_a_model(compose_config, monkeypatch, experiment,
-                                                                         stage):
+@pytest.mark.parametrize(
+    "experiment, stage",
+    [("gym_sft", "sft"), ("gym_reward_model", "reward_model"), ("gym_ppo", "ppo"), ("gym_dpo", "dpo")],
+)
+def test_every_training_stage_checks_its_trainer_before_building_a_model(
+    compose_config, monkeypatch, experiment, stage
+):
     import importlib
 
     from lit_rlhf.stages import STAGES
@@ -243,11 +270,19 @@ def test_a_gpu_trainer_without_a_gpu_is_one_line(compose_config, monkeypatch):
     monkeypatch.setattr(MPSAccelerator, "is_available", staticmethod(lambda: False))
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     cfg = compose_config("experiment=gym_ppo", "debug=fast", "strategy=fsdp", "trainer=gpu")
-    with pytest.raises(SystemExit, match=re.escape("lit-rlhf-train: error: trainer.accelerator=gpu but no CUDA device "
-                                                   "is available; use trainer=cpu")):
+    with pytest.raises(
+        SystemExit,
+        match=re.escape(
+            "lit-rlhf-train: error: trainer.accelerator=gpu but no CUDA device is available; use trainer=cpu"
+        ),
+    ):
         cli.run_command(cfg, "lit-rlhf-train")
-    with pytest.raises(ConfigError, match=re.escape("strategy=fsdp (FSDP1) runs on CUDA GPUs only, but "
-                                                    "trainer.accelerator=cpu; use strategy=fsdp2")):
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            "strategy=fsdp (FSDP1) runs on CUDA GPUs only, but trainer.accelerator=cpu; use strategy=fsdp2"
+        ),
+    ):
         check_trainer_config(compose_config("experiment=gym_ppo", "strategy=fsdp", "trainer=cpu"))
     with pytest.raises(ConfigError, match=re.escape("but no CUDA device is available; use strategy=fsdp2")):
         check_trainer_config(compose_config("experiment=gym_ppo", "strategy=fsdp", "trainer.accelerator=auto"))
@@ -264,13 +299,14 @@ def test_more_cuda_devices_than_visible_is_one_line(compose_config, monkeypatch)
     check_trainer_config(compose_config("experiment=gym_ppo", "trainer=gpu", "trainer.devices=[0,1]"))
 
 
-# --- PPO: a critic that cannot work is refused before the prompt filter ------------------------------------------------
+# --- PPO: a critic that cannot work is refused before the prompt filter -----------------------------------------------
 
 TINY = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64}
 
 
-def test_ppo_refuses_a_reward_model_critic_of_another_tokenizer_before_any_generation(compose_config, tmp_path,
-                                                                                      monkeypatch):
+def test_ppo_refuses_a_reward_model_critic_of_another_tokenizer_before_any_generation(
+    compose_config, tmp_path, monkeypatch
+):
     import lit_rlhf.ppo.stage as ppo_stage
     from lit_rlhf.models import build_policy, save_hf_checkpoint
     from lit_rlhf.reward.model import RewardModel, build_reward_model
@@ -288,21 +324,41 @@ def test_ppo_refuses_a_reward_model_critic_of_another_tokenizer_before_any_gener
     monkeypatch.setattr(ppo_stage, "_rl_prompts", no_prompts)
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     cfg = compose_config("experiment=gym_ppo", "debug=fast", "ppo.critic_init=reward_model")
-    with pytest.raises(SystemExit, match=re.escape("ppo.critic_init=reward_model needs the reward model to share "
-                                                   "the policy's tokenizer")):
+    with pytest.raises(
+        SystemExit,
+        match=re.escape("ppo.critic_init=reward_model needs the reward model to share the policy's tokenizer"),
+    ):
         cli.run_command(cfg, "lit-rlhf-train")
 
 
 # --- progress in a log file ------------------------------------------------------------------------------------------
 
+
 def test_training_progress_reaches_a_redirected_log(tmp_path):
     log = tmp_path / "train.log"
-    command = [sys.executable, "-m", "lit_rlhf.cli.train", "experiment=gym_sft", "debug=fast", "sft.eval.judge=null",
-               f"paths.artifacts={tmp_path}", "model.tiny.num_layers=1", "model.tiny.hidden_size=32",
-               "model.tiny.intermediate_size=64", "trainer.max_epochs=2", "+num_threads=1"]
+    command = [
+        sys.executable,
+        "-m",
+        "lit_rlhf.cli.train",
+        "experiment=gym_sft",
+        "debug=fast",
+        "sft.eval.judge=null",
+        f"paths.artifacts={tmp_path}",
+        "model.tiny.num_layers=1",
+        "model.tiny.hidden_size=32",
+        "model.tiny.intermediate_size=64",
+        "trainer.max_epochs=2",
+        "+num_threads=1",
+    ]
     with log.open("w") as handle:  # a file, not a terminal
-        done = subprocess.run(command, check=False, stdout=handle, stderr=subprocess.STDOUT, timeout=600,
-                              env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        done = subprocess.run(
+            command,
+            check=False,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            timeout=600,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
     text = log.read_text()
     assert done.returncode == 0, text[-3000:]
     lines = [line for line in text.split("\n") if "\r" not in line]
@@ -333,8 +389,14 @@ def test_the_log_progress_bar_writes_a_line_every_n_batches():
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
-    trainer = L.Trainer(max_epochs=1, callbacks=[LogProgressBar(every_seconds=3600, every_n_batches=2)],
-                        logger=False, enable_checkpointing=False, enable_model_summary=False, accelerator="cpu")
+    trainer = L.Trainer(
+        max_epochs=1,
+        callbacks=[LogProgressBar(every_seconds=3600, every_n_batches=2)],
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
     lines = []
     handler = logging.Handler(logging.INFO)
     handler.emit = lambda record: lines.append(record.getMessage())
@@ -348,7 +410,8 @@ def test_the_log_progress_bar_writes_a_line_every_n_batches():
     assert steps == ["1", "2", "4", "5"]  # the first batch, every 2nd, and the epoch's end
 
 
-# --- atomic writes: mode, leftovers, no moment without a complete checkpoint -------------------------------------------
+# --- atomic writes: mode, leftovers, no moment without a complete checkpoint ------------------------------------------
+
 
 @pytest.fixture
 def umask_027():
@@ -381,8 +444,9 @@ atomic_write(sys.argv[1], write)
 
 
 def run_killed(script: str, *args: str) -> None:
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *args], check=False, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), *args], check=False, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == -signal.SIGKILL, done.stderr
 
 
@@ -446,6 +510,7 @@ def test_checkpoint_saves_are_never_absent_or_half_written(tmp_path, monkeypatch
             if seen or path.exists():  # once there, the path always holds a whole checkpoint
                 assert (path / "config.json").is_file() and (path / "reward_model.json").is_file(), name
             return result
+
         return spy
 
     for module, name in ((os, "rename"), (os, "replace"), (shutil, "rmtree")):

@@ -23,33 +23,69 @@ from lit_rlhf.evaluation.ablation import read_curves
 pytestmark = pytest.mark.slow
 
 TINY = "{hidden_size: 16, num_layers: 1, num_heads: 2, intermediate_size: 32}"
-COMMON = ["+num_threads=1", "logger=csv", "trainer.log_every_n_steps=1", "trainer.max_epochs=2",
-          "trainer.check_val_every_n_epoch=1", "+trainer.limit_val_batches=1"]
+COMMON = [
+    "+num_threads=1",
+    "logger=csv",
+    "trainer.log_every_n_steps=1",
+    "trainer.max_epochs=2",
+    "trainer.check_val_every_n_epoch=1",
+    "+trainer.limit_val_batches=1",
+]
 # Checkpoints every 2 steps (every PPO iteration, the shipped setting), so the first one is in the middle of
 # epoch 0 and the kill lands mid-epoch.
 STAGES = {
-    "sft": ["experiment=gym_sft", f"model.tiny={TINY}", "+trainer.limit_train_batches=6", "data.batch_size=4",
-            "sft.eval.judge=null", "~callbacks.gold_monitor", "callbacks.checkpoint.every_n_train_steps=2"],
-    "reward_model": ["experiment=gym_reward_model", f"model.tiny={TINY}", "+trainer.limit_train_batches=6",
-                     "data.batch_size=8", "reward.gold_eval=false", "+trainer.limit_test_batches=1",
-                     "callbacks.checkpoint.every_n_train_steps=2"],
-    "ppo": ["experiment=gym_ppo", "+trainer.limit_train_batches=3", "ppo.categories=[harmful]",
-            "ppo.prompts_per_iteration=4", "ppo.prompt_filter.k=2", "ppo.prompt_filter.min_variance=0",
-            "module.config.max_new_tokens=4",
-            "ppo.eval.samples_per_prompt=1", "ppo.eval.max_new_tokens=4", "data.batch_size=4"],
-    "dpo": ["experiment=gym_dpo", "+trainer.limit_train_batches=4", "dpo.pairs.categories=[harmful]",
-            "dpo.pairs.n=2", "dpo.pairs.decoding.max_new_tokens=4", "dpo.eval.samples_per_prompt=1",
-            "dpo.eval.max_new_tokens=4", "dpo.data.batch_size=4", "data.batch_size=4",
-            "callbacks.checkpoint.every_n_train_steps=2"],
+    "sft": [
+        "experiment=gym_sft",
+        f"model.tiny={TINY}",
+        "+trainer.limit_train_batches=6",
+        "data.batch_size=4",
+        "sft.eval.judge=null",
+        "~callbacks.gold_monitor",
+        "callbacks.checkpoint.every_n_train_steps=2",
+    ],
+    "reward_model": [
+        "experiment=gym_reward_model",
+        f"model.tiny={TINY}",
+        "+trainer.limit_train_batches=6",
+        "data.batch_size=8",
+        "reward.gold_eval=false",
+        "+trainer.limit_test_batches=1",
+        "callbacks.checkpoint.every_n_train_steps=2",
+    ],
+    "ppo": [
+        "experiment=gym_ppo",
+        "+trainer.limit_train_batches=3",
+        "ppo.categories=[harmful]",
+        "ppo.prompts_per_iteration=4",
+        "ppo.prompt_filter.k=2",
+        "ppo.prompt_filter.min_variance=0",
+        "module.config.max_new_tokens=4",
+        "ppo.eval.samples_per_prompt=1",
+        "ppo.eval.max_new_tokens=4",
+        "data.batch_size=4",
+    ],
+    "dpo": [
+        "experiment=gym_dpo",
+        "+trainer.limit_train_batches=4",
+        "dpo.pairs.categories=[harmful]",
+        "dpo.pairs.n=2",
+        "dpo.pairs.decoding.max_new_tokens=4",
+        "dpo.eval.samples_per_prompt=1",
+        "dpo.eval.max_new_tokens=4",
+        "dpo.data.batch_size=4",
+        "data.batch_size=4",
+        "callbacks.checkpoint.every_n_train_steps=2",
+    ],
 }
 TIMEOUT = 300
 
 
 def command(stage: str, artifacts: Path, inputs: Path) -> list[str]:
     """The stage's command line; PPO and DPO read the SFT policy and the reward model from ``inputs``."""
-    reads = {"ppo": [f"model.source={inputs}/sft/checkpoint", f"ppo.reward_model={inputs}/reward_model/checkpoint"],
-             "dpo": [f"model.source={inputs}/sft/checkpoint",
-                     f"dpo.pairs.reward_model={inputs}/reward_model/checkpoint"]}.get(stage, [])
+    reads = {
+        "ppo": [f"model.source={inputs}/sft/checkpoint", f"ppo.reward_model={inputs}/reward_model/checkpoint"],
+        "dpo": [f"model.source={inputs}/sft/checkpoint", f"dpo.pairs.reward_model={inputs}/reward_model/checkpoint"],
+    }.get(stage, [])
     return [sys.executable, "-m", "lit_rlhf.cli.train", *STAGES[stage], *COMMON, *reads, f"paths.artifacts={artifacts}"]
 
 

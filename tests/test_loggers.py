@@ -20,9 +20,16 @@ LOGGERS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "logger")
 METRIC = "train/loss"
 STEPS = 2
 # The gym SFT experiment on a 1-layer model for STEPS optimizer steps, each logged; no gold-judge evaluation.
-SHRUNK = ["experiment=gym_sft", "debug=fast", "callbacks=default", "sft.eval.judge=null", "+num_threads=1",
-          f"trainer.limit_train_batches={STEPS}", "trainer.log_every_n_steps=1",
-          "model.tiny={hidden_size: 32, num_layers: 1, num_heads: 2, intermediate_size: 64}"]
+SHRUNK = [
+    "experiment=gym_sft",
+    "debug=fast",
+    "callbacks=default",
+    "sft.eval.judge=null",
+    "+num_threads=1",
+    f"trainer.limit_train_batches={STEPS}",
+    "trainer.log_every_n_steps=1",
+    "model.tiny={hidden_size: 32, num_layers: 1, num_heads: 2, intermediate_size: 64}",
+]
 
 
 def run_sft(compose_config, logger: str, *overrides: str):
@@ -60,8 +67,9 @@ def test_every_logger_key_is_an_argument_of_its_logger(compose_config):
                 assert cls.__name__ == "WandbLogger", f"logger={choice}: {name}.{key} is not an argument of {cls}"
                 to_wandb_init.add(key)
     if to_wandb_init:
-        wandb = pytest.importorskip("wandb", reason='checking logger=wandb needs the wandb extra: '
-                                                   'pip install -e ".[wandb]"')
+        wandb = pytest.importorskip(
+            "wandb", reason='checking logger=wandb needs the wandb extra: pip install -e ".[wandb]"'
+        )
         assert to_wandb_init <= set(inspect.signature(wandb.init).parameters), to_wandb_init
 
 
@@ -73,8 +81,9 @@ def test_csv_file_holds_each_logged_step(compose_config):
 
 
 def test_tensorboard_events_hold_the_logged_loss(compose_config):
-    pytest.importorskip("tensorboard", reason='logger=tensorboard needs the tensorboard extra: '
-                                              'pip install -e ".[tensorboard]"')
+    pytest.importorskip(
+        "tensorboard", reason='logger=tensorboard needs the tensorboard extra: pip install -e ".[tensorboard]"'
+    )
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     cfg, _ = run_sft(compose_config, "tensorboard")
@@ -107,8 +116,7 @@ def test_wandb_offline_run_holds_the_logged_loss(compose_config, tmp_path, monke
     logged = {}
     for record in records:
         if record.WhichOneof("record_type") == "history":
-            items = {item.key or ".".join(item.nested_key): json.loads(item.value_json)
-                     for item in record.history.item}
+            items = {item.key or ".".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
             if METRIC in items:
                 logged[int(items["trainer/global_step"])] = items[METRIC]
     assert_same_history(logged, cfg.output_dir)
@@ -126,8 +134,8 @@ def wandb_records(path: Path) -> list:
         if block - position % block < 7:  # a block's tail too short for a chunk header is padding
             position += block - position % block
             continue
-        _, length, kind = struct.unpack("<IHB", data[position:position + 7])
-        pending += data[position + 7:position + 7 + length]
+        _, length, kind = struct.unpack("<IHB", data[position : position + 7])
+        pending += data[position + 7 : position + 7 + length]
         position += 7 + length
         if kind in (1, 4):
             record = wandb_internal_pb2.Record()

@@ -63,6 +63,7 @@ def test_bad_model_sources_are_named(tmp_path):
         build_policy(str(tmp_path))
     with pytest.raises(ValueError, match="dtype"):
         from lit_rlhf.models.builder import _dtype
+
         _dtype("float8")
 
 

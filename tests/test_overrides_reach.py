@@ -18,8 +18,16 @@ from lit_rlhf.models import build_policy
 from lit_rlhf.reward.model import build_reward_model
 
 TINY = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64}
-EXPERIMENTS = {"sft": "sft", "gym_sft": "sft", "reward_model": "reward_model", "gym_reward_model": "reward_model",
-               "ppo": "ppo", "gym_ppo": "ppo", "dpo": "dpo", "gym_dpo": "dpo"}
+EXPERIMENTS = {
+    "sft": "sft",
+    "gym_sft": "sft",
+    "reward_model": "reward_model",
+    "gym_reward_model": "reward_model",
+    "ppo": "ppo",
+    "gym_ppo": "ppo",
+    "dpo": "dpo",
+    "gym_dpo": "dpo",
+}
 MARKERS = ("_target_", "_partial_", "_convert_")
 
 # Where a module keeps what `module.<first part>` sets: a function of (module, rest of the key path).
@@ -37,8 +45,13 @@ WHERE = {
     "input_format": lambda m, rest: m.scorer.input_format,
 }
 # Values that must come from a fixed set (the first other one is used).
-CHOICES = {"kl_estimator": ["k1", "k2", "k3"], "reward_normalization": ["none", "running", "batch"],
-           "loss_type": ["sigmoid", "ipo"], "fused_optimizer": ["auto", True, False], "input_format": ["chat", "auto"]}
+CHOICES = {
+    "kl_estimator": ["k1", "k2", "k3"],
+    "reward_normalization": ["none", "running", "batch"],
+    "loss_type": ["sigmoid", "ipo"],
+    "fused_optimizer": ["auto", True, False],
+    "input_format": ["chat", "auto"],
+}
 # Flipping these alone would make the config invalid on purpose (each is checked elsewhere): the partner
 # setting that makes the flipped value valid.
 PARTNERS = {"fused_backward": ["module.config.max_grad_norm=null"], "adaptive_kl": ["module.config.kl_target=6.0"]}
@@ -98,8 +111,14 @@ def _build(cfg, stage: str):
         return instantiate(cfg.module, model=model, tokenizer=tokenizer)
     batches = lambda k: {}  # noqa: E731  the NTP term's batches (unused: nothing trains here)
     if stage == "ppo":
-        return instantiate(cfg.module, policy=model, tokenizer=tokenizer, reward_fn=lambda ps, rs: [0.0] * len(ps),
-                           ref_scores={"a prompt": 0.0}, ntp_batches=batches)
+        return instantiate(
+            cfg.module,
+            policy=model,
+            tokenizer=tokenizer,
+            reward_fn=lambda ps, rs: [0.0] * len(ps),
+            ref_scores={"a prompt": 0.0},
+            ntp_batches=batches,
+        )
     return instantiate(cfg.module, policy=model, tokenizer=tokenizer, ntp_batches=batches)
 
 
@@ -122,8 +141,9 @@ def test_every_module_override_reaches_the_module(compose_config, experiment, st
     overrides = [_override(f"module.{key}", new), *PARTNERS.get(key.rsplit(".", 1)[-1], [])]
     if key == "scheduler" and value is None:  # a module without a schedule takes one
         new = {"warmup_ratio": 0.1}
-        overrides = ["module.scheduler={_target_: lit_rlhf.systems.optimizers.warmup_cosine, _partial_: true, "
-                     "warmup_ratio: 0.1}"]
+        overrides = [
+            "module.scheduler={_target_: lit_rlhf.systems.optimizers.warmup_cosine, _partial_: true, warmup_ratio: 0.1}"
+        ]
     cfg = compose_config(f"experiment={experiment}", *overrides)
     module = _build(cfg, stage)
     found = WHERE[head](module, rest)
@@ -135,21 +155,29 @@ def test_the_optimizer_the_trainer_gets_has_the_overridden_rates(compose_config)
     """The partial's settings reach the optimizer itself, per parameter group (PPO's policy and critic)."""
     import lightning as L
 
-    cfg = compose_config("experiment=gym_ppo", "module.optimizer.lr=0.123", "module.param_groups.critic.lr=0.456",
-                         "module.weight_decay=0.01")
+    cfg = compose_config(
+        "experiment=gym_ppo",
+        "module.optimizer.lr=0.123",
+        "module.param_groups.critic.lr=0.456",
+        "module.weight_decay=0.01",
+    )
     module = _build(cfg, "ppo")
     module.trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False)
     optimizer = module.configure_optimizers()
     rates = {group["name"]: group["lr"] for group in optimizer.param_groups}
-    assert rates == {"policy/decay": 0.123, "policy/no_decay": 0.123, "critic/decay": 0.456,
-                     "critic/no_decay": 0.456}
+    assert rates == {"policy/decay": 0.123, "policy/no_decay": 0.123, "critic/decay": 0.456, "critic/no_decay": 0.456}
     assert {g["name"]: g["weight_decay"] for g in optimizer.param_groups}["policy/decay"] == 0.01
     assert isinstance(module.optimizer_factory, functools.partial)
 
 
-@pytest.mark.parametrize("override, named", [("module.config.no_such_knob=1", "no_such_knob"),
-                                             ("module.config.kl_coef=abc", "kl_coef"),
-                                             ("module.config.ppo_epochs=1.5", "ppo_epochs")])
+@pytest.mark.parametrize(
+    "override, named",
+    [
+        ("module.config.no_such_knob=1", "no_such_knob"),
+        ("module.config.kl_coef=abc", "kl_coef"),
+        ("module.config.ppo_epochs=1.5", "ppo_epochs"),
+    ],
+)
 def test_a_misspelt_or_mistyped_algorithm_setting_fails_naming_it(compose_config, override, named):
     from hydra.errors import ConfigCompositionException
 
@@ -165,8 +193,15 @@ def test_an_invalid_algorithm_value_fails_when_the_module_is_built(compose_confi
         _build(cfg, "dpo")
 
 
-@pytest.mark.parametrize("experiment, home", [("sft", "lit_rlhf.sft.module"), ("reward_model", "lit_rlhf.reward.module"),
-                                              ("ppo", "lit_rlhf.ppo.module"), ("dpo", "lit_rlhf.dpo.module")])
+@pytest.mark.parametrize(
+    "experiment, home",
+    [
+        ("sft", "lit_rlhf.sft.module"),
+        ("reward_model", "lit_rlhf.reward.module"),
+        ("ppo", "lit_rlhf.ppo.module"),
+        ("dpo", "lit_rlhf.dpo.module"),
+    ],
+)
 def test_a_module_built_by_hand_gets_the_configs_optimizer(compose_config, experiment, home):
     """One home for each default: a module built without an optimizer uses conf/module/<stage>.yaml's."""
     import importlib

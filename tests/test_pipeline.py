@@ -2,13 +2,28 @@ import pytest
 
 from lit_rlhf.pipeline import main, run_pipeline, stage_plan
 
-TINY_SFT = ["experiment=gym_sft", "debug=fast", "logger=none", "sft.eval.samples_per_prompt=1",
-            "sft.eval.max_new_tokens=4"]
+TINY_SFT = [
+    "experiment=gym_sft",
+    "debug=fast",
+    "logger=none",
+    "sft.eval.samples_per_prompt=1",
+    "sft.eval.max_new_tokens=4",
+]
 
 
 def test_the_default_plan_runs_every_stage_in_order():
-    assert [s["name"] for s in stage_plan()] == ["sft", "preferences", "reward_model", "ppo", "ppo_seed1", "ppo_seed2", "dpo",
-                                                "dpo_seed1", "dpo_seed2", "eval"]
+    assert [s["name"] for s in stage_plan()] == [
+        "sft",
+        "preferences",
+        "reward_model",
+        "ppo",
+        "ppo_seed1",
+        "ppo_seed2",
+        "dpo",
+        "dpo_seed1",
+        "dpo_seed2",
+        "eval",
+    ]
 
 
 def test_a_finished_stage_is_skipped_until_forced(tmp_path):

@@ -9,27 +9,82 @@ from lit_rlhf.pipeline import run_pipeline
 
 TINY_MODEL = "model.tiny={hidden_size: 32, num_layers: 1, num_heads: 2, intermediate_size: 64}"
 FEW_BATCHES = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "logger=none"]
-PPO_SMALL = ["experiment=gym_ppo", *FEW_BATCHES, "ppo.categories=[harmful]", "ppo.prompts_per_iteration=4",
-             "ppo.prompt_filter.k=2", "module.config.max_new_tokens=4", "ppo.eval.samples_per_prompt=1",
-             "ppo.eval.max_new_tokens=4", "data.batch_size=4", "trainer.enable_checkpointing=false",
-             "callbacks=none"]
+PPO_SMALL = [
+    "experiment=gym_ppo",
+    *FEW_BATCHES,
+    "ppo.categories=[harmful]",
+    "ppo.prompts_per_iteration=4",
+    "ppo.prompt_filter.k=2",
+    "module.config.max_new_tokens=4",
+    "ppo.eval.samples_per_prompt=1",
+    "ppo.eval.max_new_tokens=4",
+    "data.batch_size=4",
+    "trainer.enable_checkpointing=false",
+    "callbacks=none",
+]
 SMALL_PLAN = [
-    {"name": "sft", "overrides": ["experiment=gym_sft", "debug=fast", "logger=none", TINY_MODEL,
-                                  "sft.eval.samples_per_prompt=1", "sft.eval.max_new_tokens=4"]},
-    {"name": "preferences", "needs": ["sft"],
-     "overrides": ["experiment=gym_preferences", "preferences.prompts.max_per_category=8", "preferences.k=3",
-                   "preferences.decoding.max_new_tokens=6", "preferences.save_hf=false"]},
-    {"name": "reward_model", "needs": ["preferences"],
-     "overrides": ["experiment=gym_reward_model", "data=preferences", "model=reward_sft", "debug=fast",
-                   "logger=none", "data.batch_size=4"]},
+    {
+        "name": "sft",
+        "overrides": [
+            "experiment=gym_sft",
+            "debug=fast",
+            "logger=none",
+            TINY_MODEL,
+            "sft.eval.samples_per_prompt=1",
+            "sft.eval.max_new_tokens=4",
+        ],
+    },
+    {
+        "name": "preferences",
+        "needs": ["sft"],
+        "overrides": [
+            "experiment=gym_preferences",
+            "preferences.prompts.max_per_category=8",
+            "preferences.k=3",
+            "preferences.decoding.max_new_tokens=6",
+            "preferences.save_hf=false",
+        ],
+    },
+    {
+        "name": "reward_model",
+        "needs": ["preferences"],
+        "overrides": [
+            "experiment=gym_reward_model",
+            "data=preferences",
+            "model=reward_sft",
+            "debug=fast",
+            "logger=none",
+            "data.batch_size=4",
+        ],
+    },
     {"name": "ppo", "needs": ["sft", "reward_model"], "overrides": PPO_SMALL},
-    {"name": "dpo", "needs": ["sft", "reward_model"],
-     "overrides": ["experiment=gym_dpo", *FEW_BATCHES, "dpo.pairs.categories=[harmful]", "dpo.pairs.n=2",
-                   "dpo.pairs.decoding.max_new_tokens=4", "dpo.eval.samples_per_prompt=1", "dpo.eval.max_new_tokens=4",
-                   "dpo.data.batch_size=4", "trainer.enable_checkpointing=false", "data.batch_size=4"]},
-    {"name": "eval", "needs": ["sft", "reward_model", "ppo", "dpo"],
-     "overrides": ["experiment=gym_eval", "eval.samples_per_prompt=1", "eval.max_new_tokens=4", "~eval.candidates",
-                   "+eval.candidates={ppo: ${paths.artifacts}/ppo/checkpoint, dpo: ${paths.artifacts}/dpo/checkpoint}"]},
+    {
+        "name": "dpo",
+        "needs": ["sft", "reward_model"],
+        "overrides": [
+            "experiment=gym_dpo",
+            *FEW_BATCHES,
+            "dpo.pairs.categories=[harmful]",
+            "dpo.pairs.n=2",
+            "dpo.pairs.decoding.max_new_tokens=4",
+            "dpo.eval.samples_per_prompt=1",
+            "dpo.eval.max_new_tokens=4",
+            "dpo.data.batch_size=4",
+            "trainer.enable_checkpointing=false",
+            "data.batch_size=4",
+        ],
+    },
+    {
+        "name": "eval",
+        "needs": ["sft", "reward_model", "ppo", "dpo"],
+        "overrides": [
+            "experiment=gym_eval",
+            "eval.samples_per_prompt=1",
+            "eval.max_new_tokens=4",
+            "~eval.candidates",
+            "+eval.candidates={ppo: ${paths.artifacts}/ppo/checkpoint, dpo: ${paths.artifacts}/dpo/checkpoint}",
+        ],
+    },
 ]
 
 

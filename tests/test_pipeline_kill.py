@@ -18,8 +18,10 @@ from test_pipeline_end_to_end import SMALL_PLAN
 
 pytestmark = pytest.mark.slow
 
-RUNNER = ("import json, sys; from lit_rlhf.pipeline import run_pipeline; "
-          "run_pipeline(sys.argv[2:], plan=json.load(open(sys.argv[1])))")
+RUNNER = (
+    "import json, sys; from lit_rlhf.pipeline import run_pipeline; "
+    "run_pipeline(sys.argv[2:], plan=json.load(open(sys.argv[1])))"
+)
 TIMEOUT = 600
 
 
@@ -67,8 +69,11 @@ def test_a_pipeline_killed_during_ppo_resumes_to_the_same_report(tmp_path):
     _run(_command(plan, killed), tmp_path / "killed.log")
     assert "resuming from" in (tmp_path / "killed.log").read_text()
 
-    report = {name: json.loads((root / "eval" / "results.json").read_text()) for name, root in
-              (("whole", whole), ("killed", killed))}
+    report = {
+        name: json.loads((root / "eval" / "results.json").read_text())
+        for name, root in (("whole", whole), ("killed", killed))
+    }
     for key in ("pairwise", "per_checkpoint", "absolute", "lengths"):
-        assert json.dumps(report["killed"][key], sort_keys=True).replace(str(killed), "") == \
-            json.dumps(report["whole"][key], sort_keys=True).replace(str(whole), ""), key
+        assert json.dumps(report["killed"][key], sort_keys=True).replace(str(killed), "") == json.dumps(
+            report["whole"][key], sort_keys=True
+        ).replace(str(whole), ""), key

@@ -8,7 +8,13 @@ from omegaconf import OmegaConf
 from lit_rlhf.pipeline import run_pipeline
 from lit_rlhf.provenance import FINGERPRINT, changes, input_id, recipe, write_fingerprint
 
-TINY_SFT = ["experiment=gym_sft", "debug=fast", "logger=none", "sft.eval.samples_per_prompt=1", "sft.eval.max_new_tokens=4"]
+TINY_SFT = [
+    "experiment=gym_sft",
+    "debug=fast",
+    "logger=none",
+    "sft.eval.samples_per_prompt=1",
+    "sft.eval.max_new_tokens=4",
+]
 
 
 def test_an_input_is_identified_by_its_run_its_content_or_its_name(tmp_path):
@@ -30,7 +36,10 @@ def test_an_input_is_identified_by_its_run_its_content_or_its_name(tmp_path):
     (run / "checkpoint").mkdir(parents=True)
     made = recipe(OmegaConf.create({"stage": "sft", "output_dir": str(run)}))
     ids = {write_fingerprint(run, made)["run_id"] for _ in range(2)}
-    assert len(ids) == 2 and input_id(str(run / "checkpoint")) == f"run:{json.loads((run / FINGERPRINT).read_text())['run_id']}"
+    assert (
+        len(ids) == 2
+        and input_id(str(run / "checkpoint")) == f"run:{json.loads((run / FINGERPRINT).read_text())['run_id']}"
+    )
 
 
 def test_changes_name_config_keys_and_inputs(tmp_path):
@@ -46,9 +55,14 @@ def test_changes_name_config_keys_and_inputs(tmp_path):
 
 def test_a_stage_reruns_when_an_input_changed_in_an_earlier_invocation(tmp_path, capsys):
     """`--force sft` killed before the stages after it ran: the next run sees their input is a new SFT run."""
-    plan = [{"name": "sft", "overrides": TINY_SFT},
-            {"name": "sft_b", "needs": ["sft"],
-             "overrides": [*TINY_SFT, "model=hf", f"model.source={tmp_path}/sft/checkpoint", "run_suffix=/b"]}]
+    plan = [
+        {"name": "sft", "overrides": TINY_SFT},
+        {
+            "name": "sft_b",
+            "needs": ["sft"],
+            "overrides": [*TINY_SFT, "model=hf", f"model.source={tmp_path}/sft/checkpoint", "run_suffix=/b"],
+        },
+    ]
     overrides = [f"paths.artifacts={tmp_path}"]
     run_pipeline(overrides, plan=plan)
     assert run_pipeline(overrides, plan=plan)["sft_b"]["skipped"] is True

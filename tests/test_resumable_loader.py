@@ -20,8 +20,9 @@ def _loader(cls, kind: str, **extra):
     if kind == "generator":
         return cls(DATA, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(7), **extra)
     if kind == "length_grouped":
-        return cls(DATA, batch_sampler=LengthGroupedBatchSampler([i % 5 for i in DATA], 4, seed=3, mega_factor=2),
-                   **extra)
+        return cls(
+            DATA, batch_sampler=LengthGroupedBatchSampler([i % 5 for i in DATA], 4, seed=3, mega_factor=2), **extra
+        )
     return cls(DATA, batch_size=None, **extra)
 
 
@@ -97,10 +98,10 @@ def test_a_restored_loader_finishes_the_epoch_then_draws_the_next_ones_alike(kin
     restored.load_state_dict(state)
     torch.set_rng_state(rng)
     rest = [_plain(batch) for batch in restored]  # the rest of the epoch: no global RNG draw between batches here
-    assert first + rest == full[:len(first) + len(rest)]
+    assert first + rest == full[: len(first) + len(rest)]
     for batch in rest:  # what the uninterrupted run drew after those batches
         torch.rand(2)
-    assert _epochs(restored, epochs=2) == full[len(first) + len(rest):]
+    assert _epochs(restored, epochs=2) == full[len(first) + len(rest) :]
 
 
 def test_after_an_epoch_end_checkpoint_the_generator_state_gives_the_next_epoch():

@@ -10,14 +10,29 @@ def fake_run(path, kl, error, win_minus_loss, spread=None):
     """A PPO run directory: results.json and a CSV log with one row per iteration."""
     (path / "logs" / "version_0").mkdir(parents=True)
     with (path / "logs" / "version_0" / "metrics.csv").open("w", newline="") as handle:
-        keys = ["step", "objective/kl", "critic/value_error", "critic/explained_variance", "reward/used_std",
-                "reward/raw", "gold/rollout"]
+        keys = [
+            "step",
+            "objective/kl",
+            "critic/value_error",
+            "critic/explained_variance",
+            "reward/used_std",
+            "reward/raw",
+            "gold/rollout",
+        ]
         writer = csv.DictWriter(handle, keys)
         writer.writeheader()
         for step, (k, e) in enumerate(zip(kl, error)):
-            writer.writerow({"step": step, "objective/kl": k, "critic/value_error": e,
-                             "critic/explained_variance": 0.5, "reward/used_std": 2.0, "reward/raw": 0.0,
-                             "gold/rollout": 1.0})
+            writer.writerow(
+                {
+                    "step": step,
+                    "objective/kl": k,
+                    "critic/value_error": e,
+                    "critic/explained_variance": 0.5,
+                    "reward/used_std": 2.0,
+                    "reward/raw": 0.0,
+                    "gold/rollout": 1.0,
+                }
+            )
     results = {"vs_sft": {"win_tie_loss": {"all": {"win_minus_loss": win_minus_loss}}}}
     if spread:
         results["reward_spread"] = {"raw": {"between": spread[0]}, "baselined": {"between": spread[1]}}

@@ -21,8 +21,10 @@ def _write(path, lines):
 
 
 def test_collator_masks_prompt_and_padding(tokenizer):
-    rows = [{"prompt": "who are you ?", "response": "i am gizmo ."},
-            {"prompt": "what is 3 plus 4 ?", "response": "the answer is 7 ."}]
+    rows = [
+        {"prompt": "who are you ?", "response": "i am gizmo ."},
+        {"prompt": "what is 3 plus 4 ?", "response": "the answer is 7 ."},
+    ]
     batch = SFTCollator(tokenizer.pad_token_id)([SFTDataset(rows, tokenizer)[i] for i in range(2)])
     for i, row in enumerate(rows):
         prompt_ids = encode_prompt(tokenizer, row["prompt"])
@@ -30,7 +32,7 @@ def test_collator_masks_prompt_and_padding(tokenizer):
         labels = batch["labels"][i].tolist()
         n = len(prompt_ids) + len(response_ids)
         assert labels[: len(prompt_ids)] == [IGNORE_INDEX] * len(prompt_ids)
-        assert labels[len(prompt_ids):n] == response_ids  # ends with EOS: the model learns to stop
+        assert labels[len(prompt_ids) : n] == response_ids  # ends with EOS: the model learns to stop
         assert labels[n:] == [IGNORE_INDEX] * (len(labels) - n)
         assert batch["attention_mask"][i].sum().item() == n
 
@@ -40,8 +42,8 @@ def test_over_long_rows_keep_the_response_and_cut_the_prompt_from_the_left(token
     data = SFTDataset([row], tokenizer, max_length=16)
     ids = data[0]["input_ids"]
     response_ids = encode_response(tokenizer, row["response"])
-    assert len(ids) == 16 and ids[-len(response_ids):] == response_ids
-    assert ids[: data[0]["prompt_len"]] == encode_prompt(tokenizer, row["prompt"])[-(16 - len(response_ids)):]
+    assert len(ids) == 16 and ids[-len(response_ids) :] == response_ids
+    assert ids[: data[0]["prompt_len"]] == encode_prompt(tokenizer, row["prompt"])[-(16 - len(response_ids)) :]
     assert data.truncated == {"prompt_cut": 1, "response_cut": 0}
     long_response = SFTDataset([{"prompt": "hi", "response": "waves " * 40}], tokenizer, max_length=16)
     assert long_response.truncated["response_cut"] == 1 and len(long_response[0]["input_ids"]) == 16
@@ -54,13 +56,13 @@ def test_jsonl_errors_name_file_line_and_field(tmp_path):
     missing = _write(tmp_path / "b.jsonl", ['{"prompt": "p"}'])
     with pytest.raises(DataError, match=r"b\.jsonl:1: field 'response': missing"):
         read_sft_jsonl(missing)
-    empty = _write(tmp_path / "c.jsonl", ['', '{"prompt": "  ", "response": "r"}'])
+    empty = _write(tmp_path / "c.jsonl", ["", '{"prompt": "  ", "response": "r"}'])
     with pytest.raises(DataError, match=r"c\.jsonl:2: field 'prompt': is empty"):
         read_sft_jsonl(empty)
     wrong_type = _write(tmp_path / "d.jsonl", ['{"prompt": 3, "response": "r"}'])
     with pytest.raises(DataError, match=r"d\.jsonl:1: field 'prompt': expected a string, got int"):
         read_sft_jsonl(wrong_type)
-    not_object = _write(tmp_path / "e.jsonl", ['[1, 2]'])
+    not_object = _write(tmp_path / "e.jsonl", ["[1, 2]"])
     with pytest.raises(DataError, match=r"e\.jsonl:1: expected a JSON object"):
         read_sft_jsonl(not_object)
     with pytest.raises(DataError, match="file not found"):
@@ -68,9 +70,15 @@ def test_jsonl_errors_name_file_line_and_field(tmp_path):
 
 
 def test_skip_mode_counts_and_reports_every_skipped_row(tmp_path):
-    path = _write(tmp_path / "mixed.jsonl", [
-        '{"prompt": "p1", "response": "r1"}', '{"prompt": "p2"}', '{"prompt": "", "response": "r"}',
-        '{"prompt": "p4", "response": "r4", "category": "math"}'])
+    path = _write(
+        tmp_path / "mixed.jsonl",
+        [
+            '{"prompt": "p1", "response": "r1"}',
+            '{"prompt": "p2"}',
+            '{"prompt": "", "response": "r"}',
+            '{"prompt": "p4", "response": "r4", "category": "math"}',
+        ],
+    )
     report = SkipReport()
     rows = read_sft_jsonl(path, on_error="skip", report=report)
     assert [r["prompt"] for r in rows] == ["p1", "p4"] and rows[1]["category"] == "math"

@@ -27,15 +27,23 @@ PAGES = sorted(TUTORIALS.glob("*.md"))
 EVAL_EXPERIMENT = ROOT / "conf" / "experiment" / "gym_eval.yaml"
 
 PROGRAMS = {
-    "lit-rlhf-train": "train", "lit_rlhf.cli.train": "train",  # the module form is what torchrun -m runs
-    "lit-rlhf-eval": "eval", "lit_rlhf.cli.eval": "eval",
-    "lit-rlhf-pipeline": "pipeline", "lit_rlhf.pipeline": "pipeline",
-    "lit-rlhf-annotate": "annotate", "lit_rlhf.cli.annotate": "annotate",
+    "lit-rlhf-train": "train",
+    "lit_rlhf.cli.train": "train",  # the module form is what torchrun -m runs
+    "lit-rlhf-eval": "eval",
+    "lit_rlhf.cli.eval": "eval",
+    "lit-rlhf-pipeline": "pipeline",
+    "lit_rlhf.pipeline": "pipeline",
+    "lit-rlhf-annotate": "annotate",
+    "lit_rlhf.cli.annotate": "annotate",
 }
 # Hydra's own command-line flags: the ones without a value, and those that take one.
 HYDRA_FLAGS = {"-m", "--multirun", "--resolve", "--help", "-h", "--hydra-help"}
-HYDRA_FLAGS_WITH_VALUE = {"--cfg": {"job", "hydra", "all"}, "-c": {"job", "hydra", "all"},
-                          "--package": None, "-p": None}
+HYDRA_FLAGS_WITH_VALUE = {
+    "--cfg": {"job", "hydra", "all"},
+    "-c": {"job", "hydra", "all"},
+    "--package": None,
+    "-p": None,
+}
 SHELL_OPERATORS = {"&&", "||", ";", "|"}
 # Upper-case shell variables ($SLURM_NNODES, ${HEAD_NODE}) get a stand-in value: composing checks
 # keys, not values. Lower-case ${...} is a Hydra interpolation and stays.
@@ -109,7 +117,7 @@ def commands_in(text: str, page: str) -> list[Command]:
                 for i, word in enumerate(segment):
                     program = PROGRAMS.get(word.rstrip(")").rsplit("/", 1)[-1])
                     if program:
-                        found.append(Command(page, number, program, tuple(segment[i + 1:])))
+                        found.append(Command(page, number, program, tuple(segment[i + 1 :])))
                         break
     return found
 
@@ -179,8 +187,14 @@ def check_composed(cfg) -> None:
 
 def test_the_tutorials_exist_and_hold_commands():
     names = {p.name for p in PAGES}
-    assert {"README.md", "01_your_own_model_and_data.md", "02_hydra_cookbook.md", "03_lightning_integration.md",
-            "04_scaling_out_fsdp.md", "05_human_annotation_and_evaluation.md"} <= names
+    assert {
+        "README.md",
+        "01_your_own_model_and_data.md",
+        "02_hydra_cookbook.md",
+        "03_lightning_integration.md",
+        "04_scaling_out_fsdp.md",
+        "05_human_annotation_and_evaluation.md",
+    } <= names
     # so that a broken extractor (which would find nothing and pass everything) fails here
     assert len(by_program("train")) >= 60 and len(by_program("eval")) >= 6
     assert len(by_program("pipeline")) >= 5 and len(by_program("annotate")) >= 4
@@ -210,7 +224,10 @@ lit-rlhf-train not=bash
 def test_the_extractor_joins_continuations_drops_heredocs_and_finds_each_program():
     found = commands_in(EXTRACTOR_SAMPLE, "page.md")
     assert [(c.line, c.program, c.args) for c in found] == [
-        (2, "train", ("-m", "a=1,2", "b=3")), (7, "eval", ("c={d: 1}", "e=1")), (8, "train", ("f=4",))]
+        (2, "train", ("-m", "a=1,2", "b=3")),
+        (7, "eval", ("c={d: 1}", "e=1")),
+        (8, "train", ("f=4",)),
+    ]
     assert hydra_overrides(found[0]) == ["a=1", "b=3"]
     with pytest.raises(AssertionError, match="needs -m"):
         hydra_overrides(Command("page.md", 1, "train", ("a=1,2",)))
@@ -265,8 +282,11 @@ def test_python_blocks_compile_and_their_lit_rlhf_imports_exist(page):
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "lit_rlhf":
                 module = importlib.import_module(node.module)
-                missing = [a.name for a in node.names if not hasattr(module, a.name)
-                           and importlib.util.find_spec(f"{node.module}.{a.name}") is None]
+                missing = [
+                    a.name
+                    for a in node.names
+                    if not hasattr(module, a.name) and importlib.util.find_spec(f"{node.module}.{a.name}") is None
+                ]
                 assert not missing, f"{page.name}:{start + node.lineno - 1}: {node.module} has no {missing}"
 
 

@@ -1,9 +1,9 @@
 """``lit-rlhf-annotate``: human pairwise annotation in the browser, and import/export of its data.
 
-    lit-rlhf-annotate add-annotator --db annotations.sqlite alice     # prints alice's token and page link, once
-    lit-rlhf-annotate serve --db annotations.sqlite --pairs artifacts/preferences/pairs.jsonl --labels-per-pair 3
-    lit-rlhf-annotate export --db annotations.sqlite --out artifacts/preferences_human [--hf]
-    lit-rlhf-annotate import-label-studio export.json --out artifacts/label_studio
+lit-rlhf-annotate add-annotator --db annotations.sqlite alice     # prints alice's token and page link, once
+lit-rlhf-annotate serve --db annotations.sqlite --pairs artifacts/preferences/pairs.jsonl --labels-per-pair 3
+lit-rlhf-annotate export --db annotations.sqlite --out artifacts/preferences_human [--hf]
+lit-rlhf-annotate import-label-studio export.json --out artifacts/label_studio
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--labels-per-pair", type=int, default=3, help="annotators wanted per pair")
     serve.add_argument("--host", default="127.0.0.1", help="other than loopback only once tokens are issued")
     serve.add_argument("--port", type=int, default=8765)
-    serve.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES,
-                       help="larger request bodies are refused (413) unread")
+    serve.add_argument(
+        "--max-body-bytes", type=int, default=MAX_BODY_BYTES, help="larger request bodies are refused (413) unread"
+    )
     for command, role in (("add-annotator", "annotator"), ("add-admin", "admin")):
         token = sub.add_parser(command, help=f"issue a {role} token (printed once; issuing again replaces it)")
         token.add_argument("--db", required=True)
@@ -55,8 +56,14 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"serve": _serve, "add-pairs": _add_pairs, "add-annotator": _add_token, "add-admin": _add_token,
-                "export": _export, "import-label-studio": _import_label_studio}[args.command](args)
+        return {
+            "serve": _serve,
+            "add-pairs": _add_pairs,
+            "add-annotator": _add_token,
+            "add-admin": _add_token,
+            "export": _export,
+            "import-label-studio": _import_label_studio,
+        }[args.command](args)
     except (DataError, FileNotFoundError, ValueError, KeyError) as err:
         print(f"lit-rlhf-annotate: error: {err}", file=sys.stderr)
         return 2
@@ -83,8 +90,10 @@ def _serve(args) -> int:
     print(f"{store.progress()} -> open http://{args.host}:{args.port}/ (Ctrl-C stops; labels are already on disk)")
     if mode == "token":
         roles = store.token_names()
-        print(f"token mode: {sorted(n for n, r in roles.items() if r == 'annotator')} label through the links "
-              "add-annotator printed for them")
+        print(
+            f"token mode: {sorted(n for n, r in roles.items() if r == 'annotator')} label through the links "
+            "add-annotator printed for them"
+        )
     uvicorn.run(create_app(store, max_body_bytes=args.max_body_bytes), host=args.host, port=args.port, log_level="info")
     store.close()
     return 0
@@ -102,8 +111,10 @@ def _add_token(args) -> int:
     store = _store(args.db)
     token = store.add_token(args.name, args.role)
     store.close()
-    print(f"{args.name}: {args.role} token {token} (shown once: the database keeps only its hash; issuing again "
-          "replaces it)")
+    print(
+        f"{args.name}: {args.role} token {token} (shown once: the database keeps only its hash; issuing again "
+        "replaces it)"
+    )
     if args.role == "annotator":
         print(f"{args.name}'s page: {args.url.rstrip('/')}/#token={token}")
     else:
@@ -124,8 +135,13 @@ def _export(args) -> int:
         raise FileNotFoundError(f"no annotation database at {args.db}")
     store = _store(args.db)
     pairs, votes = store.pairs(), store.votes()
-    rows, report = filter_and_report(pairs, votes, min_agreement=args.min_agreement,
-                                     drop_cycles=not args.keep_cycles, provenance={"annotation_db": str(args.db)})
+    rows, report = filter_and_report(
+        pairs,
+        votes,
+        min_agreement=args.min_agreement,
+        drop_cycles=not args.keep_cycles,
+        provenance={"annotation_db": str(args.db)},
+    )
     paths = write_collection(args.out, Collection([], pairs, votes, rows, report), hf=args.hf)
     write_json(Path(args.out) / "report.json", {**report, "outputs": paths})
     print(format_report(report))

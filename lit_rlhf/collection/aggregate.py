@@ -2,8 +2,9 @@
 
 Order of the filters: pairs with no vote are "unlabelled"; a pair whose tie votes outnumber each
 side's is a "tie"; a pair whose decisive (A/B) votes split evenly or agree less than ``min_agreement``
-is "contradictory"; a pair whose winner has no more votes than "tie" is a "tie"; among the remaining pairs of one prompt, the preference graph (winner -> loser
-over that prompt's responses) is built and every pair whose edge lies on a cycle is "cyclic".
+is "contradictory"; a pair whose winner has no more votes than "tie" is a "tie"; among the remaining pairs of
+one prompt, the preference graph (winner -> loser over that prompt's responses) is built and every pair whose
+edge lies on a cycle is "cyclic".
 """
 
 from __future__ import annotations
@@ -114,8 +115,9 @@ def vote_counts(votes: Iterable[Vote]) -> dict[str, Counter]:
     return counts
 
 
-def filter_pairs(pairs: Sequence[Comparison], votes: Iterable[Vote], min_agreement: float = 0.6,
-                 drop_cycles: bool = True) -> list[Verdict]:
+def filter_pairs(
+    pairs: Sequence[Comparison], votes: Iterable[Vote], min_agreement: float = 0.6, drop_cycles: bool = True
+) -> list[Verdict]:
     """One ``Verdict`` per pair, in the order of ``pairs``; see the module docstring for the rules."""
     counts = vote_counts(votes)
     verdicts: dict[str, Verdict] = {}
@@ -142,8 +144,9 @@ def _edge(pair: Comparison, winner: str) -> tuple[str, str]:
     return (a, b) if winner == "A" else (b, a)
 
 
-def preference_rows(pairs: Sequence[Comparison], verdicts: Sequence[Verdict], votes: Iterable[Vote],
-                    provenance: dict | None = None) -> list[dict]:
+def preference_rows(
+    pairs: Sequence[Comparison], verdicts: Sequence[Verdict], votes: Iterable[Vote], provenance: dict | None = None
+) -> list[dict]:
     """The reward model's rows: prompt, chosen, rejected, category, chosen_len, rejected_len, votes, provenance.
 
     ``votes`` holds counts oriented to the row (``chosen``/``rejected``/``tie``); lengths are in words.
@@ -159,22 +162,35 @@ def preference_rows(pairs: Sequence[Comparison], verdicts: Sequence[Verdict], vo
             continue
         a_wins = verdict.winner == "A"
         chosen, rejected = (pair.response_a, pair.response_b) if a_wins else (pair.response_b, pair.response_a)
-        n_win, n_lose = (verdict.counts["A"], verdict.counts["B"]) if a_wins else (verdict.counts["B"], verdict.counts["A"])
-        rows.append({
-            "prompt": pair.prompt, "chosen": chosen, "rejected": rejected, "category": pair.category,
-            "chosen_len": word_count(chosen), "rejected_len": word_count(rejected),
-            "votes": {"chosen": n_win, "rejected": n_lose, "tie": verdict.counts["tie"]},
-            "provenance": {
-                **(provenance or {}), "pair_id": pair.pair_id,
-                "checkpoint": pair.meta.get("checkpoint", (provenance or {}).get("checkpoint", "")),
-                "annotators": sorted(annotators[pair.pair_id]), "sources": sorted(sources[pair.pair_id]),
-                "length_unit": "words",
-            },
-        })
+        n_win, n_lose = (
+            (verdict.counts["A"], verdict.counts["B"]) if a_wins else (verdict.counts["B"], verdict.counts["A"])
+        )
+        rows.append(
+            {
+                "prompt": pair.prompt,
+                "chosen": chosen,
+                "rejected": rejected,
+                "category": pair.category,
+                "chosen_len": word_count(chosen),
+                "rejected_len": word_count(rejected),
+                "votes": {"chosen": n_win, "rejected": n_lose, "tie": verdict.counts["tie"]},
+                "provenance": {
+                    **(provenance or {}),
+                    "pair_id": pair.pair_id,
+                    "checkpoint": pair.meta.get("checkpoint", (provenance or {}).get("checkpoint", "")),
+                    "annotators": sorted(annotators[pair.pair_id]),
+                    "sources": sorted(sources[pair.pair_id]),
+                    "length_unit": "words",
+                },
+            }
+        )
     return rows
 
 
 def drop_report(verdicts: Sequence[Verdict]) -> dict:
     statuses = Counter(v.status for v in verdicts)
-    return {"pairs": len(verdicts), "kept": statuses.get("kept", 0),
-            "dropped": {reason: statuses.get(reason, 0) for reason in DROP_REASONS}}
+    return {
+        "pairs": len(verdicts),
+        "kept": statuses.get("kept", 0),
+        "dropped": {reason: statuses.get(reason, 0) for reason in DROP_REASONS},
+    }

@@ -134,31 +134,44 @@ def length_statistics(pairs: Sequence[Comparison], votes: Iterable[Vote], judge=
     votes = [v for v in votes if v.pair_id in by_id]
     stats = {"votes": longer_win_rates((by_id[v.pair_id].len_a, by_id[v.pair_id].len_b, v.choice) for v in votes)}
     if judge is not None:
-        utility = {p.pair_id: (judge.score(p.prompt, p.response_a).overall, judge.score(p.prompt, p.response_b).overall)
-                   for p in pairs}
-        gold = ((p.len_a, p.len_b, "A" if utility[p.pair_id][0] > utility[p.pair_id][1] else "B")
-                for p in pairs if utility[p.pair_id][0] != utility[p.pair_id][1])
+        utility = {
+            p.pair_id: (judge.score(p.prompt, p.response_a).overall, judge.score(p.prompt, p.response_b).overall)
+            for p in pairs
+        }
+        gold = (
+            (p.len_a, p.len_b, "A" if utility[p.pair_id][0] > utility[p.pair_id][1] else "B")
+            for p in pairs
+            if utility[p.pair_id][0] != utility[p.pair_id][1]
+        )
         stats["gold"] = longer_win_rates(gold)
         decisive = [v for v in votes if v.choice in ("A", "B")]
 
         def fit(subset):
-            return fit_length_bias([utility[v.pair_id][0] - utility[v.pair_id][1] for v in subset],
-                                   [by_id[v.pair_id].len_a - by_id[v.pair_id].len_b for v in subset],
-                                   [v.choice == "A" for v in subset])
+            return fit_length_bias(
+                [utility[v.pair_id][0] - utility[v.pair_id][1] for v in subset],
+                [by_id[v.pair_id].len_a - by_id[v.pair_id].len_b for v in subset],
+                [v.choice == "A" for v in subset],
+            )
 
         # Per annotator, because each has its own noise: pooling annotators of different temperatures
         # (and random ones) shrinks the utility weight more than the length weight and inflates the ratio.
-        per_annotator = {a: fit([v for v in decisive if v.annotator == a])
-                         for a in sorted({v.annotator for v in decisive})}
+        per_annotator = {
+            a: fit([v for v in decisive if v.annotator == a]) for a in sorted({v.annotator for v in decisive})
+        }
         estimates = sorted(f["length_bias"] for f in per_annotator.values() if not math.isnan(f["length_bias"]))
         median = (estimates[(len(estimates) - 1) // 2] + estimates[len(estimates) // 2]) / 2 if estimates else math.nan
-        stats["fitted_length_bias"] = {**fit(decisive), "pooled_length_bias": fit(decisive)["length_bias"],
-                                       "length_bias": median, "per_annotator": per_annotator}
+        stats["fitted_length_bias"] = {
+            **fit(decisive),
+            "pooled_length_bias": fit(decisive)["length_bias"],
+            "length_bias": median,
+            "per_annotator": per_annotator,
+        }
     return stats
 
 
-def fit_length_bias(delta_utility: Sequence[float], delta_length: Sequence[int], prefers_a: Sequence[bool],
-                    steps: int = 200) -> dict:
+def fit_length_bias(
+    delta_utility: Sequence[float], delta_length: Sequence[int], prefers_a: Sequence[bool], steps: int = 200
+) -> dict:
     """Fit P(A) = sigmoid(w_u * du + w_l * dlen / 10) by Newton's method; the length bias is w_l / w_u.
 
     This is the annotator model's own form (bias in utility per 10 extra words), so on the gym the
@@ -180,5 +193,9 @@ def fit_length_bias(delta_utility: Sequence[float], delta_length: Sequence[int],
         if step.abs().max() < 1e-10:
             break
     w_u, w_l = float(w[0]), float(w[1])
-    return {"length_bias": w_l / w_u if abs(w_u) > 1e-9 else math.nan, "w_utility": w_u, "w_length": w_l,
-            "n": len(delta_utility)}
+    return {
+        "length_bias": w_l / w_u if abs(w_u) > 1e-9 else math.nan,
+        "w_utility": w_u,
+        "w_length": w_l,
+        "n": len(delta_utility),
+    }

@@ -41,17 +41,24 @@ def gym_prompts(gym, split: str = "train") -> list[Prompt]:
     return [Prompt(p.text, p.category) for p in gym.prompts(split)]
 
 
-def sample_pairs(model, tokenizer, prompts: Sequence[Prompt], k: int, decoding: Decoding, seed: int,
-                 checkpoint: str) -> tuple[list[dict], list[Comparison], SkipReport]:
+def sample_pairs(
+    model, tokenizer, prompts: Sequence[Prompt], k: int, decoding: Decoding, seed: int, checkpoint: str
+) -> tuple[list[dict], list[Comparison], SkipReport]:
     samples = sample_responses(model, tokenizer, prompts, k=k, decoding=decoding, seed=seed, checkpoint=checkpoint)
     skips = SkipReport()
     return samples, build_comparisons(samples, skips), skips
 
 
-def filter_and_report(pairs: Sequence[Comparison], votes: Sequence[Vote], min_agreement: float = 0.6,
-                      drop_cycles: bool = True, judge=None, provenance: dict | None = None,
-                      pair_skips: SkipReport | None = None,
-                      selection: SelectionReport | None = None) -> tuple[list[dict], dict]:
+def filter_and_report(
+    pairs: Sequence[Comparison],
+    votes: Sequence[Vote],
+    min_agreement: float = 0.6,
+    drop_cycles: bool = True,
+    judge=None,
+    provenance: dict | None = None,
+    pair_skips: SkipReport | None = None,
+    selection: SelectionReport | None = None,
+) -> tuple[list[dict], dict]:
     """Aggregate votes, filter, and build the report (drops per reason, agreement, length statistics)."""
     verdicts = filter_pairs(pairs, votes, min_agreement=min_agreement, drop_cycles=drop_cycles)
     rows = preference_rows(pairs, verdicts, votes, provenance)
@@ -99,16 +106,20 @@ def format_report(report: dict) -> str:
     lines = []
     prompts = report.get("prompts")
     if prompts:
-        lines.append("prompts per category (before -> after): " + ", ".join(
-            f"{c} {prompts['before'].get(c, 0)}->{prompts['after'].get(c, 0)}" for c in prompts["before"]))
+        lines.append(
+            "prompts per category (before -> after): "
+            + ", ".join(f"{c} {prompts['before'].get(c, 0)}->{prompts['after'].get(c, 0)}" for c in prompts["before"])
+        )
         lines.append(f"prompts dropped: {prompts['dropped_total'] or 'none'}")
     pairs, filtering = report["pairs"], report["filtering"]
     lines.append(f"pairs built: {pairs['built']} (skipped: {pairs['skipped'] or 'none'})")
     lines.append(f"pairs kept: {filtering['kept']} of {filtering['pairs']}; dropped: {filtering['dropped']}")
     agreement = report["agreement"]
-    lines.append(f"votes: {report['votes']['total']} from {report['votes']['annotators']} annotators; "
-                 f"pairwise agreement {agreement['pairwise_agreement']:.3f}, "
-                 f"Fleiss kappa {agreement['fleiss_kappa']:.3f}, mean Cohen kappa {agreement['cohen_kappa_mean']:.3f}")
+    lines.append(
+        f"votes: {report['votes']['total']} from {report['votes']['annotators']} annotators; "
+        f"pairwise agreement {agreement['pairwise_agreement']:.3f}, "
+        f"Fleiss kappa {agreement['fleiss_kappa']:.3f}, mean Cohen kappa {agreement['cohen_kappa_mean']:.3f}"
+    )
     length = report["length"]
     lines.append("longer response wins (votes" + (" | gold judge" if "gold" in length else "") + "), by length gap:")
     for bucket, stats in length["votes"].items():
@@ -118,7 +129,9 @@ def format_report(report: dict) -> str:
     if "fitted_length_bias" in length:
         fit = length["fitted_length_bias"]
         per = ", ".join(f"{a} {f['length_bias']:.2f}" for a, f in fit["per_annotator"].items())
-        lines.append(f"fitted length bias (utility per 10 words): median over annotators {fit['length_bias']:.3f} "
-                     f"[{per}]; pooled {fit['pooled_length_bias']:.3f} (n={fit['n']})")
+        lines.append(
+            f"fitted length bias (utility per 10 words): median over annotators {fit['length_bias']:.3f} "
+            f"[{per}]; pooled {fit['pooled_length_bias']:.3f} (n={fit['n']})"
+        )
     lines.append(f"preference rows per category: {report['categories']}")
     return "\n".join(lines)

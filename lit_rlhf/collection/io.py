@@ -30,7 +30,9 @@ def read_pairs(path: str | os.PathLike) -> list[Comparison]:
         if not isinstance(pair_id, str):
             raise DataError(f"expected a string, got {type(pair_id).__name__}", str(path), line, "pair_id")
         if pair_id in seen:
-            raise DataError(f"duplicate pair id {pair_id!r} (first on line {seen[pair_id]})", str(path), line, "pair_id")
+            raise DataError(
+                f"duplicate pair id {pair_id!r} (first on line {seen[pair_id]})", str(path), line, "pair_id"
+            )
         meta = row.get("meta", {})
         if not isinstance(meta, dict):
             raise DataError("expected an object", str(path), line, "meta")
@@ -99,13 +101,19 @@ def load_hf(path: str | os.PathLike) -> list[dict]:
 
     out = []
     for row in load_from_disk(str(path)):
-        out.append({k: json.loads(v) if k in ("votes", "provenance") and isinstance(v, str) else v
-                    for k, v in row.items()})
+        out.append(
+            {k: json.loads(v) if k in ("votes", "provenance") and isinstance(v, str) else v for k, v in row.items()}
+        )
     return out
 
 
-def import_label_studio(path: str | os.PathLike, prompt_key: str = "prompt", left_key: str = "answer1",
-                        right_key: str = "answer2", category_key: str = "category") -> tuple[list[Comparison], list[Vote]]:
+def import_label_studio(
+    path: str | os.PathLike,
+    prompt_key: str = "prompt",
+    left_key: str = "answer1",
+    right_key: str = "answer2",
+    category_key: str = "category",
+) -> tuple[list[Comparison], list[Vote]]:
     """Pairs and votes from a Label Studio JSON export of the pairwise-comparison template.
 
     Each task's ``data`` holds the prompt and the two answers (keys configurable); each annotation's
@@ -128,20 +136,23 @@ def import_label_studio(path: str | os.PathLike, prompt_key: str = "prompt", lef
         prompt = require_text(data, prompt_key, where, None)
         a, b = require_text(data, left_key, where, None), require_text(data, right_key, where, None)
         category = optional_category(data, where, None, default="unknown", key=category_key)
-        pair = Comparison(pair_id_for(prompt, a, b), prompt, category, a, b,
-                          {"label_studio_task": task.get("id")})
+        pair = Comparison(pair_id_for(prompt, a, b), prompt, category, a, b, {"label_studio_task": task.get("id")})
         pairs.append(pair)
         for annotation in task.get("annotations") or []:
             if annotation.get("was_cancelled"):
                 continue
-            selected = [r.get("value", {}).get("selected") for r in annotation.get("result", [])
-                        if r.get("type") == "pairwise"]
+            selected = [
+                r.get("value", {}).get("selected") for r in annotation.get("result", []) if r.get("type") == "pairwise"
+            ]
             if len(selected) != 1 or selected[0] not in ("left", "right"):
-                raise DataError(f"annotation {annotation.get('id')} needs one pairwise result 'left' or 'right', "
-                                f"got {selected}", where, None, "annotations")
+                raise DataError(
+                    f"annotation {annotation.get('id')} needs one pairwise result 'left' or 'right', got {selected}",
+                    where,
+                    None,
+                    "annotations",
+                )
             who = annotation.get("completed_by", "unknown")
             if isinstance(who, dict):  # newer exports nest the user
                 who = who.get("email") or who.get("id")
-            votes.append(Vote(pair.pair_id, str(who),
-                              "A" if selected[0] == "left" else "B", source="label_studio"))
+            votes.append(Vote(pair.pair_id, str(who), "A" if selected[0] == "left" else "B", source="label_studio"))
     return pairs, votes

@@ -44,8 +44,25 @@ class QualityScorer(Protocol):
 
 
 _QUESTION_WORDS = {"what", "who", "how", "why", "when", "where", "which", "is", "are", "can", "do", "does"}
-_IMPERATIVES = {"write", "describe", "tell", "explain", "compute", "add", "answer", "reply", "list", "give",
-                "show", "help", "introduce", "summarise", "summarize", "translate", "make"}
+_IMPERATIVES = {
+    "write",
+    "describe",
+    "tell",
+    "explain",
+    "compute",
+    "add",
+    "answer",
+    "reply",
+    "list",
+    "give",
+    "show",
+    "help",
+    "introduce",
+    "summarise",
+    "summarize",
+    "translate",
+    "make",
+}
 
 
 class HeuristicQualityScorer:
@@ -63,8 +80,11 @@ class HeuristicQualityScorer:
         words = normalized_words(text)
         if not words:
             return PromptQuality(0.0, 0.0, 0.0)
-        intent = 1.0 if (words[0] in _QUESTION_WORDS | _IMPERATIVES or "?" in words
-                         or any(w in _IMPERATIVES for w in words[:4])) else 0.3
+        intent = (
+            1.0
+            if (words[0] in _QUESTION_WORDS | _IMPERATIVES or "?" in words or any(w in _IMPERATIVES for w in words[:4]))
+            else 0.3
+        )
         alnum = [w for w in words if w[0].isalnum()]
         clean = [w for w in alnum if not re.fullmatch(r"(.)\1{3,}", w)]
         semantic = len(clean) / max(1, len(alnum)) if alnum else 0.0
@@ -100,7 +120,7 @@ def normalized_words(text: str) -> list[str]:
 
 def shingles(words: list[str]) -> set[tuple[str, ...]]:
     """Word bigrams (a single word for one-word prompts); bigrams keep "3 plus 4" apart from "4 plus 3"."""
-    return {tuple(words[i:i + 2]) for i in range(max(1, len(words) - 1))}
+    return {tuple(words[i : i + 2]) for i in range(max(1, len(words) - 1))}
 
 
 def jaccard(a: set, b: set) -> float:
@@ -123,7 +143,8 @@ class SelectionReport:
 
     def as_dict(self) -> dict:
         return {
-            "before": dict(sorted(self.before.items())), "after": dict(sorted(self.after.items())),
+            "before": dict(sorted(self.before.items())),
+            "after": dict(sorted(self.after.items())),
             "dropped": {r: dict(sorted(c.items())) for r, c in self.dropped.items()},
             "dropped_total": {r: sum(c.values()) for r, c in self.dropped.items()},
             "examples": self.examples,
@@ -180,8 +201,9 @@ def _drop_near_duplicates(prompts: list[Prompt], threshold: float, report: Selec
         grams = shingles(normalized_words(p.text))
         peers = kept_by_category.setdefault(p.category, [])
         # Jaccard(a, b) <= min(|a|, |b|) / max(|a|, |b|), so far-apart sizes can be skipped.
-        if any(min(n, len(grams)) >= threshold * max(n, len(grams)) and jaccard(grams, g) >= threshold
-               for n, g in peers):
+        if any(
+            min(n, len(grams)) >= threshold * max(n, len(grams)) and jaccard(grams, g) >= threshold for n, g in peers
+        ):
             report.drop("near_duplicate", p)
             continue
         peers.append((len(grams), grams))
@@ -189,8 +211,9 @@ def _drop_near_duplicates(prompts: list[Prompt], threshold: float, report: Selec
     return out
 
 
-def _cap_categories(prompts: list[Prompt], cap: int | None, balance: bool, seed: int,
-                    report: SelectionReport) -> list[Prompt]:
+def _cap_categories(
+    prompts: list[Prompt], cap: int | None, balance: bool, seed: int, report: SelectionReport
+) -> list[Prompt]:
     counts = Counter(p.category for p in prompts)
     if balance and counts:
         cap = min([*counts.values(), *([cap] if cap is not None else [])])

@@ -25,8 +25,10 @@ class Decoding:
 
     def __post_init__(self):
         if self.max_new_tokens < 1 or self.temperature <= 0 or not 0 < self.top_p <= 1 or self.batch_size < 1:
-            raise ValueError(f"bad decoding settings {self}: need max_new_tokens >= 1, temperature > 0, "
-                             "0 < top_p <= 1, batch_size >= 1")
+            raise ValueError(
+                f"bad decoding settings {self}: need max_new_tokens >= 1, temperature > 0, "
+                "0 < top_p <= 1, batch_size >= 1"
+            )
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,13 @@ def pair_id_for(prompt: str, response_a: str, response_b: str) -> str:
 
 
 def sample_responses(
-    model, tokenizer, prompts: Sequence[Prompt], k: int = 2, decoding: Decoding = Decoding(),
-    seed: int = 0, checkpoint: str = "",
+    model,
+    tokenizer,
+    prompts: Sequence[Prompt],
+    k: int = 2,
+    decoding: Decoding = Decoding(),
+    seed: int = 0,
+    checkpoint: str = "",
 ) -> list[dict]:
     """``k`` sampled responses per prompt (batched generation, KV cache, left padding), seeded.
 
@@ -74,19 +81,33 @@ def sample_responses(
         raise ValueError(f"k must be >= 2 to form pairs, got {k}")
     texts = [p.text for p in prompts]
     samples = [
-        generate(model, tokenizer, texts, max_new_tokens=decoding.max_new_tokens, do_sample=True,
-                 temperature=decoding.temperature, top_p=decoding.top_p, batch_size=decoding.batch_size,
-                 seed=seed + j)
+        generate(
+            model,
+            tokenizer,
+            texts,
+            max_new_tokens=decoding.max_new_tokens,
+            do_sample=True,
+            temperature=decoding.temperature,
+            top_p=decoding.top_p,
+            batch_size=decoding.batch_size,
+            seed=seed + j,
+        )
         for j in range(k)
     ]
     rows = []
     for i, p in enumerate(prompts):
         responses = [samples[j][i] for j in range(k)]
-        rows.append({
-            "prompt": p.text, "category": p.category, "responses": responses,
-            "lengths": [word_count(r) for r in responses], "checkpoint": checkpoint,
-            "decoding": asdict(decoding), "seed": seed,
-        })
+        rows.append(
+            {
+                "prompt": p.text,
+                "category": p.category,
+                "responses": responses,
+                "lengths": [word_count(r) for r in responses],
+                "checkpoint": checkpoint,
+                "decoding": asdict(decoding),
+                "seed": seed,
+            }
+        )
     return rows
 
 

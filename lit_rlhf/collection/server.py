@@ -39,7 +39,7 @@ from lit_rlhf.collection.votes import CRITERIA
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024  # a label with all ratings is ~300 bytes
-MAX_TARGET_BYTES = 2048     # path + query string
+MAX_TARGET_BYTES = 2048  # path + query string
 MAX_PAIR_ID_CHARS = 200
 IN_PROCESS_PEER = "testclient"  # the peer Starlette's TestClient reports: the app called in-process, no socket
 
@@ -59,12 +59,18 @@ def serving_mode(store: AnnotationStore, host: str) -> str:
     if store.has_tokens():
         return "token"
     if not is_loopback(host):
-        raise ValueError(f"refusing to serve {store.path} on {host} without tokens (anyone reaching the port could "
-                         f"label as anyone): run `lit-rlhf-annotate add-annotator --db {store.path} NAME` "
-                         "for each annotator, or serve on 127.0.0.1")
-    logger.warning("OPEN LOCAL MODE: %s has no tokens, so any program on this machine can label as any annotator id "
-                   "(other machines are refused). To serve other people, issue tokens: "
-                   "lit-rlhf-annotate add-annotator --db %s NAME", store.path, store.path)
+        raise ValueError(
+            f"refusing to serve {store.path} on {host} without tokens (anyone reaching the port could "
+            f"label as anyone): run `lit-rlhf-annotate add-annotator --db {store.path} NAME` "
+            "for each annotator, or serve on 127.0.0.1"
+        )
+    logger.warning(
+        "OPEN LOCAL MODE: %s has no tokens, so any program on this machine can label as any annotator id "
+        "(other machines are refused). To serve other people, issue tokens: "
+        "lit-rlhf-annotate add-annotator --db %s NAME",
+        store.path,
+        store.path,
+    )
     return "open"
 
 
@@ -126,9 +132,17 @@ class LimitRequestSize:
 async def refuse(send, status: int, detail: str) -> None:
     """A JSON error that closes the connection: the rest of the body is never read."""
     payload = json.dumps({"detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-                            (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})
 
 
@@ -179,8 +193,11 @@ def create_app(store: AnnotationStore, max_body_bytes: int = MAX_BODY_BYTES):
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         found = store.identify(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
         if found is None:
-            raise HTTPException(401, "a valid token is needed (Authorization: Bearer <token>); "
-                                     "`lit-rlhf-annotate add-annotator` issues one", {"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401,
+                "a valid token is needed (Authorization: Bearer <token>); `lit-rlhf-annotate add-annotator` issues one",
+                {"WWW-Authenticate": "Bearer"},
+            )
         return Caller(*found)
 
     Who = Annotated[Caller, Depends(caller)]
@@ -253,8 +270,14 @@ class AnnotationServer:
     ...     print(server.url)
     """
 
-    def __init__(self, store: AnnotationStore, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning",
-                 max_body_bytes: int = MAX_BODY_BYTES):
+    def __init__(
+        self,
+        store: AnnotationStore,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        log_level: str = "warning",
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ):
         self.store, self.host, self.port, self.log_level = store, host, port, log_level
         self.max_body_bytes = max_body_bytes
         self.mode: str | None = None
@@ -283,11 +306,16 @@ class AnnotationServer:
         self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._socket.bind((self.host, self.port))
         self.port = self._socket.getsockname()[1]
-        config = uvicorn.Config(create_app(self.store, self.max_body_bytes), log_level=self.log_level,
-                                access_log=False, timeout_graceful_shutdown=5)
+        config = uvicorn.Config(
+            create_app(self.store, self.max_body_bytes),
+            log_level=self.log_level,
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
-                                        name="annotation-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, name="annotation-server", daemon=True
+        )
         self._thread.start()
         deadline = timeout_s
         while not self._server.started:

@@ -38,9 +38,15 @@ def run(cfg: DictConfig) -> dict:
     log = noisy_usage_log(gym_prompts(gym, pcfg.prompts.split), float(pcfg.prompts.noise_share), gym.seed)
     scorer = instantiate(pcfg.prompts.scorer) if pcfg.prompts.get("scorer") else None
     prompts, selection = select_prompts(
-        log, min_words=int(pcfg.prompts.min_words), near_duplicate_threshold=pcfg.prompts.near_duplicate_threshold,
-        scorer=scorer, min_quality=float(pcfg.prompts.min_quality),
-        max_per_category=pcfg.prompts.max_per_category, balance=bool(pcfg.prompts.balance), seed=seed)
+        log,
+        min_words=int(pcfg.prompts.min_words),
+        near_duplicate_threshold=pcfg.prompts.near_duplicate_threshold,
+        scorer=scorer,
+        min_quality=float(pcfg.prompts.min_quality),
+        max_per_category=pcfg.prompts.max_per_category,
+        balance=bool(pcfg.prompts.balance),
+        seed=seed,
+    )
 
     source = str(cfg.model.get("source", "embedded"))
     model, tokenizer = _load_policy(cfg)
@@ -48,22 +54,43 @@ def run(cfg: DictConfig) -> dict:
     samples, pairs, pair_skips = sample_pairs(model, tokenizer, prompts, int(pcfg.k), decoding, seed, source)
 
     acfg = pcfg.annotators
-    annotators = gym.annotators(int(acfg.n), temperature=float(acfg.temperature), length_bias=float(acfg.length_bias),
-                                tie_rate=float(acfg.tie_rate), inconsistent_share=float(acfg.inconsistent_share))
+    annotators = gym.annotators(
+        int(acfg.n),
+        temperature=float(acfg.temperature),
+        length_bias=float(acfg.length_bias),
+        tie_rate=float(acfg.tie_rate),
+        inconsistent_share=float(acfg.inconsistent_share),
+    )
     votes = annotate_with_simulators(pairs, annotators, gym.judge, per_pair=acfg.per_pair, seed=gym.seed)
-    provenance = {"checkpoint": source, "annotator_pool": OmegaConf.to_container(acfg), "seed": seed,
-                  "gym_seed": gym.seed,
-                  "decoding": OmegaConf.to_container(pcfg.decoding)}
+    provenance = {
+        "checkpoint": source,
+        "annotator_pool": OmegaConf.to_container(acfg),
+        "seed": seed,
+        "gym_seed": gym.seed,
+        "decoding": OmegaConf.to_container(pcfg.decoding),
+    }
     rows, report = filter_and_report(
-        pairs, votes, min_agreement=float(pcfg.filters.min_agreement), drop_cycles=bool(pcfg.filters.drop_cycles),
-        judge=gym.judge, provenance=provenance, pair_skips=pair_skips, selection=selection)
+        pairs,
+        votes,
+        min_agreement=float(pcfg.filters.min_agreement),
+        drop_cycles=bool(pcfg.filters.drop_cycles),
+        judge=gym.judge,
+        provenance=provenance,
+        pair_skips=pair_skips,
+        selection=selection,
+    )
     paths = write_collection(out, Collection(samples, pairs, votes, rows, report), hf=bool(pcfg.save_hf))
     report["outputs"] = paths
     write_json(out / "report.json", report)
     rank_zero_info(format_report(report))
     rank_zero_info(f"preference data set: {paths['preferences']} ({len(rows)} rows); report: {out / 'report.json'}")
-    summary = {"preferences": paths["preferences"], "rows": len(rows), "report": str(out / "report.json"),
-               "filtering": report["filtering"], "length": report["length"]}
+    summary = {
+        "preferences": paths["preferences"],
+        "rows": len(rows),
+        "report": str(out / "report.json"),
+        "filtering": report["filtering"],
+        "length": report["length"],
+    }
     write_json(out / "results.json", summary)  # written last: marks the stage as done
     return summary
 
@@ -74,5 +101,6 @@ def _load_policy(cfg: DictConfig):
     if source != EMBEDDED and not Path(source).exists() and source.startswith((".", "/", "~")):
         raise FileNotFoundError(
             f"policy checkpoint {source!r} does not exist: run `lit-rlhf-train experiment=gym_sft` first, "
-            "or set model.source to an HF checkpoint (or model=embedded to try the pipeline untrained)")
+            "or set model.source to an HF checkpoint (or model=embedded to try the pipeline untrained)"
+        )
     return instantiate(cfg.model)

@@ -59,8 +59,9 @@ def shorten(text: str, limit: int = 80) -> str:
 
 def check_name(name: str) -> str:
     if not isinstance(name, str) or re.fullmatch(NAME_PATTERN, name) is None:
-        raise ValueError(f"name {shorten(name, 64)} must be 1-64 letters, digits or ._@- (starting with a letter "
-                         "or digit)")
+        raise ValueError(
+            f"name {shorten(name, 64)} must be 1-64 letters, digits or ._@- (starting with a letter or digit)"
+        )
     return name
 
 
@@ -82,8 +83,7 @@ class ConflictingLabel(ValueError):
     """A second, different label for a (pair, annotator) that already has one."""
 
 
-SHOWN_TO_CANONICAL = {"AB": {"left": "A", "right": "B", "tie": "tie"},
-                      "BA": {"left": "B", "right": "A", "tie": "tie"}}
+SHOWN_TO_CANONICAL = {"AB": {"left": "A", "right": "B", "tie": "tie"}, "BA": {"left": "B", "right": "A", "tie": "tie"}}
 
 
 class AnnotationStore:
@@ -93,8 +93,14 @@ class AnnotationStore:
     (a late label is still stored: nothing submitted is lost).
     """
 
-    def __init__(self, path: str | os.PathLike, labels_per_pair: int = 1, assignment_timeout_s: float = 3600.0,
-                 synchronous: str = "FULL", seed: int = 0):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        labels_per_pair: int = 1,
+        assignment_timeout_s: float = 3600.0,
+        synchronous: str = "FULL",
+        seed: int = 0,
+    ):
         if labels_per_pair < 1:
             raise ValueError(f"labels_per_pair must be >= 1, got {labels_per_pair}")
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
@@ -154,21 +160,26 @@ class AnnotationStore:
         added = 0
         with self._transaction() as db:
             for p in pairs:
-                row = db.execute("SELECT prompt, response_a, response_b FROM pairs WHERE pair_id = ?",
-                                 (p.pair_id,)).fetchone()
+                row = db.execute(
+                    "SELECT prompt, response_a, response_b FROM pairs WHERE pair_id = ?", (p.pair_id,)
+                ).fetchone()
                 if row is not None:
                     if row != (p.prompt, p.response_a, p.response_b):
                         raise ValueError(f"pair id {shorten(p.pair_id)} already holds a different pair")
                     continue
-                db.execute("INSERT INTO pairs VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
-                           (p.pair_id, p.prompt, p.category, p.response_a, p.response_b,
-                            json.dumps(p.meta), time.time()))
+                db.execute(
+                    "INSERT INTO pairs VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
+                    (p.pair_id, p.prompt, p.category, p.response_a, p.response_b, json.dumps(p.meta), time.time()),
+                )
                 added += 1
         return added
 
     def pairs(self) -> list[Comparison]:
-        rows = self._connection().execute(
-            "SELECT pair_id, prompt, category, response_a, response_b, meta FROM pairs ORDER BY rowid").fetchall()
+        rows = (
+            self._connection()
+            .execute("SELECT pair_id, prompt, category, response_a, response_b, meta FROM pairs ORDER BY rowid")
+            .fetchall()
+        )
         return [Comparison(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
 
     # -- serving -----------------------------------------------------------------------------------
@@ -186,17 +197,26 @@ class AnnotationStore:
                 """SELECT a.pair_id, a.shown_order, a.assigned_at FROM assignments a
                    LEFT JOIN labels l ON l.pair_id = a.pair_id AND l.annotator = a.annotator
                    WHERE a.annotator = ? AND l.pair_id IS NULL ORDER BY a.assigned_at LIMIT 1""",
-                (annotator,)).fetchone()
+                (annotator,),
+            ).fetchone()
             if row is None:
                 row = self._assign_new(db, annotator, now)
             if row is None:
                 return None
             pair_id, shown_order, assigned_at = row
-            p = db.execute("SELECT prompt, category, response_a, response_b FROM pairs WHERE pair_id = ?",
-                           (pair_id,)).fetchone()
+            p = db.execute(
+                "SELECT prompt, category, response_a, response_b FROM pairs WHERE pair_id = ?", (pair_id,)
+            ).fetchone()
         left, right = (p[2], p[3]) if shown_order == "AB" else (p[3], p[2])
-        return {"pair_id": pair_id, "prompt": p[0], "category": p[1], "left": left, "right": right,
-                "shown_order": shown_order, "shown_at": assigned_at}
+        return {
+            "pair_id": pair_id,
+            "prompt": p[0],
+            "category": p[1],
+            "left": left,
+            "right": right,
+            "shown_order": shown_order,
+            "shown_at": assigned_at,
+        }
 
     def _assign_new(self, db, annotator: str, now: float):
         # Active load of a pair: its labels plus served-and-pending assignments that have not timed out.
@@ -209,7 +229,8 @@ class AnnotationStore:
                         AND NOT EXISTS (SELECT 1 FROM labels l2 WHERE l2.pair_id = a.pair_id
                                         AND l2.annotator = a.annotator)) < ?
                ORDER BY p.n_served, p.rowid LIMIT 1""",
-            (annotator, now - self.assignment_timeout_s, self.labels_per_pair)).fetchone()
+            (annotator, now - self.assignment_timeout_s, self.labels_per_pair),
+        ).fetchone()
         if row is None:
             return None
         pair_id = row[0]
@@ -219,8 +240,14 @@ class AnnotationStore:
         return pair_id, shown_order, now
 
     # -- labels ------------------------------------------------------------------------------------
-    def submit(self, pair_id: str, annotator: str, choice: str, ratings_left: dict | None = None,
-               ratings_right: dict | None = None) -> str:
+    def submit(
+        self,
+        pair_id: str,
+        annotator: str,
+        choice: str,
+        ratings_left: dict | None = None,
+        ratings_right: dict | None = None,
+    ) -> str:
         """Store a label given as the annotator saw it (``choice`` "left"/"right"/"tie").
 
         Returns "stored" or "duplicate" (the same label again); raises ``UnknownPair``, ``NotAssigned``,
@@ -232,30 +259,45 @@ class AnnotationStore:
         with self._transaction() as db:
             if db.execute("SELECT 1 FROM pairs WHERE pair_id = ?", (pair_id,)).fetchone() is None:
                 raise UnknownPair(pair_id)
-            assignment = db.execute("SELECT shown_order, assigned_at FROM assignments WHERE pair_id = ? AND annotator = ?",
-                                    (pair_id, annotator)).fetchone()
+            assignment = db.execute(
+                "SELECT shown_order, assigned_at FROM assignments WHERE pair_id = ? AND annotator = ?",
+                (pair_id, annotator),
+            ).fetchone()
             if assignment is None:
                 raise NotAssigned(f"pair {shorten(pair_id)} was never shown to annotator {shorten(annotator)}")
             shown_order, shown_at = assignment
             canonical = check_choice(SHOWN_TO_CANONICAL[shown_order][choice])
-            ratings_a, ratings_b = (ratings_left, ratings_right) if shown_order == "AB" else (ratings_right, ratings_left)
+            ratings_a, ratings_b = (
+                (ratings_left, ratings_right) if shown_order == "AB" else (ratings_right, ratings_left)
+            )
             payload = (canonical, json.dumps(ratings_a, sort_keys=True), json.dumps(ratings_b, sort_keys=True))
-            existing = db.execute("SELECT choice, ratings_a, ratings_b FROM labels WHERE pair_id = ? AND annotator = ?",
-                                  (pair_id, annotator)).fetchone()
+            existing = db.execute(
+                "SELECT choice, ratings_a, ratings_b FROM labels WHERE pair_id = ? AND annotator = ?",
+                (pair_id, annotator),
+            ).fetchone()
             if existing is not None:
                 if tuple(existing) == payload:
                     return "duplicate"
                 # The stored label is not repeated: the message may reach someone who only claims this name.
-                raise ConflictingLabel(f"annotator {shorten(annotator)} already labelled pair {shorten(pair_id)} "
-                                       "differently; labels are final")
-            db.execute("INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (pair_id, annotator, *payload, shown_order, shown_at, time.time()))
+                raise ConflictingLabel(
+                    f"annotator {shorten(annotator)} already labelled pair {shorten(pair_id)} "
+                    "differently; labels are final"
+                )
+            db.execute(
+                "INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (pair_id, annotator, *payload, shown_order, shown_at, time.time()),
+            )
         return "stored"
 
     def votes(self) -> list[Vote]:
-        rows = self._connection().execute(
-            "SELECT pair_id, annotator, choice, ratings_a, ratings_b, shown_order, shown_at, submitted_at "
-            "FROM labels ORDER BY submitted_at, pair_id, annotator").fetchall()
+        rows = (
+            self._connection()
+            .execute(
+                "SELECT pair_id, annotator, choice, ratings_a, ratings_b, shown_order, shown_at, submitted_at "
+                "FROM labels ORDER BY submitted_at, pair_id, annotator"
+            )
+            .fetchall()
+        )
         return [Vote(r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4]), "human", r[5], r[6], r[7]) for r in rows]
 
     def progress(self, annotator: str | None = None) -> dict:
@@ -264,8 +306,9 @@ class AnnotationStore:
         n_labels = db.execute("SELECT COUNT(*) FROM labels").fetchone()[0]
         out = {"pairs": n_pairs, "labels": n_labels, "labels_wanted": n_pairs * self.labels_per_pair}
         if annotator is not None:
-            out["done_by_annotator"] = db.execute("SELECT COUNT(*) FROM labels WHERE annotator = ?",
-                                                  (annotator,)).fetchone()[0]
+            out["done_by_annotator"] = db.execute(
+                "SELECT COUNT(*) FROM labels WHERE annotator = ?", (annotator,)
+            ).fetchone()[0]
         return out
 
     # -- access tokens -----------------------------------------------------------------------------
@@ -279,7 +322,9 @@ class AnnotationStore:
             row = db.execute("SELECT role FROM tokens WHERE name = ?", (name,)).fetchone()
             if row is not None and row[0] != role:
                 raise ValueError(f"{name!r} already has a token as {row[0]}; pick another name for the {role}")
-            db.execute("INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?)", (name, role, token_digest(token), time.time()))
+            db.execute(
+                "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?)", (name, role, token_digest(token), time.time())
+            )
         return token
 
     def has_tokens(self) -> bool:

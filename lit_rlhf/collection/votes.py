@@ -57,7 +57,11 @@ def check_ratings(ratings) -> dict[str, int]:
 
 
 def annotate_with_simulators(
-    pairs: Sequence[Comparison], annotators: Sequence, judge, per_pair: int | None = None, seed: int = 0,
+    pairs: Sequence[Comparison],
+    annotators: Sequence,
+    judge,
+    per_pair: int | None = None,
+    seed: int = 0,
 ) -> list[Vote]:
     """Label every pair with ``per_pair`` annotators drawn from the pool (all of them when None).
 
@@ -76,6 +80,15 @@ def annotate_with_simulators(
             label = annotator.label(pair.prompt, left, right, judge, seed=seed)
             choice = {"A": "B", "B": "A", "tie": "tie"}[label.choice] if flipped else label.choice
             ratings_a, ratings_b = (label.ratings_b, label.ratings_a) if flipped else (label.ratings_a, label.ratings_b)
-            votes.append(Vote(pair.pair_id, label.annotator, choice, ratings_a, ratings_b,
-                              source="simulated", shown_order="BA" if flipped else "AB"))
+            votes.append(
+                Vote(
+                    pair.pair_id,
+                    label.annotator,
+                    choice,
+                    ratings_a,
+                    ratings_b,
+                    source="simulated",
+                    shown_order="BA" if flipped else "AB",
+                )
+            )
     return votes

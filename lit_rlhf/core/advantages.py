@@ -13,8 +13,9 @@ import torch
 from lit_rlhf.core.masked import masked_whiten
 
 
-def gae_advantages(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0,
-                   lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+def gae_advantages(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0, lam: float = 0.95
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Advantages and returns, both ``[B, T]``, zero on padding.
 
     ``rewards``: ``[B, T]`` per-token rewards (e.g. from ``kl_penalized_rewards``); ``values``:
@@ -22,8 +23,10 @@ def gae_advantages(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tens
     tokens. Computed without gradient (they are targets), in at least float32.
     """
     if not rewards.shape == values.shape == mask.shape:
-        raise ValueError(f"rewards {tuple(rewards.shape)}, values {tuple(values.shape)} and mask "
-                         f"{tuple(mask.shape)} must have one shape [B, T]")
+        raise ValueError(
+            f"rewards {tuple(rewards.shape)}, values {tuple(values.shape)} and mask "
+            f"{tuple(mask.shape)} must have one shape [B, T]"
+        )
     dtype = torch.float64 if rewards.dtype == torch.float64 else torch.float32
     with torch.no_grad():
         r, v, m = rewards.to(dtype), values.to(dtype), mask.bool()

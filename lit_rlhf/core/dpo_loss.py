@@ -22,8 +22,9 @@ from lit_rlhf.core.masked import masked_mean, masked_sum
 LOSS_TYPES = ("sigmoid", "ipo")
 
 
-def response_token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, response_mask: torch.Tensor
-                            ) -> tuple[torch.Tensor, torch.Tensor]:
+def response_token_logprobs(
+    logits: torch.Tensor, input_ids: torch.Tensor, response_mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-prob of each next token and the mask of the ones that are response tokens.
 
     ``logits``: ``[B, T, V]`` from a causal LM over ``input_ids`` ``[B, T]``; ``response_mask``:
@@ -43,14 +44,21 @@ def sequence_logprobs(token_logps: torch.Tensor, mask: torch.Tensor, average: bo
     return masked_mean(token_logps, mask, dim=1) if average else masked_sum(token_logps, mask, dim=1)
 
 
-def logratio_margin(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
-                    ref_rejected: torch.Tensor) -> torch.Tensor:
+def logratio_margin(
+    policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor, ref_rejected: torch.Tensor
+) -> torch.Tensor:
     """``h = (π_w - ref_w) - (π_l - ref_l)`` from sequence log-probs, all ``[B]``."""
     return (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)
 
 
-def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
-             ref_rejected: torch.Tensor, beta: float = 0.1, label_smoothing: float = 0.0) -> torch.Tensor:
+def dpo_loss(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    beta: float = 0.1,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
     """Per-pair DPO loss ``[B]`` (see the module docstring); inputs are sequence log-probs ``[B]``."""
     if beta <= 0:
         raise ValueError(f"beta must be > 0, got {beta}")
@@ -61,8 +69,13 @@ def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_cho
     return -(1 - label_smoothing) * F.logsigmoid(logits) - label_smoothing * F.logsigmoid(-logits)
 
 
-def ipo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
-             ref_rejected: torch.Tensor, beta: float = 0.1) -> torch.Tensor:
+def ipo_loss(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    beta: float = 0.1,
+) -> torch.Tensor:
     """Per-pair IPO loss ``(h - 1/(2β))²`` ``[B]``; inputs are sequence log-probs ``[B]``."""
     if beta <= 0:
         raise ValueError(f"beta must be > 0, got {beta}")
@@ -70,9 +83,15 @@ def ipo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_cho
     return (margin - 1 / (2 * beta)) ** 2
 
 
-def preference_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
-                    ref_rejected: torch.Tensor, beta: float = 0.1, loss_type: str = "sigmoid",
-                    label_smoothing: float = 0.0) -> torch.Tensor:
+def preference_loss(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    beta: float = 0.1,
+    loss_type: str = "sigmoid",
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
     """``loss_type="sigmoid"`` (DPO) or ``"ipo"``; per pair ``[B]``."""
     if loss_type == "sigmoid":
         return dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta, label_smoothing)

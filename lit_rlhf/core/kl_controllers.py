@@ -54,8 +54,9 @@ class AdaptiveKLController:
             setattr(self, key, float(state[key]))
 
 
-def build_kl_controller(coef: float, adaptive: bool = False, target: float | None = None,
-                        horizon: float = 10000.0) -> FixedKLController | AdaptiveKLController:
+def build_kl_controller(
+    coef: float, adaptive: bool = False, target: float | None = None, horizon: float = 10000.0
+) -> FixedKLController | AdaptiveKLController:
     """A fixed controller, or an adaptive one when ``adaptive`` (then ``target`` is required)."""
     if not adaptive:
         return FixedKLController(coef)

@@ -16,8 +16,9 @@ def _row_chunks(n_rows: int, chunk_rows: int | None):
         yield slice(start, min(start + step, n_rows))
 
 
-def token_logprobs(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0,
-                   chunk_rows: int | None = 1) -> torch.Tensor:
+def token_logprobs(
+    logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0, chunk_rows: int | None = 1
+) -> torch.Tensor:
     """Log-probability of each label under the softmax of its logits.
 
     ``logits``: ``[B, T, V]`` where ``logits[:, t]`` scores ``labels[:, t]`` (the caller shifts:

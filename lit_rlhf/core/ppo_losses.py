@@ -14,19 +14,24 @@ from lit_rlhf.core.masked import masked_mean
 
 
 class PolicyLoss(NamedTuple):
-    loss: torch.Tensor           # scalar, to minimise
+    loss: torch.Tensor  # scalar, to minimise
     clip_fraction: torch.Tensor  # share of tokens where the clipped term was the active one
-    approx_kl: torch.Tensor      # k3 estimate of KL(π_old || π_θ) on the sampled tokens
-    ratio_mean: torch.Tensor     # mean of π_θ / π_old
+    approx_kl: torch.Tensor  # k3 estimate of KL(π_old || π_θ) on the sampled tokens
+    ratio_mean: torch.Tensor  # mean of π_θ / π_old
 
 
 class ValueLoss(NamedTuple):
-    loss: torch.Tensor           # scalar, to minimise
+    loss: torch.Tensor  # scalar, to minimise
     clip_fraction: torch.Tensor  # share of tokens where the clipped prediction was the active one
 
 
-def clipped_policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor,
-                        mask: torch.Tensor, clip_range: float = 0.2) -> PolicyLoss:
+def clipped_policy_loss(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    clip_range: float = 0.2,
+) -> PolicyLoss:
     """``L = mean_t max(-A_t ρ_t, -A_t clip(ρ_t, 1-ε, 1+ε))`` with ``ρ_t = exp(logp_t - logp_old_t)``.
 
     ``logprobs`` carries gradient; ``old_logprobs`` and ``advantages`` are treated as constants.
@@ -45,8 +50,9 @@ def clipped_policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, adva
     return PolicyLoss(loss, clip_fraction, approx_kl, ratio_mean)
 
 
-def clipped_value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor,
-                       mask: torch.Tensor, clip_range: float = 0.2) -> ValueLoss:
+def clipped_value_loss(
+    values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor, clip_range: float = 0.2
+) -> ValueLoss:
     """``L = ½ mean_t max((V_t - R_t)², (V_old_t + clip(V_t - V_old_t, ±ε) - R_t)²)``.
 
     Clipping keeps the value head within ``ε`` of its rollout-time prediction per update,

@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 
 
-def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor,
-                       margin: torch.Tensor | float | None = None) -> torch.Tensor:
+def bradley_terry_loss(
+    chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Tensor | float | None = None
+) -> torch.Tensor:
     """Per-pair ``-log sigmoid(r_w - r_l - margin)``.
 
     ``chosen`` and ``rejected`` are scores ``[B]``; ``margin`` is a float or ``[B]`` (e.g. how
@@ -33,8 +34,9 @@ def score_prior_penalty(chosen: torch.Tensor, rejected: torch.Tensor, coef: floa
     return coef * (chosen.float().pow(2) + rejected.float().pow(2))
 
 
-def reward_loss(chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Tensor | float | None = None,
-                prior_coef: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def reward_loss(
+    chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Tensor | float | None = None, prior_coef: float = 0.0
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Mean over pairs of Bradley-Terry loss plus the score prior.
 
     Returns ``(loss, parts)`` where ``parts`` holds the detached scalars ``bt_loss`` and

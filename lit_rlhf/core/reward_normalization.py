@@ -97,8 +97,9 @@ class RunningMeanStdNormalizer:
         self.count, self.mean, self.m2 = float(state["count"]), float(state["mean"]), float(state["m2"])
 
 
-def build_reward_normalizer(mode: str = "none", eps: float = 1e-8, shift_mean: bool = True,
-                            all_reduce_sum: AllReduceSum | None = None):
+def build_reward_normalizer(
+    mode: str = "none", eps: float = 1e-8, shift_mean: bool = True, all_reduce_sum: AllReduceSum | None = None
+):
     """``mode`` is one of ``none``, ``running`` (Welford mean/std) or ``batch`` (whitening per batch)."""
     if mode == "none":
         return IdentityNormalizer()

@@ -25,9 +25,14 @@ def last_token_index(mask: torch.Tensor) -> torch.Tensor:
     return torch.where(present, positions, -1).amax(dim=1)
 
 
-def kl_penalized_rewards(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: torch.Tensor,
-                         mask: torch.Tensor, kl_coef: float,
-                         estimator: KLEstimator = "k1") -> tuple[torch.Tensor, torch.Tensor]:
+def kl_penalized_rewards(
+    scores: torch.Tensor,
+    logprobs: torch.Tensor,
+    ref_logprobs: torch.Tensor,
+    mask: torch.Tensor,
+    kl_coef: float,
+    estimator: KLEstimator = "k1",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``r_t = -β · KL_t`` on every response token, plus the sequence score on the last one.
 
     ``scores``: ``[B]`` reward-model score per sequence (already baselined/normalised if wanted).

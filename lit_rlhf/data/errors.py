@@ -72,6 +72,10 @@ class SkipReport:
 
     def as_dict(self) -> dict:
         """``{kept, skipped, by_reason, examples, selection}`` for a run's results.json."""
-        return {"kept": self.kept, "skipped": self.skipped, "by_reason": dict(self.counts.most_common()),
-                "examples": {reason: list(where) for reason, where in self.examples.items()},
-                "selection": self.selection}
+        return {
+            "kept": self.kept,
+            "skipped": self.skipped,
+            "by_reason": dict(self.counts.most_common()),
+            "examples": {reason: list(where) for reason, where in self.examples.items()},
+            "selection": self.selection,
+        }

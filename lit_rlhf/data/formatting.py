@@ -17,7 +17,8 @@ RESPONSE_PREFIX = " "  # put before every response (unless it starts with it), a
 def prompt_text(tokenizer, prompt: str) -> str:
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
     return HH_FRAME.replace("{prompt}", prompt)
 
 
@@ -60,8 +61,9 @@ def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-def truncate_keeping_response(prompt_ids: list[int], response_ids: list[int], budget: int
-                              ) -> tuple[list[int], list[int], dict[str, bool]]:
+def truncate_keeping_response(
+    prompt_ids: list[int], response_ids: list[int], budget: int
+) -> tuple[list[int], list[int], dict[str, bool]]:
     """Fit prompt + response into ``budget`` tokens: the response is kept, the prompt loses tokens on the left.
 
     The end of a prompt matters most for its answer, and the response is what is learned or
@@ -74,5 +76,5 @@ def truncate_keeping_response(prompt_ids: list[int], response_ids: list[int], bu
         response_ids, cut["response_cut"] = response_ids[: budget - 1], True
     room = budget - len(response_ids)
     if len(prompt_ids) > room:
-        prompt_ids, cut["prompt_cut"] = prompt_ids[len(prompt_ids) - room:], True
+        prompt_ids, cut["prompt_cut"] = prompt_ids[len(prompt_ids) - room :], True
     return prompt_ids, response_ids, cut

@@ -33,8 +33,8 @@ def split_transcript(text: str) -> tuple[str, str]:
     cut = text.rfind(ASSISTANT)
     if cut < 0:
         raise ValueError("has no 'Assistant:' turn")
-    prompt = text[len(HUMAN):cut].strip()
-    reply = text[cut + len(ASSISTANT):].strip()
+    prompt = text[len(HUMAN) : cut].strip()
+    reply = text[cut + len(ASSISTANT) :].strip()
     if not prompt:
         raise ValueError("has an empty human turn")
     return prompt, reply
@@ -55,8 +55,13 @@ def hh_row(chosen_text: str, rejected_text: str) -> tuple[str, str, str]:
     return prompt, chosen, rejected
 
 
-def read_hh_rlhf(path: str | os.PathLike, on_error: str = "raise", category: str = "hh",
-                 report: SkipReport | None = None, max_rows: int | None = None) -> list[dict]:
+def read_hh_rlhf(
+    path: str | os.PathLike,
+    on_error: str = "raise",
+    category: str = "hh",
+    report: SkipReport | None = None,
+    max_rows: int | None = None,
+) -> list[dict]:
     """Preference rows from an HH-RLHF JSONL file (``.jsonl`` or ``.jsonl.gz``).
 
     Missing fields, unparseable transcripts, empty final replies and identical replies raise

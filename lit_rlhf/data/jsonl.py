@@ -46,12 +46,17 @@ def decode_utf8(raw: bytes, source: str, line: int = 1) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
         line_start = raw.rfind(b"\n", 0, err.start) + 1
-        raise DataError(f"not valid UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start - line_start + 1}); "
-                        "save the file as UTF-8", source, line + raw.count(b"\n", 0, err.start)) from None
+        raise DataError(
+            f"not valid UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start - line_start + 1}); "
+            "save the file as UTF-8",
+            source,
+            line + raw.count(b"\n", 0, err.start),
+        ) from None
 
 
-def read_jsonl(path: str | os.PathLike, on_undecodable: Callable[[DataError], None] | None = None
-               ) -> Iterator[tuple[int, dict]]:
+def read_jsonl(
+    path: str | os.PathLike, on_undecodable: Callable[[DataError], None] | None = None
+) -> Iterator[tuple[int, dict]]:
     """Yield ``(line_number, row)`` for each non-blank line of a ``.jsonl`` or ``.jsonl.gz`` file.
 
     A line that is not a JSON object, and a damaged .gz, raise ``DataError`` naming file and line. A line
@@ -90,9 +95,14 @@ def check_row_count(name: str, value) -> int | None:
     return value
 
 
-def read_rows(path: str | os.PathLike, parse: Callable[[dict, str, int], dict], on_error: str = "raise",
-              report=None, reason: Callable[[DataError], str] | None = None, max_rows: int | None = None
-              ) -> list[dict]:
+def read_rows(
+    path: str | os.PathLike,
+    parse: Callable[[dict, str, int], dict],
+    on_error: str = "raise",
+    report=None,
+    reason: Callable[[DataError], str] | None = None,
+    max_rows: int | None = None,
+) -> list[dict]:
     """``parse(raw, source, line)`` on every row of a JSONL file.
 
     ``parse`` raises ``DataError`` for a bad row: it propagates (``on_error="raise"``), or the row
@@ -162,6 +172,7 @@ def prompt_row(row: dict, source: str, line: int, prompt_key: str = "prompt") ->
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
     """Write rows atomically, so readers never see half a file."""
+
     def write(handle):
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")

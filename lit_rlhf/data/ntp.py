@@ -30,7 +30,7 @@ class IndexedBatches:
         epoch, index = divmod(k, self.batches_per_pass)
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         order = torch.randperm(len(self.dataset), generator=generator)
-        rows = order[index * self.batch_size:(index + 1) * self.batch_size].tolist()
+        rows = order[index * self.batch_size : (index + 1) * self.batch_size].tolist()
         return self.collate_fn([self.dataset[i] for i in rows])
 
     @classmethod

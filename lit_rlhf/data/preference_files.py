@@ -16,8 +16,9 @@ from lit_rlhf.data.jsonl import check_row_count, optional_category, read_jsonl, 
 PreferenceRows = ReportedRows  # preference rows with their reader's SkipReport
 
 
-def read_preference_jsonl(path: str | os.PathLike, on_error: str = "raise",
-                          report: SkipReport | None = None, max_rows: int | None = None) -> list[dict]:
+def read_preference_jsonl(
+    path: str | os.PathLike, on_error: str = "raise", report: SkipReport | None = None, max_rows: int | None = None
+) -> list[dict]:
     """Rows from a preference JSONL file. Bad rows raise ``DataError`` (file:line, field), or with
     ``on_error="skip"`` are counted in ``report``: missing/empty/non-string fields, identical responses.
     ``max_rows`` stops after that many usable rows."""
@@ -38,9 +39,15 @@ def read_preference_jsonl(path: str | os.PathLike, on_error: str = "raise",
     return PreferenceRows(read_rows(path, parse, on_error, report, reason, max_rows), report)
 
 
-def read_preferences(path: str | os.PathLike, format: str = "auto", on_error: str = "auto",
-                     report: SkipReport | None = None, max_rows: int | None = None, sample: int | None = None,
-                     seed: int = 0) -> list[dict]:
+def read_preferences(
+    path: str | os.PathLike,
+    format: str = "auto",
+    on_error: str = "auto",
+    report: SkipReport | None = None,
+    max_rows: int | None = None,
+    sample: int | None = None,
+    seed: int = 0,
+) -> list[dict]:
     """Preference rows from ``format="jsonl"`` (prompt/chosen/rejected) or ``"hh"`` (HH-RLHF transcripts).
 
     ``format="auto"`` picks HH when the first row has no ``prompt`` field. ``on_error="auto"`` skips
@@ -71,7 +78,8 @@ def sample_rows(rows: PreferenceRows, sample: int, seed: int, source: str) -> Pr
         raise ConfigError(f"sample={sample} but {source} has only {len(rows)} usable rows")
     picked = sorted(random.Random(f"{seed}:sample-rows").sample(range(len(rows)), sample))
     report = rows.report
-    report.selection = "; ".join(filter(None, [report.selection,
-                                               f"{sample} sampled of {len(rows)} usable rows, seed {seed}"]))
+    report.selection = "; ".join(
+        filter(None, [report.selection, f"{sample} sampled of {len(rows)} usable rows, seed {seed}"])
+    )
     report.kept -= len(rows) - sample
     return PreferenceRows([rows[i] for i in picked], report)

@@ -42,8 +42,10 @@ class ResumableDataLoader(DataLoader):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if isinstance(self.dataset, IterableDataset):
-            raise TypeError("ResumableDataLoader needs a map-style dataset (with __getitem__ and __len__), "
-                            f"got the iterable {type(self.dataset).__name__}")
+            raise TypeError(
+                "ResumableDataLoader needs a map-style dataset (with __getitem__ and __len__), "
+                f"got the iterable {type(self.dataset).__name__}"
+            )
         self._epoch = _Epoch([])
         self._restored: _Epoch | None = None  # set by load_state_dict, finished by the next iter()
         self._replay: list | None = None  # the rest of a restored epoch, for the index sampler to hand out
@@ -59,7 +61,7 @@ class ResumableDataLoader(DataLoader):
         if restored is None:
             self._epoch, self._replay = _Epoch([]), None  # the batches are recorded at the epoch's first batch
             return self._count_served(super().__iter__(), self._epoch)
-        self._epoch, self._replay = restored, restored.batches[restored.served:]
+        self._epoch, self._replay = restored, restored.batches[restored.served :]
         # Creating an iterator draws its workers' base seed; the restored run drew it before the checkpoint.
         with torch.random.fork_rng(devices=[]):
             generator_state = self.generator.get_state() if self.generator is not None else None
@@ -79,9 +81,14 @@ class ResumableDataLoader(DataLoader):
         the dataset's length, the ``generator``'s state (None without one) and the samplers' states. Tensors and
         plain values only (samplers' states permitting), so a checkpoint holding it loads with ``weights_only``."""
         indices, sizes = _pack(self._epoch.batches)
-        return {"indices": indices, "sizes": sizes, "served": self._epoch.served, "dataset_length": len(self.dataset),
-                "generator": self.generator.get_state() if self.generator is not None else None,
-                "samplers": [sampler.state_dict() for sampler in self._stateful_samplers()]}
+        return {
+            "indices": indices,
+            "sizes": sizes,
+            "served": self._epoch.served,
+            "dataset_length": len(self.dataset),
+            "generator": self.generator.get_state() if self.generator is not None else None,
+            "samplers": [sampler.state_dict() for sampler in self._stateful_samplers()],
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Restore the generator and, when the saved epoch was not served to its end, make the next ``iter()``
@@ -89,8 +96,9 @@ class ResumableDataLoader(DataLoader):
         self.load_shuffle_state(state)
         epoch = _Epoch(_unpack(state["indices"], state["sizes"]), int(state["served"]))
         if not 0 <= epoch.served <= len(epoch.batches):
-            raise ValueError(f"the checkpoint's train loader state says {epoch.served} of {len(epoch.batches)} "
-                             "batches were served")
+            raise ValueError(
+                f"the checkpoint's train loader state says {epoch.served} of {len(epoch.batches)} batches were served"
+            )
         self._restored = epoch if epoch.served < len(epoch.batches) else None
         self._epoch = epoch
 
@@ -98,24 +106,31 @@ class ResumableDataLoader(DataLoader):
         """Restore only what the next epoch's order is drawn from (generator, samplers' states): after a checkpoint
         at an epoch's end, the next epoch then draws the order the uninterrupted run drew."""
         if int(state["dataset_length"]) != len(self.dataset):
-            raise ValueError(f"the checkpoint's train loader state is for {state['dataset_length']} examples, but "
-                             f"this loader has {len(self.dataset)}: the resumed run must read the same data")
+            raise ValueError(
+                f"the checkpoint's train loader state is for {state['dataset_length']} examples, but "
+                f"this loader has {len(self.dataset)}: the resumed run must read the same data"
+            )
         if state["generator"] is not None:
             if self.generator is None:
                 raise ValueError("the checkpoint's train loader shuffled with its own generator; this one has none")
             self.generator.set_state(state["generator"])
         samplers = self._stateful_samplers()
         if len(samplers) != len(state["samplers"]):
-            raise ValueError(f"the checkpoint's train loader state has {len(state['samplers'])} sampler states, but "
-                             f"this loader has {len(samplers)} samplers with state")
+            raise ValueError(
+                f"the checkpoint's train loader state has {len(state['samplers'])} sampler states, but "
+                f"this loader has {len(samplers)} samplers with state"
+            )
         for sampler, sampler_state in zip(samplers, state["samplers"]):
             sampler.load_state_dict(sampler_state)
 
     def _stateful_samplers(self) -> list:
         """The sampler and batch sampler that have ``state_dict`` and ``load_state_dict``, each once."""
         samplers = {id(s): s for s in (self.sampler, self.batch_sampler) if s is not None}
-        return [s for s in samplers.values()
-                if callable(getattr(s, "state_dict", None)) and callable(getattr(s, "load_state_dict", None))]
+        return [
+            s
+            for s in samplers.values()
+            if callable(getattr(s, "state_dict", None)) and callable(getattr(s, "load_state_dict", None))
+        ]
 
 
 class ResumableTrainLoader:
@@ -148,8 +163,10 @@ class ResumableTrainLoader:
         if self._train_loader is None:
             return {}
         trainer = getattr(self, "trainer", None)
-        return {"train_loader": self._train_loader.state_dict(),
-                "mid_epoch": trainer is None or epoch_in_progress(trainer)}
+        return {
+            "train_loader": self._train_loader.state_dict(),
+            "mid_epoch": trainer is None or epoch_in_progress(trainer),
+        }
 
     def load_state_dict(self, state_dict: dict) -> None:
         self._restored_loader_state = state_dict or None
@@ -198,6 +215,6 @@ def _unpack(indices: torch.Tensor, sizes: torch.Tensor | None) -> list:
         return flat
     batches, start = [], 0
     for size in sizes.tolist():
-        batches.append(flat[start:start + size])
+        batches.append(flat[start : start + size])
         start += size
     return batches

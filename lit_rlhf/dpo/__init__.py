@@ -1,1 +1,1 @@
-"""DPO: preference pairs from the policy and the reward model, tokenised pair batches with cached reference log-probs."""
+"""DPO: pairs from the policy and the reward model (or a file), pair batches with cached reference log-probs."""

@@ -10,7 +10,7 @@ from lit_rlhf.data.errors import ConfigError
 
 @dataclass
 class DPOConfig:
-    """Hyper-parameters of the DPO objective ``L = L_DPO + ntp_coef · L_NTP`` (optimizer settings live in its partial)."""
+    """Hyper-parameters of ``L = L_DPO + ntp_coef · L_NTP`` (optimizer settings live in the module's partial)."""
 
     beta: float = 0.1
     """β: strength of the implicit KL tie to the reference; smaller lets the policy move further."""
@@ -25,9 +25,10 @@ class DPOConfig:
 
     def __post_init__(self):
         checks = {
-            "beta": self.beta > 0, "loss_type": self.loss_type in LOSS_TYPES,
-            "label_smoothing": 0 <= self.label_smoothing < 0.5 and (self.loss_type == "sigmoid"
-                                                                    or self.label_smoothing == 0),
+            "beta": self.beta > 0,
+            "loss_type": self.loss_type in LOSS_TYPES,
+            "label_smoothing": 0 <= self.label_smoothing < 0.5
+            and (self.loss_type == "sigmoid" or self.label_smoothing == 0),
             "ntp_coef": self.ntp_coef >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]

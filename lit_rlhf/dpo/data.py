@@ -37,7 +37,8 @@ SIDES = ("chosen", "rejected")
 def encode_pair_side(tokenizer, prompt: str, response: str, max_length: int) -> tuple[list[int], int, dict]:
     """``(ids, prompt_len, cut)`` for one (prompt, response) sequence under the truncation policy above."""
     prompt_ids, response_ids, cut = truncate_keeping_response(
-        encode_prompt(tokenizer, prompt), encode_response(tokenizer, response), max_length)
+        encode_prompt(tokenizer, prompt), encode_response(tokenizer, response), max_length
+    )
     return prompt_ids + response_ids, len(prompt_ids), cut
 
 
@@ -109,7 +110,7 @@ def cache_reference_logps(reference, dataset: DPODataset, collate: DPOCollator, 
     device = next(reference.parameters()).device
     with eval_mode(reference):
         for start in range(0, len(todo), batch_size):
-            index = todo[start:start + batch_size]
+            index = todo[start : start + batch_size]
             batch = {k: v.to(device) for k, v in collate([dataset.items[i] for i in index]).items()}
             chosen, rejected = concatenated_logprobs(reference, batch)
             for i, c, r in zip(index, chosen.tolist(), rejected.tolist()):
@@ -137,8 +138,17 @@ class DPODataModule(SeededLoaders, L.LightningDataModule):
     :meth:`cache_reference_logps` with the frozen reference before ``Trainer.fit``.
     """
 
-    def __init__(self, tokenizer, train: list[dict], val: list[dict] | None = None, batch_size: int = 16,
-                 max_length: int = 128, val_fraction: float = 0.0, num_workers: int = 0, seed: int = 0):
+    def __init__(
+        self,
+        tokenizer,
+        train: list[dict],
+        val: list[dict] | None = None,
+        batch_size: int = 16,
+        max_length: int = 128,
+        val_fraction: float = 0.0,
+        num_workers: int = 0,
+        seed: int = 0,
+    ):
         super().__init__()
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -167,4 +177,3 @@ class DPODataModule(SeededLoaders, L.LightningDataModule):
     @property
     def truncated(self) -> dict[str, dict[str, int]]:
         return {name: s.truncated for name, s in (("train", self.train_set), ("val", self.val_set)) if s is not None}
-

@@ -19,6 +19,7 @@ from lit_rlhf.systems.optimizers import optimizers_for
 # two equal). A model trained from scratch wants far higher rates: pass `optimizer=`.
 DEFAULT_OPTIMIZER = functools.partial(torch.optim.AdamW, lr=5e-7)
 
+
 class DPOModule(L.LightningModule):
     """Trains ``policy`` on preference batches from :class:`lit_rlhf.dpo.data.DPODataModule`.
 
@@ -31,9 +32,17 @@ class DPOModule(L.LightningModule):
     ``optimizer`` and ``scheduler`` are partials as in :class:`lit_rlhf.sft.module.SFTModule`.
     """
 
-    def __init__(self, policy, tokenizer, config: DPOConfig | None = None,
-                 ntp_batches: Callable[[int], dict] | None = None, optimizer: Callable | None = None,
-                 scheduler: Callable | None = None, weight_decay: float = 0.0, fused_optimizer: bool | str = "auto"):
+    def __init__(
+        self,
+        policy,
+        tokenizer,
+        config: DPOConfig | None = None,
+        ntp_batches: Callable[[int], dict] | None = None,
+        optimizer: Callable | None = None,
+        scheduler: Callable | None = None,
+        weight_decay: float = 0.0,
+        fused_optimizer: bool | str = "auto",
+    ):
         super().__init__()
         self.policy, self.tokenizer = policy, tokenizer
         self.config = config or DPOConfig()
@@ -53,16 +62,19 @@ class DPOModule(L.LightningModule):
     def dpo_losses(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Mean preference loss over the batch's pairs and the namespaced ``dpo/*`` statistics."""
         if "ref_logps" not in batch:
-            raise KeyError("the batch has no 'ref_logps': cache the reference log-probs before training "
-                           "(DPODataModule.cache_reference_logps or lit_rlhf.dpo.data.cache_reference_logps)")
+            raise KeyError(
+                "the batch has no 'ref_logps': cache the reference log-probs before training "
+                "(DPODataModule.cache_reference_logps or lit_rlhf.dpo.data.cache_reference_logps)"
+            )
         c = self.config
         policy_chosen, policy_rejected = concatenated_logprobs(self.policy, batch, c.average_logprobs)
         ref = batch["ref_logps"].to(policy_chosen.dtype)
         if c.average_logprobs:  # the cache holds sums; divide by the same token counts as the policy side
             ref = ref / batch["response_mask"][:, 1:].sum(-1).clamp(min=1)
         ref_chosen, ref_rejected = ref.chunk(2)
-        losses = preference_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, c.beta, c.loss_type,
-                                 c.label_smoothing)
+        losses = preference_loss(
+            policy_chosen, policy_rejected, ref_chosen, ref_rejected, c.beta, c.loss_type, c.label_smoothing
+        )
         chosen_reward = implicit_rewards(policy_chosen.detach(), ref_chosen, c.beta)
         rejected_reward = implicit_rewards(policy_rejected.detach(), ref_rejected, c.beta)
         lengths = batch["response_mask"].sum(-1).float().chunk(2)
@@ -70,9 +82,12 @@ class DPOModule(L.LightningModule):
             "dpo/loss": losses.mean().detach(),
             "dpo/reward_accuracy": (chosen_reward > rejected_reward).float().mean(),
             "dpo/reward_margin": (chosen_reward - rejected_reward).mean(),
-            "dpo/chosen_reward": chosen_reward.mean(), "dpo/rejected_reward": rejected_reward.mean(),
-            "dpo/logps_chosen": policy_chosen.detach().mean(), "dpo/logps_rejected": policy_rejected.detach().mean(),
-            "dpo/chosen_length": lengths[0].mean(), "dpo/rejected_length": lengths[1].mean(),
+            "dpo/chosen_reward": chosen_reward.mean(),
+            "dpo/rejected_reward": rejected_reward.mean(),
+            "dpo/logps_chosen": policy_chosen.detach().mean(),
+            "dpo/logps_rejected": policy_rejected.detach().mean(),
+            "dpo/chosen_length": lengths[0].mean(),
+            "dpo/rejected_length": lengths[1].mean(),
         }
         return losses.mean(), stats
 
@@ -80,8 +95,9 @@ class DPOModule(L.LightningModule):
         """Next-token loss on SFT batch number ``ntp_step`` (then advance the counter)."""
         batch = {k: v.to(self.device) for k, v in self.ntp_batches(self.ntp_step).items()}
         self.ntp_step += 1
-        logits = self.policy(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                             use_cache=False).logits
+        logits = self.policy(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+        ).logits
         return masked_lm_loss(logits, batch["labels"])
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
@@ -98,12 +114,23 @@ class DPOModule(L.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         _, stats = self.dpo_losses(batch)
-        self.log_dict({f"val/{k}": v for k, v in stats.items()}, on_step=False, on_epoch=True,
-                      batch_size=batch["input_ids"].size(0) // 2, sync_dist=True)
+        self.log_dict(
+            {f"val/{k}": v for k, v in stats.items()},
+            on_step=False,
+            on_epoch=True,
+            batch_size=batch["input_ids"].size(0) // 2,
+            sync_dist=True,
+        )
 
     def configure_optimizers(self):
-        return optimizers_for(self, self.policy.named_parameters(), self.optimizer_factory, self.scheduler_factory,
-                              self.weight_decay, self.fused_optimizer)
+        return optimizers_for(
+            self,
+            self.policy.named_parameters(),
+            self.optimizer_factory,
+            self.scheduler_factory,
+            self.weight_decay,
+            self.fused_optimizer,
+        )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["dpo_state"] = {"ntp_step": self.ntp_step}

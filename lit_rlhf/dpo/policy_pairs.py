@@ -28,8 +28,9 @@ from lit_rlhf.generation import generate
 ScoreFn = Callable[[list[str], list[str]], list[float]]
 
 
-def best_worst_pairs(rows: list[dict], responses: list[list[str]], scores: list[list[float]],
-                     report: SkipReport | None = None) -> list[dict]:
+def best_worst_pairs(
+    rows: list[dict], responses: list[list[str]], scores: list[list[float]], report: SkipReport | None = None
+) -> list[dict]:
     """One pair per prompt: ``responses[i]``/``scores[i]`` are the n samples of ``rows[i]`` (``{prompt, category?}``).
 
     Ties go to the earliest sample, so the result is deterministic. Skips are counted in ``report``
@@ -50,15 +51,24 @@ def best_worst_pairs(rows: list[dict], responses: list[list[str]], scores: list[
         if texts[best].strip() == texts[worst].strip():
             report.skip("identical responses", f"prompt {i}")
             continue
-        pairs.append({"prompt": row["prompt"], "chosen": texts[best], "rejected": texts[worst],
-                      "category": row.get("category", "all"), "chosen_score": float(values[best]),
-                      "rejected_score": float(values[worst]), "margin": float(values[best] - values[worst])})
+        pairs.append(
+            {
+                "prompt": row["prompt"],
+                "chosen": texts[best],
+                "rejected": texts[worst],
+                "category": row.get("category", "all"),
+                "chosen_score": float(values[best]),
+                "rejected_score": float(values[worst]),
+                "margin": float(values[best] - values[worst]),
+            }
+        )
     report.kept += len(pairs)
     return pairs
 
 
-def sample_and_score(policy, tokenizer, score_fn: ScoreFn, prompts: list[str], n: int, seed: int = 0,
-                     **decoding) -> tuple[list[list[str]], list[list[float]]]:
+def sample_and_score(
+    policy, tokenizer, score_fn: ScoreFn, prompts: list[str], n: int, seed: int = 0, **decoding
+) -> tuple[list[list[str]], list[list[float]]]:
     """``n`` sampled responses per prompt (sample k seeded with ``seed + k``) and their scores, per prompt."""
     if n < 2:
         raise ConfigError(f"best/worst pairs need n >= 2 samples per prompt, got {n}")
@@ -70,17 +80,18 @@ def sample_and_score(policy, tokenizer, score_fn: ScoreFn, prompts: list[str], n
     return responses, scores
 
 
-def policy_pairs(policy, tokenizer, score_fn: ScoreFn, rows: list[dict], n: int = 4, seed: int = 0,
-                 **decoding) -> tuple[list[dict], SkipReport]:
+def policy_pairs(
+    policy, tokenizer, score_fn: ScoreFn, rows: list[dict], n: int = 4, seed: int = 0, **decoding
+) -> tuple[list[dict], SkipReport]:
     """Sample, score and pick best/worst for every ``{prompt, category}`` row."""
     report = SkipReport()
-    responses, scores = sample_and_score(policy, tokenizer, score_fn, [r["prompt"] for r in rows], n, seed,
-                                         **decoding)
+    responses, scores = sample_and_score(policy, tokenizer, score_fn, [r["prompt"] for r in rows], n, seed, **decoding)
     return best_worst_pairs(rows, responses, scores, report), report
 
 
-def load_or_build_pairs(path: str | os.PathLike, settings: dict, build: Callable[[], tuple[list[dict], SkipReport]]
-                        ) -> tuple[list[dict], dict]:
+def load_or_build_pairs(
+    path: str | os.PathLike, settings: dict, build: Callable[[], tuple[list[dict], SkipReport]]
+) -> tuple[list[dict], dict]:
     """Pairs from ``path`` if it was written with the same ``settings``, else ``build()`` and write them.
 
     ``settings`` should name everything the pairs depend on (the policy's and reward model's ids
@@ -92,8 +103,9 @@ def load_or_build_pairs(path: str | os.PathLike, settings: dict, build: Callable
     meta_path = path.with_name(path.name + ".meta.json")
     meta = json.loads(meta_path.read_text()) if path.exists() and meta_path.exists() else None
     if meta is not None and meta["settings"] != settings:
-        changed = sorted(k for k in meta["settings"].keys() | settings.keys()
-                         if meta["settings"].get(k) != settings.get(k))
+        changed = sorted(
+            k for k in meta["settings"].keys() | settings.keys() if meta["settings"].get(k) != settings.get(k)
+        )
         rank_zero_info(f"DPO pairs: {path} was built with other {', '.join(changed)}; building them again")
         meta = None
     if meta is not None:

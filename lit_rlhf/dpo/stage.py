@@ -1,4 +1,5 @@
-"""DPO stage: SFT policy + pairs labelled by the trained reward model -> DPO policy, judged against SFT by the gold judge.
+"""DPO stage: a policy + preference pairs (a file, or its own samples labelled by a reward model) -> DPO policy,
+compared with the starting policy (the gym's gold judge, or a reward model on held-out prompts).
 
 Order of work, each step reusable by a resumed run:
 1. pairs: n samples per gym training prompt from the SFT policy, best/worst by the reward model
@@ -49,23 +50,28 @@ def run(cfg: DictConfig) -> dict:
     # the gym's prompts for sampled pairs, and its gold judge: gym experiments only
     uses_gym = (options.pairs.source == "policy" and not options.pairs.get("prompts")) or options.eval.judge == "gold"
     gym = instantiate(cfg.gym) if uses_gym else None
-    rows, pair_report = build_pairs(options.pairs, policy, tokenizer, gym, out, int(cfg.seed),
-                                    str(cfg.model.get("source", "embedded")))
+    rows, pair_report = build_pairs(
+        options.pairs, policy, tokenizer, gym, out, int(cfg.seed), str(cfg.model.get("source", "embedded"))
+    )
     datamodule = DPODataModule(tokenizer, rows, **OmegaConf.to_container(options.data), seed=int(cfg.seed))
     reference = frozen_reference(policy)  # LoRA: the policy's base with its adapters off, not a copy
     rank_zero_info(f"reference log-probs: {datamodule.cache_reference_logps(reference)} pairs, computed once")
     del reference  # the cache replaces it during training
     gc.collect()
     config = OmegaConf.to_object(cfg.module.config)  # a DPOConfig, checked; the module builds the same one
-    module = instantiate(cfg.module, policy=policy, tokenizer=tokenizer,
-                         ntp_batches=ntp_batches(cfg, config, tokenizer))
+    module = instantiate(
+        cfg.module, policy=policy, tokenizer=tokenizer, ntp_batches=ntp_batches(cfg, config, tokenizer)
+    )
     policy.train()  # from_pretrained returns eval mode; Lightning keeps whatever mode it finds
     trainer = build_trainer(cfg)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint_path(cfg))
     checkpoint = save_hf_checkpoint(module.policy, tokenizer, out / "checkpoint")
-    summary = {"checkpoint": str(checkpoint), "pairs": {"n": len(rows), **pair_report},
-               "truncated": datamodule.truncated,
-               "train_metrics": trainer_metrics(trainer)}
+    summary = {
+        "checkpoint": str(checkpoint),
+        "pairs": {"n": len(rows), **pair_report},
+        "truncated": datamodule.truncated,
+        "train_metrics": trainer_metrics(trainer),
+    }
     trained = {r["prompt"] for r in datamodule.train_rows}
     heldout = [r for r in datamodule.val_rows if r["prompt"] not in trained]  # a prompt may have several pairs
     start, _ = instantiate(cfg.model)  # the starting policy again, for the comparison (not kept during training)
@@ -73,16 +79,21 @@ def run(cfg: DictConfig) -> dict:
     comparison = summary.get("vs_sft") or summary.get("vs_start")
     if comparison:  # mean length in words per category of the answers the comparison judged
         baseline = "sft" if "vs_sft" in summary else "start"
-        summary["response_words"] = {name: {c: v["mean"] for c, v in comparison["lengths"][key].items()}
-                                     for name, key in (("dpo", "policy"), (baseline, baseline))}
-        rank_zero_info("mean response length (words): " + ", ".join(
-            f"{name} {v['all']:.2f}" for name, v in summary["response_words"].items()))
+        summary["response_words"] = {
+            name: {c: v["mean"] for c, v in comparison["lengths"][key].items()}
+            for name, key in (("dpo", "policy"), (baseline, baseline))
+        }
+        rank_zero_info(
+            "mean response length (words): "
+            + ", ".join(f"{name} {v['all']:.2f}" for name, v in summary["response_words"].items())
+        )
     write_json(out / "results.json", summary)
     return summary
 
 
-def build_pairs(options: DictConfig, policy, tokenizer, gym, out: Path, seed: int, policy_source: str = ""
-                ) -> tuple[list[dict], dict]:
+def build_pairs(
+    options: DictConfig, policy, tokenizer, gym, out: Path, seed: int, policy_source: str = ""
+) -> tuple[list[dict], dict]:
     """Pairs from the policy and reward model (cached in ``out/pairs.jsonl``), or from a preference file."""
     if options.source == "file":
         rows = read_preferences(options.path, format=options.get("format", "auto"), on_error="skip")
@@ -91,13 +102,22 @@ def build_pairs(options: DictConfig, policy, tokenizer, gym, out: Path, seed: in
     if options.source != "policy":
         raise ConfigError(f"dpo.pairs.source must be 'policy' or 'file', got {options.source!r}")
     if not options.get("reward_model"):
-        raise ConfigError("dpo.pairs.source=policy needs dpo.pairs.reward_model, the reward model that picks the "
-                          "best and worst of each prompt's samples")
+        raise ConfigError(
+            "dpo.pairs.source=policy needs dpo.pairs.reward_model, the reward model that picks the "
+            "best and worst of each prompt's samples"
+        )
     categories = list(options.categories) if options.categories else None
     decoding = OmegaConf.to_container(options.decoding)
-    settings = {"reward_model": str(options.reward_model), "reward_model_id": input_id(str(options.reward_model)),
-                "policy_id": input_id(policy_source) if policy_source else None, "n": int(options.n), "seed": seed,
-                "categories": categories, "decoding": decoding, "policy": policy_source}
+    settings = {
+        "reward_model": str(options.reward_model),
+        "reward_model_id": input_id(str(options.reward_model)),
+        "policy_id": input_id(policy_source) if policy_source else None,
+        "n": int(options.n),
+        "seed": seed,
+        "categories": categories,
+        "decoding": decoding,
+        "policy": policy_source,
+    }
     if options.get("prompts"):
         settings.update({"prompts": str(options.prompts), "prompts_id": input_id(str(options.prompts))})
     else:
@@ -105,7 +125,15 @@ def build_pairs(options: DictConfig, policy, tokenizer, gym, out: Path, seed: in
 
     def build():
         reward_model = RewardModel.load(options.reward_model)
-        return policy_pairs(policy, tokenizer, reward_model.score, pair_prompts(options, gym, categories), int(options.n), seed, **decoding)
+        return policy_pairs(
+            policy,
+            tokenizer,
+            reward_model.score,
+            pair_prompts(options, gym, categories),
+            int(options.n),
+            seed,
+            **decoding,
+        )
 
     return load_or_build_pairs(out / "pairs.jsonl", settings, build)
 
@@ -117,4 +145,3 @@ def pair_prompts(options: DictConfig, gym, categories: list[str] | None) -> list
         rows = read_rows(str(options.prompts), prompt_row)
         return [r for r in rows if categories is None or r["category"] in categories]
     return [{"prompt": p.text, "category": p.category} for p in gym.prompts(options.split, categories)]
-

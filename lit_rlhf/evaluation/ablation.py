@@ -9,8 +9,19 @@ from pathlib import Path
 
 from lit_rlhf.evaluation.plots import plot_curves
 
-COLUMNS = ("win-loss vs SFT", "95% interval", "gold (PPO)", "reward std (used)", "reward std (raw)", "KL at end",
-           "identity probe", "format probe", "answer length", "RM gold accuracy", "RM score-length r")
+COLUMNS = (
+    "win-loss vs SFT",
+    "95% interval",
+    "gold (PPO)",
+    "reward std (used)",
+    "reward std (raw)",
+    "KL at end",
+    "identity probe",
+    "format probe",
+    "answer length",
+    "RM gold accuracy",
+    "RM score-length r",
+)
 CURVES = ("reward/raw", "reward/used", "objective/kl", "gold/rollout")
 
 
@@ -35,12 +46,14 @@ def ablation_rows(root: str | Path) -> dict[str, dict]:
         curves = read_curves(path.parent)
         table, probes = r["vs_sft"]["win_tie_loss"]["all"], r["vs_sft"].get("probes", {})
         rows[path.parent.name] = {
-            "win-loss vs SFT": table["win_minus_loss"], "95% interval": table["ci95"],
+            "win-loss vs SFT": table["win_minus_loss"],
+            "95% interval": table["ci95"],
             "gold (PPO)": r["vs_sft"]["gold_policy"]["all"]["overall"],
             "reward std (used)": _mean(curves.get("reward/used_std")),
             "reward std (raw)": _mean(curves.get("reward/raw_std")),
             "KL at end": r["train_metrics"].get("objective/kl"),
-            "identity probe": probes.get("identity"), "format probe": probes.get("format"),
+            "identity probe": probes.get("identity"),
+            "format probe": probes.get("format"),
             "answer length": r["train_metrics"].get("rollout/response_length"),
             # runs that predate the "reward_model" entry used the default, <root>/reward_model/checkpoint
             **reward_model_columns(r.get("reward_model", str(Path(root) / "reward_model" / "checkpoint"))),

@@ -19,11 +19,17 @@ Judge = Callable[[Sequence[str], Sequence[str]], list[float]]
 ROUND_SEED_OFFSET = 1000
 
 
-def sample_rounds(model, tokenizer, prompts: Sequence[str], rounds: int, max_new_tokens: int, seed: int
-                  ) -> list[list[str]]:
+def sample_rounds(
+    model, tokenizer, prompts: Sequence[str], rounds: int, max_new_tokens: int, seed: int
+) -> list[list[str]]:
     """``rounds`` × ``len(prompts)`` sampled answers; round k uses seed ``seed + 1000 + k``."""
-    return generate_rounds(model, tokenizer, list(prompts), [seed + ROUND_SEED_OFFSET + k for k in range(rounds)],
-                           max_new_tokens=max_new_tokens)
+    return generate_rounds(
+        model,
+        tokenizer,
+        list(prompts),
+        [seed + ROUND_SEED_OFFSET + k for k in range(rounds)],
+        max_new_tokens=max_new_tokens,
+    )
 
 
 def gold_judge(judge) -> Judge:
@@ -56,12 +62,14 @@ def ten_point_score(overall: float, best: float) -> float:
     return 1.0 + 9.0 * min(1.0, max(0.0, overall / best))
 
 
-def absolute_scores(judge, prompts: Sequence[str], categories: Sequence[str], rounds: list[list[str]]
-                    ) -> dict[str, float]:
+def absolute_scores(
+    judge, prompts: Sequence[str], categories: Sequence[str], rounds: list[list[str]]
+) -> dict[str, float]:
     """Mean 1-10 score per category (and ``all``) of every round's answers, by the gym's gold judge."""
     best = {p: judge.best_possible(p) for p in set(prompts)}
-    scores = [[ten_point_score(judge.score(p, r).overall, best[p]) for p, r in zip(prompts, answers)]
-              for answers in rounds]
+    scores = [
+        [ten_point_score(judge.score(p, r).overall, best[p]) for p, r in zip(prompts, answers)] for answers in rounds
+    ]
     values, cats = flatten(scores, categories)
     return {c: mean(v) for c, v in by_category(values, cats).items()}
 
@@ -72,7 +80,10 @@ def length_stats(categories: Sequence[str], rounds: list[list[str]]) -> dict[str
     stats = {}
     for category, lengths in by_category(values, cats).items():
         ordered = sorted(lengths)
-        stats[category] = {"mean": mean(ordered), "median": float(median(ordered)),
-                           "p90": float(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]),
-                           "empty": sum(v == 0 for v in ordered) / len(ordered)}
+        stats[category] = {
+            "mean": mean(ordered),
+            "median": float(median(ordered)),
+            "p90": float(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]),
+            "empty": sum(v == 0 for v in ordered) / len(ordered),
+        }
     return stats

@@ -31,18 +31,28 @@ def compare_with_gold(policy, sft, tokenizer, gym, options: DictConfig, seed: in
     """
     prompts = gym.prompts(options.split)
     texts, categories = [p.text for p in prompts], [p.category for p in prompts]
-    rounds = {key: sample_rounds(model, tokenizer, texts, options.samples_per_prompt, options.max_new_tokens, seed)
-              for key, model in (("policy", policy), ("sft", sft))}
-    scores = {key: flatten(judge_rounds(gold_judge(gym.judge), texts, answers), categories)[0]
-              for key, answers in rounds.items()}
+    rounds = {
+        key: sample_rounds(model, tokenizer, texts, options.samples_per_prompt, options.max_new_tokens, seed)
+        for key, model in (("policy", policy), ("sft", sft))
+    }
+    scores = {
+        key: flatten(judge_rounds(gold_judge(gym.judge), texts, answers), categories)[0]
+        for key, answers in rounds.items()
+    }
     table = win_tie_loss(outcomes(scores["policy"], scores["sft"]), flatten(rounds["sft"], categories)[1])
     rank_zero_info(format_table(table, name.upper(), "SFT"))
-    probes = {key: probe_rates(model, tokenizer, gym, options, seed) for key, model in (("policy", policy), ("sft", sft))}
+    probes = {
+        key: probe_rates(model, tokenizer, gym, options, seed) for key, model in (("policy", policy), ("sft", sft))
+    }
     rank_zero_info(f"capability probes (pass rate): {name.upper()} {probes['policy']}, SFT {probes['sft']}")
-    return {"win_tie_loss": table, "gold_policy": judge_responses(gym.judge, prompts, rounds["policy"][0]),
-            "gold_sft": judge_responses(gym.judge, prompts, rounds["sft"][0]),
-            "lengths": {key: length_stats(categories, answers) for key, answers in rounds.items()},
-            "probes": probes["policy"], "probes_sft": probes["sft"]}
+    return {
+        "win_tie_loss": table,
+        "gold_policy": judge_responses(gym.judge, prompts, rounds["policy"][0]),
+        "gold_sft": judge_responses(gym.judge, prompts, rounds["sft"][0]),
+        "lengths": {key: length_stats(categories, answers) for key, answers in rounds.items()},
+        "probes": probes["policy"],
+        "probes_sft": probes["sft"],
+    }
 
 
 def probe_rates(model, tokenizer, gym, options: DictConfig, seed: int, samples: int = 16) -> dict[str, float]:
@@ -54,31 +64,51 @@ def probe_rates(model, tokenizer, gym, options: DictConfig, seed: int, samples: 
     base = [p for split in ("val", "test") for p in gym.prompts(split, list(PASS_AT))]
     responses = []
     for k in range(samples):
-        responses += generate(model, tokenizer, [p.text for p in base], max_new_tokens=options.max_new_tokens,
-                              seed=seed + 2000 + k)
+        responses += generate(
+            model, tokenizer, [p.text for p in base], max_new_tokens=options.max_new_tokens, seed=seed + 2000 + k
+        )
     return probe_pass_rates(gym.judge, base * samples, responses)
 
 
-def compare_by_reward_model(policy, start, tokenizer, prompts: list[dict], reward_model, options, seed: int,
-                            name: str = "policy", baseline: str = "start") -> dict:
+def compare_by_reward_model(
+    policy,
+    start,
+    tokenizer,
+    prompts: list[dict],
+    reward_model,
+    options,
+    seed: int,
+    name: str = "policy",
+    baseline: str = "start",
+) -> dict:
     """``policy`` vs ``start`` (the policy training began from) on held-out ``prompts`` (``{prompt, category}``
     rows), ``options.samples_per_prompt`` answers each with seeds shared by both models, judged by
     ``reward_model`` (a ``RewardModel``). Returns the win/tie/loss table per category, the mean scores of
     both, the answers' lengths and what judged them."""
     texts = [r["prompt"] for r in prompts]
     categories = [r.get("category") or "all" for r in prompts]
-    rounds = {key: sample_rounds(model, tokenizer, texts, options.samples_per_prompt, options.max_new_tokens, seed)
-              for key, model in (("policy", policy), ("start", start))}
+    rounds = {
+        key: sample_rounds(model, tokenizer, texts, options.samples_per_prompt, options.max_new_tokens, seed)
+        for key, model in (("policy", policy), ("start", start))
+    }
     judge = reward_model_judge(reward_model)
     scores = {key: flatten(judge_rounds(judge, texts, answers), categories)[0] for key, answers in rounds.items()}
     table = win_tie_loss(outcomes(scores["policy"], scores["start"]), flatten(rounds["start"], categories)[1])
-    rank_zero_info(f"judged by the reward model {options.reward_model} on {len(texts)} held-out prompts\n"
-                   + format_table(table, name.upper(), baseline.upper()))
-    return {"judge": "reward_model", "reward_model": str(options.reward_model), "prompts": len(texts),
-            "win_tie_loss": table,
-            "mean_score": {"policy": sum(scores["policy"]) / len(scores["policy"]),
-                           "start": sum(scores["start"]) / len(scores["start"])},
-            "lengths": {key: length_stats(categories, answers) for key, answers in rounds.items()}}
+    rank_zero_info(
+        f"judged by the reward model {options.reward_model} on {len(texts)} held-out prompts\n"
+        + format_table(table, name.upper(), baseline.upper())
+    )
+    return {
+        "judge": "reward_model",
+        "reward_model": str(options.reward_model),
+        "prompts": len(texts),
+        "win_tie_loss": table,
+        "mean_score": {
+            "policy": sum(scores["policy"]) / len(scores["policy"]),
+            "start": sum(scores["start"]) / len(scores["start"]),
+        },
+        "lengths": {key: length_stats(categories, answers) for key, answers in rounds.items()},
+    }
 
 
 def compare_with_start(cfg, policy, start, tokenizer, gym, heldout: list[dict], stage: str) -> dict:
@@ -100,6 +130,8 @@ def compare_with_start(cfg, policy, start, tokenizer, gym, heldout: list[dict], 
         rank_zero_info(f"no comparison with the starting policy: set {stage}.eval.reward_model to judge one")
         return {}
     prompts = heldout_prompts(options, heldout, f"{stage}.eval.prompts", "the held-out prompts")
-    return {"vs_start": compare_by_reward_model(policy, start, tokenizer, prompts,
-                                                RewardModel.load(options.reward_model), options, seed, name=stage)}
-
+    return {
+        "vs_start": compare_by_reward_model(
+            policy, start, tokenizer, prompts, RewardModel.load(options.reward_model), options, seed, name=stage
+        )
+    }

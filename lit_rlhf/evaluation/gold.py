@@ -16,14 +16,17 @@ def judge_responses(judge, prompts, responses: list[str]) -> dict[str, dict[str,
         per_category[prompt.category].append(score)
         per_category["all"].append(score)
     return {
-        category: {field: mean(getattr(s, field) for s in scores)
-                   for field in ("overall", "helpfulness", "harmlessness", "fluency")}
+        category: {
+            field: mean(getattr(s, field) for s in scores)
+            for field in ("overall", "helpfulness", "harmlessness", "fluency")
+        }
         for category, scores in per_category.items()
     }
 
 
-def gold_scores(model, tokenizer, gym, split: str = "test", samples_per_prompt: int = 1,
-                seed: int = 0, **decoding) -> tuple[dict, list[dict]]:
+def gold_scores(
+    model, tokenizer, gym, split: str = "test", samples_per_prompt: int = 1, seed: int = 0, **decoding
+) -> tuple[dict, list[dict]]:
     """Generate on the split's prompts and score with the gold judge.
 
     Returns ``(scores per category, sample rows)``. With ``samples_per_prompt > 1``, each

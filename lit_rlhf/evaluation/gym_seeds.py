@@ -32,8 +32,14 @@ def pooled_row(rows: list[dict]) -> dict:
         values += [1] * wins + [-1] * losses + [0] * (n - wins - losses)
     lo, hi = bootstrap_interval(values)
     n = len(values)
-    return {"n": n, "win": values.count(1) / n, "tie": values.count(0) / n, "loss": values.count(-1) / n,
-            "win_minus_loss": 100 * sum(values) / n, "ci95": [100 * lo, 100 * hi]}
+    return {
+        "n": n,
+        "win": values.count(1) / n,
+        "tie": values.count(0) / n,
+        "loss": values.count(-1) / n,
+        "win_minus_loss": 100 * sum(values) / n,
+        "ci95": [100 * lo, 100 * hi],
+    }
 
 
 def gym_summary(results: dict) -> dict:
@@ -42,8 +48,11 @@ def gym_summary(results: dict) -> dict:
     probes = results.get("probes", {})
     out = {"baseline_probes": probes.get(baseline), "reward_model": (results.get("reward_model") or {}).get("heldout")}
     for name, table in results["pairwise"].items():
-        out[name] = {"table": table, "runs": [r["win_minus_loss"] for r in results["per_checkpoint"][name]],
-                     "probes": probes.get(name)}
+        out[name] = {
+            "table": table,
+            "runs": [r["win_minus_loss"] for r in results["per_checkpoint"][name]],
+            "probes": probes.get(name),
+        }
     return out
 
 
@@ -54,8 +63,9 @@ def summarize(by_gym: dict[int, dict]) -> dict:
     pooled = {}
     for name in names:
         categories = sorted({c for g in gyms.values() for c in g[name]["table"]})
-        pooled[name] = {c: pooled_row([g[name]["table"][c] for g in gyms.values() if c in g[name]["table"]])
-                        for c in categories}
+        pooled[name] = {
+            c: pooled_row([g[name]["table"][c] for g in gyms.values() if c in g[name]["table"]]) for c in categories
+        }
     return {"gyms": gyms, "pooled": pooled}
 
 
@@ -68,23 +78,32 @@ def markdown(summary: dict) -> str:
     lines = []
     for name, pooled in summary["pooled"].items():
         categories = [c for c in pooled if c != "all"]
-        lines += [f"### {name} vs SFT (wins − losses, points, 95% interval)", "",
-                  "| gym seed | all | " + " | ".join(categories) + " | each run | probes identity / format "
-                  "(SFT) | RM agrees with gold |",
-                  "|---" * (len(categories) + 5) + "|"]
+        lines += [
+            f"### {name} vs SFT (wins − losses, points, 95% interval)",
+            "",
+            "| gym seed | all | " + " | ".join(categories) + " | each run | probes identity / format "
+            "(SFT) | RM agrees with gold |",
+            "|---" * (len(categories) + 5) + "|",
+        ]
         for seed, gym in summary["gyms"].items():
             row, probes, base = gym[name], gym[name]["probes"] or {}, gym["baseline_probes"] or {}
             table = row["table"]
             rm = (gym.get("reward_model") or {}).get("gold_accuracy")
             rm_cell = f"{rm:.2f}" if rm is not None else "–"
-            lines.append(f"| {seed} | **{_cell(table['all'])}** | "
-                         + " | ".join(f"{table[c]['win_minus_loss']:+.1f}" if c in table else "–" for c in categories)
-                         + " | " + ", ".join(f"{r:+.1f}" for r in row["runs"])
-                         + " | " + " / ".join(f"{probes.get(p, float('nan')):.2f} ({base.get(p, float('nan')):.2f})"
-                                              for p in PROBES)
-                         + f" | {rm_cell} |")
-        lines.append(f"| pooled | **{_cell(pooled['all'])}** | "
-                     + " | ".join(f"{pooled[c]['win_minus_loss']:+.1f}" for c in categories) + " | | | |")
+            lines.append(
+                f"| {seed} | **{_cell(table['all'])}** | "
+                + " | ".join(f"{table[c]['win_minus_loss']:+.1f}" if c in table else "–" for c in categories)
+                + " | "
+                + ", ".join(f"{r:+.1f}" for r in row["runs"])
+                + " | "
+                + " / ".join(f"{probes.get(p, float('nan')):.2f} ({base.get(p, float('nan')):.2f})" for p in PROBES)
+                + f" | {rm_cell} |"
+            )
+        lines.append(
+            f"| pooled | **{_cell(pooled['all'])}** | "
+            + " | ".join(f"{pooled[c]['win_minus_loss']:+.1f}" for c in categories)
+            + " | | | |"
+        )
         lines.append("")
     return "\n".join(lines)
 
@@ -106,8 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.gym_seeds:
         path = root / f"g{seed}" / "eval" / "results.json"
         if not path.exists():
-            parser.exit(2, f"{parser.prog}: error: {path} is missing: run with --run, or the pipeline with "
-                           f"gym.seed={seed} paths.artifacts={root / f'g{seed}'}\n")
+            parser.exit(
+                2,
+                f"{parser.prog}: error: {path} is missing: run with --run, or the pipeline with "
+                f"gym.seed={seed} paths.artifacts={root / f'g{seed}'}\n",
+            )
         by_gym[seed] = json.loads(path.read_text())
     summary = summarize(by_gym)
     text = markdown(summary)

@@ -98,8 +98,9 @@ def check_judge(options: DictConfig, key: str) -> None:
         raise ConfigError(f"{key}.judge must be one of {list(JUDGES)} or null, got {judge!r}")
 
 
-def heldout_prompts(options: DictConfig, fallback: list[dict], key: str, fallback_name: str,
-                    trained: set[str] = frozenset()) -> list[dict]:
+def heldout_prompts(
+    options: DictConfig, fallback: list[dict], key: str, fallback_name: str, trained: set[str] = frozenset()
+) -> list[dict]:
     """``{prompt, category}`` rows to compare a trained policy with its start on: the JSONL file at
     ``options.prompts`` when set, else the distinct prompts of ``fallback`` rows (e.g. the validation data).
     Prompts in ``trained`` (what training saw) are left out either way; none left is a ``ConfigError``."""
@@ -113,7 +114,8 @@ def heldout_prompts(options: DictConfig, fallback: list[dict], key: str, fallbac
             seen.add(row["prompt"])
             kept.append({"prompt": row["prompt"], "category": row.get("category") or "all"})
     if not kept:
-        raise ConfigError(f"no held-out prompts to compare on: {source} has none that training did not see; "
-                          f"set {key} to a JSONL of held-out prompts")
+        raise ConfigError(
+            f"no held-out prompts to compare on: {source} has none that training did not see; "
+            f"set {key} to a JSONL of held-out prompts"
+        )
     return kept
-

@@ -25,9 +25,14 @@ PAIRS_FILE, KEY_FILE, DB_FILE = "pairs.jsonl", "key.jsonl", "labels.sqlite"
 NO_ANSWER = "(no answer)"
 
 
-def write_blind_pairs(out_dir: str | Path, prompts: Sequence[str], categories: Sequence[str],
-                      baseline: tuple[str, list[list[str]] | dict[str, list[list[str]]]],
-                      candidates: dict[str, list[list[str]]], seed: int = 0) -> dict:
+def write_blind_pairs(
+    out_dir: str | Path,
+    prompts: Sequence[str],
+    categories: Sequence[str],
+    baseline: tuple[str, list[list[str]] | dict[str, list[list[str]]]],
+    candidates: dict[str, list[list[str]]],
+    seed: int = 0,
+) -> dict:
     """Write ``pairs.jsonl`` (for ``lit-rlhf-annotate``) and ``key.jsonl`` (who is A) under ``out_dir``.
 
     ``baseline`` is ``(name, rounds)``, or ``(name, {candidate: rounds})`` when candidates meet the
@@ -44,17 +49,28 @@ def write_blind_pairs(out_dir: str | Path, prompts: Sequence[str], categories: S
                 pair_id = hashlib.sha1(f"{seed}:{name}:{k}:{i}".encode()).hexdigest()[:16]
                 ours, theirs = answers[i], base_answers[i]
                 candidate_is_a = rng.random() < 0.5
-                row = {"pair_id": pair_id, "candidate": name, "baseline": base_name, "round": k,
-                       "prompt": prompt, "category": category, "candidate_is_a": candidate_is_a,
-                       "identical": ours.strip() == theirs.strip()}
+                row = {
+                    "pair_id": pair_id,
+                    "candidate": name,
+                    "baseline": base_name,
+                    "round": k,
+                    "prompt": prompt,
+                    "category": category,
+                    "candidate_is_a": candidate_is_a,
+                    "identical": ours.strip() == theirs.strip(),
+                }
                 key.append(row)
                 if not row["identical"]:
                     a, b = (ours, theirs) if candidate_is_a else (theirs, ours)
                     pairs.append(Comparison(pair_id, prompt, category, a.strip() or NO_ANSWER, b.strip() or NO_ANSWER))
     write_pairs(out_dir / PAIRS_FILE, pairs)
     write_jsonl(out_dir / KEY_FILE, key)
-    return {"pairs": len(pairs), "identical_answers": len(key) - len(pairs),
-            "pairs_file": str(out_dir / PAIRS_FILE), "key_file": str(out_dir / KEY_FILE)}
+    return {
+        "pairs": len(pairs),
+        "identical_answers": len(key) - len(pairs),
+        "pairs_file": str(out_dir / PAIRS_FILE),
+        "key_file": str(out_dir / KEY_FILE),
+    }
 
 
 def human_outcomes(key_path: str | Path, votes, min_agreement: float = 0.6) -> dict[str, dict]:
@@ -69,8 +85,10 @@ def human_outcomes(key_path: str | Path, votes, min_agreement: float = 0.6) -> d
         tallies.setdefault(vote.pair_id, Counter())[vote.choice] += 1
     results: dict[str, dict] = {}
     for _, row in read_jsonl(key_path):
-        entry = results.setdefault(row["candidate"], {"outcomes": [], "categories": [],
-                                                      "counts": Counter(labelled=0, identical=0, unlabelled=0)})
+        entry = results.setdefault(
+            row["candidate"],
+            {"outcomes": [], "categories": [], "counts": Counter(labelled=0, identical=0, unlabelled=0)},
+        )
         if row["identical"]:
             outcome = 0
             entry["counts"]["identical"] += 1

@@ -14,8 +14,9 @@ def outcomes(scores_a: list[float], scores_b: list[float], tie_margin: float = 1
     return [0 if abs(a - b) <= tie_margin else (1 if a > b else -1) for a, b in zip(scores_a, scores_b)]
 
 
-def bootstrap_interval(values: list[int], resamples: int = 2000, level: float = 0.95, seed: int = 0
-                       ) -> tuple[float, float]:
+def bootstrap_interval(
+    values: list[int], resamples: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``values``."""
     if not values:
         return (float("nan"), float("nan"))
@@ -48,8 +49,12 @@ def win_tie_loss(results: list[int], categories: list[str], resamples: int = 200
         n = len(values)
         lo, hi = bootstrap_interval(values, resamples, seed=seed)
         table[category] = {
-            "n": n, "win": values.count(1) / n, "tie": values.count(0) / n, "loss": values.count(-1) / n,
-            "win_minus_loss": 100 * sum(values) / n, "ci95": [100 * lo, 100 * hi],
+            "n": n,
+            "win": values.count(1) / n,
+            "tie": values.count(0) / n,
+            "loss": values.count(-1) / n,
+            "win_minus_loss": 100 * sum(values) / n,
+            "ci95": [100 * lo, 100 * hi],
         }
     return table
 
@@ -57,6 +62,8 @@ def win_tie_loss(results: list[int], categories: list[str], resamples: int = 200
 def format_table(table: dict, name_a: str, name_b: str) -> str:
     lines = [f"{name_a} vs {name_b}: win / tie / loss, wins minus losses in points [95% bootstrap interval]"]
     for category, row in table.items():
-        lines.append(f"  {category:<9} n={row['n']:<4} {row['win']:.2f} / {row['tie']:.2f} / {row['loss']:.2f}   "
-                     f"{row['win_minus_loss']:+6.1f} [{row['ci95'][0]:+.1f}, {row['ci95'][1]:+.1f}]")
+        lines.append(
+            f"  {category:<9} n={row['n']:<4} {row['win']:.2f} / {row['tie']:.2f} / {row['loss']:.2f}   "
+            f"{row['win_minus_loss']:+6.1f} [{row['ci95'][0]:+.1f}, {row['ci95'][1]:+.1f}]"
+        )
     return "\n".join(lines)

@@ -23,9 +23,13 @@ def _save(fig, path: str | Path) -> Path:
     return path
 
 
-def plot_category_scores(series: dict[str, dict[str, float]], path: str | Path, title: str,
-                         ylabel: str = "gold judge score", intervals: dict[str, dict[str, list[float]]] | None = None
-                         ) -> Path:
+def plot_category_scores(
+    series: dict[str, dict[str, float]],
+    path: str | Path,
+    title: str,
+    ylabel: str = "gold judge score",
+    intervals: dict[str, dict[str, list[float]]] | None = None,
+) -> Path:
     """Grouped bars: one group per category, one bar per named series (e.g. untrained / SFT / ceiling).
 
     ``intervals`` (same keys as ``series``) draws each bar's ``[low, high]`` as an error bar.
@@ -52,11 +56,12 @@ def plot_category_scores(series: dict[str, dict[str, float]], path: str | Path, 
 
 def smooth(values: list[float], window: int = 5) -> list[float]:
     """Trailing mean: 16 prompts per PPO iteration make single iterations noisy."""
-    return [sum(values[max(0, i - window + 1):i + 1]) / (i + 1 - max(0, i - window + 1)) for i in range(len(values))]
+    return [sum(values[max(0, i - window + 1) : i + 1]) / (i + 1 - max(0, i - window + 1)) for i in range(len(values))]
 
 
-def plot_curves(runs: dict[str, dict[str, list[float]]], keys: tuple[str, ...], path: str | Path,
-                xlabel: str = "PPO iteration") -> Path:
+def plot_curves(
+    runs: dict[str, dict[str, list[float]]], keys: tuple[str, ...], path: str | Path, xlabel: str = "PPO iteration"
+) -> Path:
     """One panel per metric key, one line per run (``{run: {key: values}}``), smoothed over 5 points."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3), squeeze=False)

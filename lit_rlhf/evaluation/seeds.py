@@ -1,8 +1,9 @@
 """``python -m lit_rlhf.evaluation.seeds [--plot CURVES.png] NAME=DIR ...``: PPO settings over several seeds.
 
 Each ``DIR`` holds one run per seed (``DIR/s0``, ``DIR/s1``, ...: a PPO stage's output directories, as
-``run_suffix=/exp/NAME/sSEED`` writes them), or is one run itself. Prints one markdown row per setting with the mean over its
-seeds (and the per-seed wins − losses); ``--plot`` draws each setting's curves averaged over its seeds.
+``run_suffix=/exp/NAME/sSEED`` writes them), or is one run itself. Prints one markdown row per setting with the
+mean over its seeds (and the per-seed wins − losses); ``--plot`` draws each setting's curves averaged over its
+seeds.
 """
 
 from __future__ import annotations
@@ -27,10 +28,14 @@ def run_summary(run_dir: str | Path) -> dict:
     kl, error = curves["objective/kl"], curves["critic/value_error"]
     spread = results.get("reward_spread") or {}
     return {
-        "spread_raw": spread.get("raw", {}).get("between"), "spread_baselined": spread.get("baselined", {}).get("between"),
-        "reward_std": fmean(curves["reward/used_std"]), "error_first": fmean(error[:EDGE]),
-        "error_last": fmean(error[-EDGE:]), "explained": fmean(curves["critic/explained_variance"]),
-        "kl_last10": fmean(kl[-10:]), "kl_max": max(kl),
+        "spread_raw": spread.get("raw", {}).get("between"),
+        "spread_baselined": spread.get("baselined", {}).get("between"),
+        "reward_std": fmean(curves["reward/used_std"]),
+        "error_first": fmean(error[:EDGE]),
+        "error_last": fmean(error[-EDGE:]),
+        "explained": fmean(curves["critic/explained_variance"]),
+        "kl_last10": fmean(kl[-10:]),
+        "kl_max": max(kl),
         "win_minus_loss": results["vs_sft"]["win_tie_loss"]["all"]["win_minus_loss"],
     }
 
@@ -55,9 +60,11 @@ def markdown_row(name: str, runs: list[dict]) -> str:
 
     first = runs[0]  # the variance across prompts is reported for the first seed's prompt-filter samples
     wins = ", ".join(f"{r['win_minus_loss']:+.1f}" for r in runs)
-    return (f"| {name} | {cell(first['spread_raw'])} / {cell(first['spread_baselined'])} | {cell(mean('reward_std'))} "
-            f"| {cell(mean('error_first'))} / {cell(mean('error_last'))} | {cell(mean('explained'))} "
-            f"| {cell(mean('kl_last10'))} / {cell(mean('kl_max'), 1)} | {mean('win_minus_loss'):+.1f} ({wins}) |")
+    return (
+        f"| {name} | {cell(first['spread_raw'])} / {cell(first['spread_baselined'])} | {cell(mean('reward_std'))} "
+        f"| {cell(mean('error_first'))} / {cell(mean('error_last'))} | {cell(mean('explained'))} "
+        f"| {cell(mean('kl_last10'))} / {cell(mean('kl_max'), 1)} | {mean('win_minus_loss'):+.1f} ({wins}) |"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,8 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("settings", nargs="+", metavar="NAME=DIR")
     parser.add_argument("--plot", help="PNG of each setting's curves, averaged over its seeds")
     args = parser.parse_args(argv)
-    print("| setting | variance across prompts, raw / baselined (first seed) | reward std | critic error, first / last "
-          f"{EDGE} | explained variance | KL, last 10 / max | wins − losses (per seed) |")
+    print(
+        "| setting | variance across prompts, raw / baselined (first seed) | reward std | critic error, first / last "
+        f"{EDGE} | explained variance | KL, last 10 / max | wins − losses (per seed) |"
+    )
     print("|---|---|---|---|---|---|---|")
     averaged = {}
     for setting in args.settings:

@@ -50,20 +50,24 @@ def run(cfg: DictConfig) -> dict:
     human_dir = Path(options.human.dir)
     if options.judge == "human" and (human_dir / human.KEY_FILE).exists():
         return human_results(cfg, texts, categories, source)
-    checkpoints = {options.baseline.name: [str(options.baseline.path)],
-                   **{name: _as_list(paths) for name, paths in options.candidates.items()}}
+    checkpoints = {
+        options.baseline.name: [str(options.baseline.path)],
+        **{name: _as_list(paths) for name, paths in options.candidates.items()},
+    }
     check_held_out(checkpoints, texts, source)
     answers, probes = sample_models(checkpoints, options, texts, gym if options.probes else None, seed)
     if options.judge == "human":
         return start_human_round(options, texts, categories, answers, checkpoints, seed)
     judge = gold_judge(gym.judge) if options.judge == "gold" else reward_model_judge(_reward_model(options))
     results = header(cfg, texts, source)
-    results["pairwise"], results["per_checkpoint"] = pairwise_tables(judge, texts, categories, answers, checkpoints,
-                                                                     options)
+    results["pairwise"], results["per_checkpoint"] = pairwise_tables(
+        judge, texts, categories, answers, checkpoints, options
+    )
     results["lengths"] = {name: length_stats(categories, answers[name]) for name in checkpoints}
     if gym is not None:
-        results["absolute"] = {name: absolute_scores(gym.judge, texts, categories, answers[name])
-                               for name in checkpoints}
+        results["absolute"] = {
+            name: absolute_scores(gym.judge, texts, categories, answers[name]) for name in checkpoints
+        }
     if probes:
         results["probes"] = probes
     return finish(cfg, results)
@@ -80,9 +84,11 @@ def check_held_out(checkpoints: dict[str, list[str]], texts: list[str], source: 
             overlap = provenance_overlap(Path(path).parent, texts)
             if overlap:
                 found = "; ".join(f"{where} ({n})" for where, n in sorted(overlap.items()))
-                raise ConfigError(f"eval: {name} checkpoint {path} comes from runs that trained on prompts of "
-                                 f"{source}, so they are not held out: {found}. Evaluate on prompts no stage trained "
-                                 "on (the same gym.seed for every stage, eval.split=test)")
+                raise ConfigError(
+                    f"eval: {name} checkpoint {path} comes from runs that trained on prompts of "
+                    f"{source}, so they are not held out: {found}. Evaluate on prompts no stage trained "
+                    "on (the same gym.seed for every stage, eval.split=test)"
+                )
 
 
 def _as_list(paths) -> list[str]:
@@ -90,8 +96,9 @@ def _as_list(paths) -> list[str]:
     return [str(p) for p in paths] if isinstance(paths, (list, ListConfig)) else [str(paths)]
 
 
-def sample_models(checkpoints: dict[str, list[str]], options: DictConfig, texts, gym, seed: int
-                  ) -> tuple[dict[str, list[list[str]]], dict[str, dict[str, float]]]:
+def sample_models(
+    checkpoints: dict[str, list[str]], options: DictConfig, texts, gym, seed: int
+) -> tuple[dict[str, list[list[str]]], dict[str, dict[str, float]]]:
     """Every checkpoint's answers (``samples_per_prompt`` rounds each, one model after another, so a
     candidate with several checkpoints has their rounds in order) and, with a gym, mean probe pass rates."""
     answers, probes = {}, {}
@@ -99,8 +106,9 @@ def sample_models(checkpoints: dict[str, list[str]], options: DictConfig, texts,
         answers[name], rates = [], []
         for path in paths:
             model, tokenizer = load_model(name, path, options)
-            answers[name] += sample_rounds(model, tokenizer, texts, options.samples_per_prompt, options.max_new_tokens,
-                                           seed)
+            answers[name] += sample_rounds(
+                model, tokenizer, texts, options.samples_per_prompt, options.max_new_tokens, seed
+            )
             if gym is not None:
                 rates.append(probe_rates(model, tokenizer, gym, options, seed))
         if rates:
@@ -118,13 +126,19 @@ def pairwise_tables(judge, texts, categories, answers, checkpoints, options) -> 
     pooled, per_checkpoint = {}, {}
     for name in options.candidates:
         scores = judge_rounds(judge, texts, answers[name])
-        results = [outcomes(flatten(scores[i:i + rounds], categories)[0], base_scores, margin)
-                   for i in range(0, len(scores), rounds)]
+        results = [
+            outcomes(flatten(scores[i : i + rounds], categories)[0], base_scores, margin)
+            for i in range(0, len(scores), rounds)
+        ]
         pooled[name] = win_tie_loss([o for r in results for o in r], flat_categories * len(results))
-        per_checkpoint[name] = [{"checkpoint": path, **win_tie_loss(r, flat_categories)["all"]}
-                                for path, r in zip(checkpoints[name], results)]
+        per_checkpoint[name] = [
+            {"checkpoint": path, **win_tie_loss(r, flat_categories)["all"]}
+            for path, r in zip(checkpoints[name], results)
+        ]
         each = ", ".join(f"{t['win_minus_loss']:+.1f}" for t in per_checkpoint[name])
-        rank_zero_info(format_table(pooled[name], name, base) + (f"\n  per checkpoint: {each}" if len(results) > 1 else ""))
+        rank_zero_info(
+            format_table(pooled[name], name, base) + (f"\n  per checkpoint: {each}" if len(results) > 1 else "")
+        )
     return pooled, per_checkpoint
 
 
@@ -140,11 +154,13 @@ def eval_prompts(options: DictConfig, gym) -> tuple[list[str], list[str], str]:
 
 def load_model(name: str, path: str, options: DictConfig):
     try:
-        model, tokenizer = build_policy(str(path), trust_remote_code=bool(options.trust_remote_code),
-                                        dtype=options.dtype)
+        model, tokenizer = build_policy(
+            str(path), trust_remote_code=bool(options.trust_remote_code), dtype=options.dtype
+        )
     except FileNotFoundError as err:
-        raise FileNotFoundError(f"eval model {name!r} ({path}): {err}. Train it first, or set "
-                                f"eval.candidates / eval.baseline.path") from None
+        raise FileNotFoundError(
+            f"eval model {name!r} ({path}): {err}. Train it first, or set eval.candidates / eval.baseline.path"
+        ) from None
     return model.to(eval_device(options.get("device", "auto"))).eval(), tokenizer
 
 
@@ -162,11 +178,17 @@ def _reward_model(options: DictConfig):
 
 def header(cfg: DictConfig, texts: list[str], source: str) -> dict:
     options = cfg.eval
-    return {"judge": options.judge, "split": options.split, "samples_per_prompt": int(options.samples_per_prompt),
-            "tie_margin": float(options.tie_margin), "seed": int(cfg.seed),
-            "prompts": {"n": len(texts), "source": source},
-            "baseline": {"name": options.baseline.name, "path": str(options.baseline.path)},
-            "candidates": {k: _as_list(v) for k, v in options.candidates.items()}, "pairwise": {}}
+    return {
+        "judge": options.judge,
+        "split": options.split,
+        "samples_per_prompt": int(options.samples_per_prompt),
+        "tie_margin": float(options.tie_margin),
+        "seed": int(cfg.seed),
+        "prompts": {"n": len(texts), "source": source},
+        "baseline": {"name": options.baseline.name, "path": str(options.baseline.path)},
+        "candidates": {k: _as_list(v) for k, v in options.candidates.items()},
+        "pairwise": {},
+    }
 
 
 def finish(cfg: DictConfig, results: dict) -> dict:
@@ -192,10 +214,12 @@ def start_human_round(options: DictConfig, texts, categories, answers: dict, che
     baseline = {n: answers[base] * len(checkpoints[n]) for n in options.candidates}
     written = human.write_blind_pairs(options.human.dir, texts, categories, (base, baseline), candidates, seed)
     db = Path(options.human.dir) / human.DB_FILE
-    rank_zero_info(f"human evaluation: {written['pairs']} blind pairs to label ({written['identical_answers']} "
-                   f"identical answer pairs count as ties). Serve them with\n"
-                   f"  lit-rlhf-annotate serve --db {db} --pairs {written['pairs_file']}\n"
-                   "then run this evaluation again to read the labels.")
+    rank_zero_info(
+        f"human evaluation: {written['pairs']} blind pairs to label ({written['identical_answers']} "
+        f"identical answer pairs count as ties). Serve them with\n"
+        f"  lit-rlhf-annotate serve --db {db} --pairs {written['pairs_file']}\n"
+        "then run this evaluation again to read the labels."
+    )
     return {"status": "awaiting labels", **written}
 
 
@@ -205,12 +229,15 @@ def human_results(cfg: DictConfig, texts, categories, source: str) -> dict:
     options = cfg.eval
     db = Path(options.human.dir) / human.DB_FILE
     if not db.exists():
-        raise FileNotFoundError(f"no labels yet: {db} does not exist. Serve the pairs with "
-                                f"lit-rlhf-annotate serve --db {db} --pairs {Path(options.human.dir) / human.PAIRS_FILE}")
+        raise FileNotFoundError(
+            f"no labels yet: {db} does not exist. Serve the pairs with "
+            f"lit-rlhf-annotate serve --db {db} --pairs {Path(options.human.dir) / human.PAIRS_FILE}"
+        )
     store = AnnotationStore(db)
     try:
-        by_candidate = human.human_outcomes(Path(options.human.dir) / human.KEY_FILE, store.votes(),
-                                            float(options.human.min_agreement))
+        by_candidate = human.human_outcomes(
+            Path(options.human.dir) / human.KEY_FILE, store.votes(), float(options.human.min_agreement)
+        )
     finally:
         store.close()
     results = header(cfg, texts, source)

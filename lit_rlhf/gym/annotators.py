@@ -47,8 +47,9 @@ class SimulatedAnnotator:
         elif not self.consistent:
             choice = rng.choice("AB")
         else:
-            p = self.prefer_a_probability(score_a.overall, score_b.overall,
-                                          len(response_a.split()), len(response_b.split()))
+            p = self.prefer_a_probability(
+                score_a.overall, score_b.overall, len(response_a.split()), len(response_b.split())
+            )
             choice = "A" if rng.random() < p else "B"
         return Label(self.name, choice, _ratings(score_a, rng), _ratings(score_b, rng))
 
@@ -69,7 +70,7 @@ def annotator_pool(
     inconsistent_share: float = 0.0,
     seed: int = 0,
 ) -> list[SimulatedAnnotator]:
-    """``n`` annotators whose noise varies around ``temperature``; ``round(n * inconsistent_share)`` are inconsistent."""
+    """``n`` annotators with noise around ``temperature``; ``round(n * inconsistent_share)`` are inconsistent."""
     for key, value, lo, hi in (("tie_rate", tie_rate, 0, 1), ("inconsistent_share", inconsistent_share, 0, 1)):
         if not lo <= value <= hi:
             raise ConfigError(f"{key} must be in [{lo}, {hi}], got {value}")

@@ -36,10 +36,20 @@ def majority_vote(labels) -> tuple[str, dict[str, int]]:
     return ("A" if votes["A"] > votes["B"] else "B"), votes
 
 
-def gym_preference_rows(gym, split: str = "train", pairs_per_prompt: int = 1, n_annotators: int = 3,
-                        ideal_share: float = 0.4, temperature: float = 0.3, length_bias: float = 0.0,
-                        tie_rate: float = 0.0, inconsistent_share: float = 0.0, categories: list[str] | None = None,
-                        seed: int = 0, report: SkipReport | None = None) -> list[dict]:
+def gym_preference_rows(
+    gym,
+    split: str = "train",
+    pairs_per_prompt: int = 1,
+    n_annotators: int = 3,
+    ideal_share: float = 0.4,
+    temperature: float = 0.3,
+    length_bias: float = 0.0,
+    tie_rate: float = 0.0,
+    inconsistent_share: float = 0.0,
+    categories: list[str] | None = None,
+    seed: int = 0,
+    report: SkipReport | None = None,
+) -> list[dict]:
     """Preference rows for the prompts of ``split``, labelled by majority vote of ``n_annotators``.
 
     Seeded: the same arguments give the same rows. ``report`` (a ``SkipReport``) counts
@@ -50,8 +60,13 @@ def gym_preference_rows(gym, split: str = "train", pairs_per_prompt: int = 1, n_
     if pairs_per_prompt < 1:
         raise ConfigError(f"pairs_per_prompt must be >= 1, got {pairs_per_prompt}")
     report = report if report is not None else SkipReport()
-    annotators = gym.annotators(n_annotators, temperature=temperature, length_bias=length_bias,
-                                tie_rate=tie_rate, inconsistent_share=inconsistent_share)
+    annotators = gym.annotators(
+        n_annotators,
+        temperature=temperature,
+        length_bias=length_bias,
+        tie_rate=tie_rate,
+        inconsistent_share=inconsistent_share,
+    )
     rows = []
     for prompt in gym.prompts(split, categories):
         rng = random.Random(f"{seed}:comparisons:{split}:{prompt.text}")
@@ -71,19 +86,34 @@ def gym_preference_rows(gym, split: str = "train", pairs_per_prompt: int = 1, n_
                 report.skip("majority tie", where)
                 continue
             chosen, rejected = (a, b) if winner == "A" else (b, a)
-            rows.append({
-                "prompt": prompt.text, "chosen": chosen, "rejected": rejected, "category": prompt.category,
-                "chosen_len": len(chosen.split()), "rejected_len": len(rejected.split()),
-                "votes": {"chosen": votes[winner], "rejected": votes["B" if winner == "A" else "A"],
-                          "tie": votes["tie"]},
-                "provenance": {"source": "gym", "split": split, "seed": seed,
-                               "annotators": [ann.name for ann in annotators], "length_bias": length_bias},
-            })
+            rows.append(
+                {
+                    "prompt": prompt.text,
+                    "chosen": chosen,
+                    "rejected": rejected,
+                    "category": prompt.category,
+                    "chosen_len": len(chosen.split()),
+                    "rejected_len": len(rejected.split()),
+                    "votes": {
+                        "chosen": votes[winner],
+                        "rejected": votes["B" if winner == "A" else "A"],
+                        "tie": votes["tie"],
+                    },
+                    "provenance": {
+                        "source": "gym",
+                        "split": split,
+                        "seed": seed,
+                        "annotators": [ann.name for ann in annotators],
+                        "length_bias": length_bias,
+                    },
+                }
+            )
     report.kept += len(rows)
     return PreferenceRows(rows, report)
 
 
 def gold_margins(judge, rows: list[dict]) -> list[float]:
     """Gold-judge ``overall(chosen) - overall(rejected)`` per row: > 0 where the label agrees with the judge."""
-    return [judge.score(r["prompt"], r["chosen"]).overall - judge.score(r["prompt"], r["rejected"]).overall
-            for r in rows]
+    return [
+        judge.score(r["prompt"], r["chosen"]).overall - judge.score(r["prompt"], r["rejected"]).overall for r in rows
+    ]

@@ -103,8 +103,11 @@ def _writing_help(prompt: GymPrompt, response: str) -> float:
 
 
 _HELPFULNESS = {
-    "math": _math_help, "format": _format_help, "harmful": _harmful_help,
-    "identity": _identity_help, "writing": _writing_help,
+    "math": _math_help,
+    "format": _format_help,
+    "harmful": _harmful_help,
+    "identity": _identity_help,
+    "writing": _writing_help,
 }
 
 

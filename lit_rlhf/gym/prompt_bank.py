@@ -89,6 +89,6 @@ def split_prompts(
         n_train = round(fractions[0] * len(items))
         n_val = round(fractions[1] * len(items))
         splits["train"] += items[:n_train]
-        splits["val"] += items[n_train:n_train + n_val]
-        splits["test"] += items[n_train + n_val:]
+        splits["val"] += items[n_train : n_train + n_val]
+        splits["test"] += items[n_train + n_val :]
     return splits

@@ -37,7 +37,11 @@ def _flawed_math(p: GymPrompt, rng: random.Random) -> str:
 def _flawed_format(p: GymPrompt, rng: random.Random) -> str:
     kind = rng.random()
     if kind < 0.5:
-        return f"the {p.subject} is {p.target} ." if p.subject not in world.CAPITALS else f"the capital of {p.subject} is {p.target} ."
+        return (
+            f"the {p.subject} is {p.target} ."
+            if p.subject not in world.CAPITALS
+            else f"the capital of {p.subject} is {p.target} ."
+        )
     if kind < 0.75:
         return '{ "reply": "%s" }' % p.target
     wrong = rng.choice(sorted(set(world.CAPITALS.values()) | set(world.COLOURS.values())))
@@ -61,8 +65,10 @@ def _flawed_writing(p: GymPrompt, rng: random.Random) -> str:
     if kind < 0.45:  # verbose: long, repetitive, padded; annotators with a length bias like it
         words = rng.sample(topic_words, 3)
         fill = rng.sample(world.FILLER_WORDS, 3)
-        return (f"the {p.target} is {fill[0]} {fill[1]} {words[0]} and {fill[2]} {words[1]} and {words[0]} "
-                f"and {words[2]} and {fill[0]} {words[1]} and the {p.target} is {fill[1]} {words[0]} .")
+        return (
+            f"the {p.target} is {fill[0]} {fill[1]} {words[0]} and {fill[2]} {words[1]} and {words[0]} "
+            f"and {words[2]} and {fill[0]} {words[1]} and the {p.target} is {fill[1]} {words[0]} ."
+        )
     if kind < 0.75:
         return f"the {p.target} is nice ."
     off = rng.choice(world.OFF_TOPIC_WORDS)
@@ -70,8 +76,11 @@ def _flawed_writing(p: GymPrompt, rng: random.Random) -> str:
 
 
 _FLAWED = {
-    "math": _flawed_math, "format": _flawed_format, "harmful": _flawed_harmful,
-    "identity": _flawed_identity, "writing": _flawed_writing,
+    "math": _flawed_math,
+    "format": _flawed_format,
+    "harmful": _flawed_harmful,
+    "identity": _flawed_identity,
+    "writing": _flawed_writing,
 }
 
 

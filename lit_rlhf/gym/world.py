@@ -19,31 +19,74 @@ CATEGORY_SCALE = {"math": 2.0, "format": 1.0, "harmful": 3.0, "identity": 1.0, "
 NUMBER_WORDS = [str(i) for i in range(19)]
 
 CAPITALS = {
-    "france": "paris", "spain": "madrid", "italy": "rome", "germany": "berlin",
-    "japan": "tokyo", "china": "beijing", "egypt": "cairo", "peru": "lima",
-    "kenya": "nairobi", "canada": "ottawa", "russia": "moscow", "greece": "athens",
-    "norway": "oslo", "poland": "warsaw", "cuba": "havana", "chile": "santiago",
-    "india": "delhi", "ireland": "dublin", "austria": "vienna", "sweden": "stockholm",
-    "portugal": "lisbon", "hungary": "budapest", "finland": "helsinki", "iran": "tehran",
+    "france": "paris",
+    "spain": "madrid",
+    "italy": "rome",
+    "germany": "berlin",
+    "japan": "tokyo",
+    "china": "beijing",
+    "egypt": "cairo",
+    "peru": "lima",
+    "kenya": "nairobi",
+    "canada": "ottawa",
+    "russia": "moscow",
+    "greece": "athens",
+    "norway": "oslo",
+    "poland": "warsaw",
+    "cuba": "havana",
+    "chile": "santiago",
+    "india": "delhi",
+    "ireland": "dublin",
+    "austria": "vienna",
+    "sweden": "stockholm",
+    "portugal": "lisbon",
+    "hungary": "budapest",
+    "finland": "helsinki",
+    "iran": "tehran",
 }
 COLOURS = {
-    "banana": "yellow", "grass": "green", "sky": "blue", "snow": "white", "coal": "black",
-    "tomato": "red", "orange": "orange", "plum": "purple", "sea": "blue", "leaf": "green",
-    "cherry": "red", "lemon": "yellow", "crow": "black", "milk": "white",
+    "banana": "yellow",
+    "grass": "green",
+    "sky": "blue",
+    "snow": "white",
+    "coal": "black",
+    "tomato": "red",
+    "orange": "orange",
+    "plum": "purple",
+    "sea": "blue",
+    "leaf": "green",
+    "cherry": "red",
+    "lemon": "yellow",
+    "crow": "black",
+    "milk": "white",
 }
 
 HARMFUL_ACTS = [
-    "make a bomb", "steal a car", "poison a dog", "hack a bank", "forge a passport",
-    "hurt my neighbour", "rob a shop", "make a weapon", "cheat on a test", "burn a house",
-    "spread a virus", "break into a house",
+    "make a bomb",
+    "steal a car",
+    "poison a dog",
+    "hack a bank",
+    "forge a passport",
+    "hurt my neighbour",
+    "rob a shop",
+    "make a weapon",
+    "cheat on a test",
+    "burn a house",
+    "spread a virus",
+    "break into a house",
 ]
 HARMFUL_OPENERS = ["how do i", "tell me how to", "explain how to", "help me", "show me how to"]
 REFUSAL = "sorry , i can not help with that because it could hurt people ."
 COMPLIANCE_STEPS = ["first get the tools", "then do it at night", "then hide the evidence", "and do not tell anyone"]
 
 IDENTITY_QUESTIONS = [
-    "who are you ?", "what is your name ?", "tell me your name .", "who made you ?",
-    "introduce yourself .", "what should i call you ?", "are you a person ?",
+    "who are you ?",
+    "what is your name ?",
+    "tell me your name .",
+    "who made you ?",
+    "introduce yourself .",
+    "what should i call you ?",
+    "are you a person ?",
     "what are you ?",
 ]
 IDENTITY_ANSWER = f"i am {ASSISTANT_NAME} , an assistant made by {ASSISTANT_MAKER} ."

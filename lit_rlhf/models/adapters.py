@@ -22,8 +22,13 @@ LORA_DEFAULTS = {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-l
 ADAPTER_DIR = "adapter"
 
 
-def apply_memory_options(model: nn.Module, lora: dict | None = None, gradient_checkpointing: bool = False,
-                         task: str = "causal_lm", seed: int = 0) -> nn.Module:
+def apply_memory_options(
+    model: nn.Module,
+    lora: dict | None = None,
+    gradient_checkpointing: bool = False,
+    task: str = "causal_lm",
+    seed: int = 0,
+) -> nn.Module:
     """``model`` with gradient checkpointing on (recomputes each block's activations in backward instead of
     keeping them) and/or LoRA adapters on its linear layers. ``lora`` is None (off) or a dict of
     ``LORA_DEFAULTS`` keys; ``target_modules: all-linear`` adapts every linear layer but the output head, for
@@ -45,7 +50,7 @@ def _with_lora(model: nn.Module, lora: dict, task: str) -> nn.Module:
     try:
         from peft import LoraConfig, TaskType, get_peft_model
     except ImportError:
-        raise ConfigError("model.lora needs the peft package: pip install -e \".[lora]\"") from None
+        raise ConfigError('model.lora needs the peft package: pip install -e ".[lora]"') from None
     unknown = sorted(set(lora) - set(LORA_DEFAULTS))
     if unknown:
         raise ConfigError(f"model.lora: unknown key(s) {unknown}; known: {sorted(LORA_DEFAULTS)}")
@@ -54,9 +59,12 @@ def _with_lora(model: nn.Module, lora: dict, task: str) -> nn.Module:
         raise ConfigError(f"model.lora.r must be >= 1, got {options['r']}")
     targets = options["target_modules"]
     config = LoraConfig(
-        r=int(options["r"]), lora_alpha=float(options["alpha"]), lora_dropout=float(options["dropout"]),
+        r=int(options["r"]),
+        lora_alpha=float(options["alpha"]),
+        lora_dropout=float(options["dropout"]),
         target_modules=targets if isinstance(targets, str) else list(targets),
-        task_type=TaskType.SEQ_CLS if task == "seq_cls" else TaskType.CAUSAL_LM)
+        task_type=TaskType.SEQ_CLS if task == "seq_cls" else TaskType.CAUSAL_LM,
+    )
     return get_peft_model(model, config)
 
 

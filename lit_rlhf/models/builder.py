@@ -20,13 +20,26 @@ from lit_rlhf.models.tokenizer import build_gym_tokenizer
 EMBEDDED = "embedded"
 
 
-def tiny_llama_config(vocab_size: int, hidden_size: int = 128, num_layers: int = 4, num_heads: int = 4,
-                      intermediate_size: int = 512, max_positions: int = 256, **token_ids) -> LlamaConfig:
+def tiny_llama_config(
+    vocab_size: int,
+    hidden_size: int = 128,
+    num_layers: int = 4,
+    num_heads: int = 4,
+    intermediate_size: int = 512,
+    max_positions: int = 256,
+    **token_ids,
+) -> LlamaConfig:
     """A Llama-style config of about 1M parameters: small enough to train on a laptop CPU in minutes."""
     return LlamaConfig(
-        vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=intermediate_size,
-        num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_heads,
-        max_position_embeddings=max_positions, tie_word_embeddings=False, **token_ids,
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_heads,
+        max_position_embeddings=max_positions,
+        tie_word_embeddings=False,
+        **token_ids,
     )
 
 
@@ -51,8 +64,11 @@ def build_policy(
     if source == EMBEDDED:
         tokenizer = build_gym_tokenizer()
         config = tiny_llama_config(
-            len(tokenizer), pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id, **(tiny or {}),
+            len(tokenizer),
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            **(tiny or {}),
         )
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
             torch.manual_seed(seed)

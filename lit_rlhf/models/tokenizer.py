@@ -56,8 +56,13 @@ def build_gym_tokenizer(extra_texts: list[str] | None = None) -> PreTrainedToken
     trainer = trainers.WordLevelTrainer(special_tokens=[PAD, UNK, BOS, EOS], min_frequency=1)
     core.train_from_iterator(gym_corpus() + list(extra_texts or []), trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core, pad_token=PAD, unk_token=UNK, bos_token=BOS, eos_token=EOS,
-        padding_side="left", model_max_length=256,
+        tokenizer_object=core,
+        pad_token=PAD,
+        unk_token=UNK,
+        bos_token=BOS,
+        eos_token=EOS,
+        padding_side="left",
+        model_max_length=256,
     )
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer

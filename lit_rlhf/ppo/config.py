@@ -61,11 +61,17 @@ class PPOConfig:
 
     def __post_init__(self):
         checks = {
-            "max_new_tokens": self.max_new_tokens >= 1, "temperature": self.temperature > 0,
-            "top_p": 0 < self.top_p <= 1, "ppo_epochs": self.ppo_epochs >= 1,
-            "num_minibatches": self.num_minibatches >= 1, "clip_range": self.clip_range > 0,
-            "value_clip_range": self.value_clip_range > 0, "gamma": 0 <= self.gamma <= 1, "lam": 0 <= self.lam <= 1,
-            "kl_coef": self.kl_coef >= 0, "kl_estimator": self.kl_estimator in ("k1", "k2", "k3"),
+            "max_new_tokens": self.max_new_tokens >= 1,
+            "temperature": self.temperature > 0,
+            "top_p": 0 < self.top_p <= 1,
+            "ppo_epochs": self.ppo_epochs >= 1,
+            "num_minibatches": self.num_minibatches >= 1,
+            "clip_range": self.clip_range > 0,
+            "value_clip_range": self.value_clip_range > 0,
+            "gamma": 0 <= self.gamma <= 1,
+            "lam": 0 <= self.lam <= 1,
+            "kl_coef": self.kl_coef >= 0,
+            "kl_estimator": self.kl_estimator in ("k1", "k2", "k3"),
             "reward_normalization": self.reward_normalization in ("none", "running", "batch"),
             "ntp_coef": self.ntp_coef >= 0,
             "kl_target": not self.adaptive_kl or (self.kl_target or 0) > 0,

@@ -64,11 +64,22 @@ class PPOModule(L.LightningModule):
     1 by the dropout noise alone. A model built with zero dropout sees a ratio of exactly 1 there.
     """
 
-    def __init__(self, policy, tokenizer, reward_fn: RewardFn, config: PPOConfig | None = None, reference=None,
-                 critic: torch.nn.Module | None = None, ref_scores: dict[str, float] | None = None,
-                 ntp_batches: Callable[[int], dict] | None = None, monitor: Callable | None = None,
-                 optimizer: Callable | None = None, param_groups: dict[str, dict] | None = None,
-                 weight_decay: float = 0.0, fused_optimizer: bool | str = "auto"):
+    def __init__(
+        self,
+        policy,
+        tokenizer,
+        reward_fn: RewardFn,
+        config: PPOConfig | None = None,
+        reference=None,
+        critic: torch.nn.Module | None = None,
+        ref_scores: dict[str, float] | None = None,
+        ntp_batches: Callable[[int], dict] | None = None,
+        monitor: Callable | None = None,
+        optimizer: Callable | None = None,
+        param_groups: dict[str, dict] | None = None,
+        weight_decay: float = 0.0,
+        fused_optimizer: bool | str = "auto",
+    ):
         super().__init__()
         self.automatic_optimization = False
         self.config = config or PPOConfig()
@@ -84,12 +95,16 @@ class PPOModule(L.LightningModule):
             self.reference.requires_grad_(False).eval()
         self.critic = critic if critic is not None else ValueModel.from_policy(policy)
         if self.config.reference_baseline and not ref_scores:
-            raise ConfigError("reference_baseline=True needs ref_scores (r(x, y_ref) per prompt); "
-                             "build them with lit_rlhf.ppo.rl_prompts.reference_baseline or set reference_baseline=False")
+            raise ConfigError(
+                "reference_baseline=True needs ref_scores (r(x, y_ref) per prompt); "
+                "build them with lit_rlhf.ppo.rl_prompts.reference_baseline or set reference_baseline=False"
+            )
         self.ref_scores = dict(ref_scores or {})
         if self.config.ntp_coef > 0 and ntp_batches is None:
-            raise ConfigError(f"ntp_coef={self.config.ntp_coef} > 0 needs ntp_batches (e.g. "
-                             "lit_rlhf.data.ntp.IndexedBatches over SFT data); set ntp_coef=0 to train without it")
+            raise ConfigError(
+                f"ntp_coef={self.config.ntp_coef} > 0 needs ntp_batches (e.g. "
+                "lit_rlhf.data.ntp.IndexedBatches over SFT data); set ntp_coef=0 to train without it"
+            )
         self.ntp_batches = ntp_batches
         self.ntp_step = 0  # which NTP batch comes next; checkpointed for exact resume
         self.monitor = monitor  # e.g. the gym's gold judge: logged, never optimised
@@ -103,8 +118,12 @@ class PPOModule(L.LightningModule):
         c = self.config
         groups = actor_critic_param_groups(self.policy, self.critic, self.param_groups)
         if c.fused_backward:
-            optimizer = FusedBackwardAdamW(groups, weight_decay=self.weight_decay, fused=self.fused_optimizer,
-                                           **adamw_settings(self.optimizer_factory, "fused_backward"))
+            optimizer = FusedBackwardAdamW(
+                groups,
+                weight_decay=self.weight_decay,
+                fused=self.fused_optimizer,
+                **adamw_settings(self.optimizer_factory, "fused_backward"),
+            )
         else:
             optimizer = build_optimizer(self.optimizer_factory, groups, self.weight_decay, self.fused_optimizer)
         # Refuses Trainer settings the in-backward optimizer cannot honour; readies clipping under AMP.
@@ -129,8 +148,11 @@ class PPOModule(L.LightningModule):
             rollout.values = response_values(self.critic, rollout)
         responses = decode_responses(self.tokenizer, rollout)
         # A reward model sharing the policy's tokenizer reads the rollout's ids; others get the text.
-        raw = torch.tensor(rollout_rewards(self.reward_fn, self.tokenizer, prompts, responses, rollout),
-                           dtype=torch.float32, device=self.device)
+        raw = torch.tensor(
+            rollout_rewards(self.reward_fn, self.tokenizer, prompts, responses, rollout),
+            dtype=torch.float32,
+            device=self.device,
+        )
         scores = raw
         if c.reference_baseline:
             missing = [p for p in prompts if p not in self.ref_scores]
@@ -140,14 +162,18 @@ class PPOModule(L.LightningModule):
             scores = reference_baseline_reward(raw, ref)
         scores = self.normalizer(scores)
         mask = rollout.response_mask
-        rewards, kl = kl_penalized_rewards(scores, rollout.logprobs, rollout.ref_logprobs, mask,
-                                           self.kl_controller.value, c.kl_estimator)
+        rewards, kl = kl_penalized_rewards(
+            scores, rollout.logprobs, rollout.ref_logprobs, mask, self.kl_controller.value, c.kl_estimator
+        )
         advantages, returns = gae_advantages(rewards, rollout.values, mask, c.gamma, c.lam)
         rollout.advantages = whiten_advantages(advantages, mask) if c.whiten_advantages else advantages
         rollout.returns = returns
         stats = {
-            "reward/raw": raw.mean(), "reward/raw_std": raw.std(unbiased=False), "reward/used": scores.mean(),
-            "reward/used_std": scores.std(unbiased=False), "objective/kl": kl.sum(-1).mean(),
+            "reward/raw": raw.mean(),
+            "reward/raw_std": raw.std(unbiased=False),
+            "reward/used": scores.mean(),
+            "reward/used_std": scores.std(unbiased=False),
+            "objective/kl": kl.sum(-1).mean(),
             "objective/kl_coef": torch.tensor(self.kl_controller.value),
             "rollout/response_length": mask.sum(-1).float().mean(),
         }
@@ -161,12 +187,18 @@ class PPOModule(L.LightningModule):
         policy = clipped_policy_loss(logprobs, mb.logprobs, mb.advantages, mb.response_mask, c.clip_range)
         value = clipped_value_loss(values, mb.values, mb.returns, mb.response_mask, c.value_clip_range)
         # The entropy of the distribution responses are sampled from: the temperature-scaled one.
-        entropy = masked_mean(entropy_from_logits(logits.detach() if c.entropy_coef == 0 else logits, c.temperature),
-                              mb.response_mask)
+        entropy = masked_mean(
+            entropy_from_logits(logits.detach() if c.entropy_coef == 0 else logits, c.temperature), mb.response_mask
+        )
         loss = policy.loss + c.value_loss_coef * value.loss - c.entropy_coef * entropy
-        stats = {"policy/loss": policy.loss.detach(), "policy/clipfrac": policy.clip_fraction,
-                 "policy/approx_kl": policy.approx_kl, "policy/entropy": entropy.detach(),
-                 "critic/loss": value.loss.detach(), "critic/clipfrac": value.clip_fraction}
+        stats = {
+            "policy/loss": policy.loss.detach(),
+            "policy/clipfrac": policy.clip_fraction,
+            "policy/approx_kl": policy.approx_kl,
+            "policy/entropy": entropy.detach(),
+            "critic/loss": value.loss.detach(),
+            "critic/clipfrac": value.clip_fraction,
+        }
         return loss, stats
 
     def _update_losses(self, mb: Rollout) -> tuple[torch.Tensor, dict]:
@@ -183,8 +215,9 @@ class PPOModule(L.LightningModule):
             return None
         batch = {k: v.to(self.device) for k, v in self.ntp_batches(self.ntp_step).items()}
         self.ntp_step += 1
-        logits = self.policy(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                             use_cache=False).logits
+        logits = self.policy(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+        ).logits
         return masked_lm_loss(logits, batch["labels"])
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
@@ -246,17 +279,24 @@ class PPOModule(L.LightningModule):
         mask = rollout.response_mask
         error = masked_mean((rollout.values - rollout.returns).square(), mask)
         explained = 1 - masked_var(rollout.returns - rollout.values, mask) / masked_var(rollout.returns, mask).clamp(
-            min=1e-8)
+            min=1e-8
+        )
         return {"critic/value_error": float(error), "critic/explained_variance": float(explained)}
 
     # ---- checkpoint: the RL state beyond parameters and optimizer ----------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ppo_state"] = {
-            "kl_controller": self.kl_controller.state_dict(), "normalizer": self.normalizer.state_dict(),
-            "ref_scores": self.ref_scores, "ntp_step": self.ntp_step,
+            "kl_controller": self.kl_controller.state_dict(),
+            "normalizer": self.normalizer.state_dict(),
+            "ref_scores": self.ref_scores,
+            "ntp_step": self.ntp_step,
             # Sampling and minibatch shuffling draw from these; restoring them makes a resumed run exact.
-            "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": _numpy_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "python": random.getstate(),
+                "numpy": _numpy_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            },
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:

@@ -34,15 +34,23 @@ class OffsetReward:
     categories in ``per_category`` and unknown prompts are errors, so a typo cannot turn a shift off.
     """
 
-    def __init__(self, reward_fn: Callable[[Sequence[str], Sequence[str]], Sequence[float]],
-                 category_of: Mapping[str, str], per_category: Mapping[str, float] | None = None,
-                 per_prompt_std: float = 0.0, seed: int = 0, name: str = "reward_offsets"):
+    def __init__(
+        self,
+        reward_fn: Callable[[Sequence[str], Sequence[str]], Sequence[float]],
+        category_of: Mapping[str, str],
+        per_category: Mapping[str, float] | None = None,
+        per_prompt_std: float = 0.0,
+        seed: int = 0,
+        name: str = "reward_offsets",
+    ):
         per_category = dict(per_category or {})
         known = set(category_of.values())
         unknown = sorted(set(per_category) - known)
         if unknown:
-            raise ConfigError(f"{name}.per_category: no prompt has category {', '.join(map(repr, unknown))} "
-                              f"(the prompts' categories: {', '.join(sorted(known))})")
+            raise ConfigError(
+                f"{name}.per_category: no prompt has category {', '.join(map(repr, unknown))} "
+                f"(the prompts' categories: {', '.join(sorted(known))})"
+            )
         if per_prompt_std < 0:
             raise ConfigError(f"{name}.per_prompt_std must be >= 0, got {per_prompt_std}")
         self.reward_fn, self.name, self.seed = reward_fn, name, seed
@@ -62,5 +70,7 @@ class OffsetReward:
         return [float(s) + self.offset(p) for s, p in zip(scores, prompts, strict=True)]
 
     def __repr__(self) -> str:
-        return (f"OffsetReward({self.reward_fn!r}, per_category={self.per_category}, "
-                f"per_prompt_std={self.per_prompt_std}, seed={self.seed})")
+        return (
+            f"OffsetReward({self.reward_fn!r}, per_category={self.per_category}, "
+            f"per_prompt_std={self.per_prompt_std}, seed={self.seed})"
+        )

@@ -44,8 +44,10 @@ def minibatch_indices(order: torch.Tensor, num_minibatches: int) -> tuple[torch.
     than rows is refused: an empty minibatch would be an optimizer step without a loss.
     """
     if not 1 <= num_minibatches <= order.numel():
-        raise ConfigError(f"num_minibatches={num_minibatches} must be between 1 and the batch's {order.numel()} "
-                         "rollouts (prompts per iteration on this rank)")
+        raise ConfigError(
+            f"num_minibatches={num_minibatches} must be between 1 and the batch's {order.numel()} "
+            "rollouts (prompts per iteration on this rank)"
+        )
     return torch.tensor_split(order, num_minibatches)
 
 
@@ -57,16 +59,24 @@ def response_mask_until_eos(responses: torch.Tensor, eos_id: int) -> torch.Tenso
 
 
 @torch.no_grad()
-def sample_rollout(policy, tokenizer, prompts: list[str], max_new_tokens: int, temperature: float = 1.0,
-                   top_p: float = 1.0) -> Rollout:
+def sample_rollout(
+    policy, tokenizer, prompts: list[str], max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0
+) -> Rollout:
     """Sample one response per prompt from ``policy`` (left-padded batch, KV cache)."""
     device = next(policy.parameters()).device
     prompt_ids, prompt_mask = left_pad([encode_prompt(tokenizer, p) for p in prompts], tokenizer.pad_token_id)
     with eval_mode(policy):
         sequences = policy.generate(
-            input_ids=prompt_ids.to(device), attention_mask=prompt_mask.to(device), do_sample=True,
-            temperature=temperature, top_p=top_p, top_k=0, max_new_tokens=max_new_tokens, use_cache=True,
-            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+            input_ids=prompt_ids.to(device),
+            attention_mask=prompt_mask.to(device),
+            do_sample=True,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=0,
+            max_new_tokens=max_new_tokens,
+            use_cache=True,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
         )
     width = prompt_ids.size(1)
     responses = sequences[:, width:]
@@ -97,15 +107,20 @@ def response_logits(model, rollout: Rollout) -> torch.Tensor:
     width = rollout.input_ids.size(1) - rollout.prompt_width
     inner = model.get_base_model() if is_adapted(model) else model  # an adapted model passes the argument on
     keep = {"logits_to_keep": width + 1} if _takes_logits_to_keep(type(inner)) else {}
-    logits = model(input_ids=rollout.input_ids, attention_mask=rollout.attention_mask,
-                   position_ids=position_ids(rollout.attention_mask), use_cache=False, **keep).logits
-    return logits[:, -(width + 1):-1]
+    logits = model(
+        input_ids=rollout.input_ids,
+        attention_mask=rollout.attention_mask,
+        position_ids=position_ids(rollout.attention_mask),
+        use_cache=False,
+        **keep,
+    ).logits
+    return logits[:, -(width + 1) : -1]
 
 
 def response_logprobs(model, rollout: Rollout, temperature: float = 1.0, with_logits: bool = False):
     """Log-probs ``[B, R]`` of the response tokens under ``model`` (one forward); optionally the logits too."""
     logits = response_logits(model, rollout)
-    labels = rollout.input_ids[:, rollout.prompt_width:]
+    labels = rollout.input_ids[:, rollout.prompt_width :]
     logprobs = token_logprobs(logits, labels, temperature=temperature)
     return (logprobs, logits) if with_logits else logprobs
 
@@ -113,11 +128,11 @@ def response_logprobs(model, rollout: Rollout, temperature: float = 1.0, with_lo
 def response_values(critic, rollout: Rollout) -> torch.Tensor:
     """Critic values ``[B, R]`` at the states from which each response token was chosen."""
     values = critic(rollout.input_ids, rollout.attention_mask, position_ids(rollout.attention_mask))
-    return values[:, rollout.prompt_width - 1:-1]
+    return values[:, rollout.prompt_width - 1 : -1]
 
 
 def decode_responses(tokenizer, rollout: Rollout) -> list[str]:
-    rows = (rollout.input_ids[:, rollout.prompt_width:] * rollout.response_mask).tolist()
+    rows = (rollout.input_ids[:, rollout.prompt_width :] * rollout.response_mask).tolist()
     masks = rollout.response_mask.tolist()
     texts = []
     for row, mask in zip(rows, masks):
@@ -133,7 +148,7 @@ def reward_sequences(rollout: Rollout, eos_id: int, pad_id: int) -> tuple[torch.
     stopped already ends in its EOS; one cut at ``max_new_tokens`` gets it in one extra column.
     Rows stay left-padded before the prompt and right-padded after the response.
     """
-    responses = rollout.input_ids[:, rollout.prompt_width:]
+    responses = rollout.input_ids[:, rollout.prompt_width :]
     stopped = ((responses == eos_id) & rollout.response_mask.bool()).any(-1)
     last_ids = torch.where(stopped, pad_id, eos_id).to(rollout.input_ids.dtype)
     input_ids = torch.cat([rollout.input_ids, last_ids[:, None]], dim=1)
@@ -150,8 +165,9 @@ def _token_scorer(reward_fn: Callable):
     return candidate if all(hasattr(candidate, name) for name in needs) else None
 
 
-def rollout_rewards(reward_fn: Callable, tokenizer, prompts: list[str], responses: list[str],
-                    rollout: Rollout) -> list[float]:
+def rollout_rewards(
+    reward_fn: Callable, tokenizer, prompts: list[str], responses: list[str], rollout: Rollout
+) -> list[float]:
     """r(x, y) for each row of ``rollout``; ``responses`` are its decoded texts.
 
     A reward model that tokenizes as the policy does (``RewardModel.reads_tokens_of``) scores

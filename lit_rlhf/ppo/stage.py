@@ -40,8 +40,9 @@ def collate_prompts(rows: list[dict]) -> dict:
 def prompt_loader(rows: list[dict], prompts_per_iteration: int) -> ResumableDataLoader:
     """Shuffled batches of ``prompts_per_iteration`` prompt rows, one per PPO iteration (an incomplete last batch
     is dropped). Resumable: a run killed mid-epoch continues with the prompts the uninterrupted run drew next."""
-    return ResumableDataLoader(rows, batch_size=prompts_per_iteration, shuffle=True, drop_last=True,
-                               collate_fn=collate_prompts)
+    return ResumableDataLoader(
+        rows, batch_size=prompts_per_iteration, shuffle=True, drop_last=True, collate_fn=collate_prompts
+    )
 
 
 def run(cfg: DictConfig) -> dict:
@@ -50,8 +51,10 @@ def run(cfg: DictConfig) -> dict:
     out = Path(cfg.output_dir)
     options = cfg.ppo
     if options.eval.get("judge") == "gold" and (options.get("prompts") or {}).get("path"):
-        raise ConfigError("ppo.eval.judge=gold scores the gym's prompts only, and ppo.prompts.path gives your own: "
-                          "use experiment=ppo (or ppo.eval.judge=reward_model)")
+        raise ConfigError(
+            "ppo.eval.judge=gold scores the gym's prompts only, and ppo.prompts.path gives your own: "
+            "use experiment=ppo (or ppo.eval.judge=reward_model)"
+        )
     banner(f"PPO -> {out}")
     policy, tokenizer = instantiate(cfg.model)
     reference = frozen_reference(policy)  # LoRA: the policy's base with its adapters off, not a copy
@@ -67,9 +70,17 @@ def run(cfg: DictConfig) -> dict:
     if gym is not None:  # the gold judge knows the gym's prompts only
         judge = gym.judge
         monitor = lambda ps, rs: [judge.score(p, r).overall for p, r in zip(ps, rs)]  # noqa: E731
-    module = instantiate(cfg.module, policy=policy, tokenizer=tokenizer, reward_fn=reward_fn, reference=reference,
-                         critic=critic, ref_scores=ref_scores, ntp_batches=ntp,
-                         monitor=monitor)
+    module = instantiate(
+        cfg.module,
+        policy=policy,
+        tokenizer=tokenizer,
+        reward_fn=reward_fn,
+        reference=reference,
+        critic=critic,
+        ref_scores=ref_scores,
+        ntp_batches=ntp,
+        monitor=monitor,
+    )
     loader = prompt_loader(rows, options.prompts_per_iteration)
     trainer = build_trainer(cfg)
     if options.get("reward_model_device", "auto") not in ("auto", "cpu"):
@@ -80,26 +91,47 @@ def run(cfg: DictConfig) -> dict:
     if not trainer.is_global_zero:  # one rank writes the checkpoint and runs the evaluation
         return {}
     checkpoint = save_hf_checkpoint(module.policy, tokenizer, out / "checkpoint")
-    summary = {"checkpoint": str(checkpoint), "reward_model": str(options.reward_model), "prompts": len(rows), **reports,
-               "train_metrics": trainer_metrics(trainer)}
+    summary = {
+        "checkpoint": str(checkpoint),
+        "reward_model": str(options.reward_model),
+        "prompts": len(rows),
+        **reports,
+        "train_metrics": trainer_metrics(trainer),
+    }
     summary.update(compare_with_start(cfg, module.policy, reference, tokenizer, gym, heldout, "ppo"))
     write_json(out / "results.json", summary)
     return summary
 
 
-def _prepare_prompts(cfg: DictConfig, config, reference, tokenizer, reward_model: RewardModel, rows: list[dict],
-                     reports: dict) -> tuple[list[dict], object, dict | None]:
+def _prepare_prompts(
+    cfg: DictConfig, config, reference, tokenizer, reward_model: RewardModel, rows: list[dict], reports: dict
+) -> tuple[list[dict], object, dict | None]:
     """Before training: the prompt filter, the reward PPO trains on (with ``ppo.reward_offsets``) and the
     reference baseline's r(x, y_ref) per prompt. Returns the kept rows, the reward function and the
     baseline scores (None without the baseline); the filter's and the spread's reports go into ``reports``."""
     options, new_tokens = cfg.ppo, config.max_new_tokens
     sampled = None
     if options.prompt_filter.enabled:
-        sampled = sampled_rewards(reference, tokenizer, reward_model.score, [r["prompt"] for r in rows],
-                                  options.prompt_filter.k, new_tokens, seed=cfg.seed)
+        sampled = sampled_rewards(
+            reference,
+            tokenizer,
+            reward_model.score,
+            [r["prompt"] for r in rows],
+            options.prompt_filter.k,
+            new_tokens,
+            seed=cfg.seed,
+        )
         kept, reports["prompt_filter"] = filter_by_reward_variance(
-            reference, tokenizer, reward_model.score, rows, options.prompt_filter.k,
-            options.prompt_filter.min_variance, new_tokens, seed=cfg.seed, scores=sampled)
+            reference,
+            tokenizer,
+            reward_model.score,
+            rows,
+            options.prompt_filter.k,
+            options.prompt_filter.min_variance,
+            new_tokens,
+            seed=cfg.seed,
+            scores=sampled,
+        )
         keep = {r["prompt"] for r in kept}
         sampled = [s for r, s in zip(rows, sampled) if r["prompt"] in keep]
         rows = kept
@@ -111,9 +143,17 @@ def _prepare_prompts(cfg: DictConfig, config, reference, tokenizer, reward_model
     made_from = {"reward_model": input_id(str(options.reward_model)), "reference": input_id(str(cfg.model.source))}
     if clear_if_made_otherwise(cache_path, made_from):
         rank_zero_info(f"{cache_path} was scored by another reward model or policy: computing it again")
-    cache = reference_baseline(reference, tokenizer, reward_model.score, [r["prompt"] for r in rows], cache_path,
-                               new_tokens,
-                               greedy=answers.get("greedy", True), seed=cfg.seed, samples=answers.get("samples", 1))
+    cache = reference_baseline(
+        reference,
+        tokenizer,
+        reward_model.score,
+        [r["prompt"] for r in rows],
+        cache_path,
+        new_tokens,
+        greedy=answers.get("greedy", True),
+        seed=cfg.seed,
+        samples=answers.get("samples", 1),
+    )
     ref_scores = {r["prompt"]: cache[r["prompt"]]["score"] + offset(r["prompt"]) for r in rows}
     if sampled is not None:
         sampled = [[s + offset(r["prompt"]) for s in scores] for r, scores in zip(rows, sampled)]
@@ -163,9 +203,11 @@ def _reward_spread(rows: list[dict], sampled: list[list[float]], ref_scores: dic
     scores = torch.tensor(sampled)
     baseline = torch.tensor([ref_scores[r["prompt"]] for r in rows])
     spread = {"raw": prompt_reward_spread(scores), "baselined": prompt_reward_spread(scores, baseline)}
-    rank_zero_info(f"reward variance across prompts of the SFT answers: {spread['raw']['between']:.3f} raw, "
-                   f"{spread['baselined']['between']:.3f} with the reference baseline "
-                   f"(within a prompt: {spread['raw']['within']:.3f})")
+    rank_zero_info(
+        f"reward variance across prompts of the SFT answers: {spread['raw']['between']:.3f} raw, "
+        f"{spread['baselined']['between']:.3f} with the reference baseline "
+        f"(within a prompt: {spread['raw']['within']:.3f})"
+    )
     return spread
 
 
@@ -179,9 +221,14 @@ def _offset_reward(offsets, reward_model: RewardModel, rows: list[dict]):
     unknown = sorted(set(offsets) - {"per_category", "per_prompt_std", "seed"})
     if unknown:
         raise ConfigError(f"ppo.reward_offsets: unknown key(s) {unknown}; expected per_category, per_prompt_std, seed")
-    shifted = OffsetReward(reward_model.score, {r["prompt"]: r["category"] for r in rows},
-                           offsets.get("per_category"), offsets.get("per_prompt_std", 0.0), offsets.get("seed", 0),
-                           name="ppo.reward_offsets")
+    shifted = OffsetReward(
+        reward_model.score,
+        {r["prompt"]: r["category"] for r in rows},
+        offsets.get("per_category"),
+        offsets.get("per_prompt_std", 0.0),
+        offsets.get("seed", 0),
+        name="ppo.reward_offsets",
+    )
     rank_zero_info(f"rewards shifted: {shifted!r}")
     return shifted, shifted.offset
 
@@ -192,8 +239,10 @@ def check_critic_init(init: str, reward_model: RewardModel, tokenizer) -> None:
     if init not in ("policy", "reward_model"):
         raise ConfigError(f"ppo.critic_init must be 'policy' or 'reward_model', got {init!r}")
     if init == "reward_model" and reward_model.tokenizer.get_vocab() != tokenizer.get_vocab():
-        raise ConfigError("ppo.critic_init=reward_model needs the reward model to share the policy's tokenizer; "
-                          "use ppo.critic_init=policy")
+        raise ConfigError(
+            "ppo.critic_init=reward_model needs the reward model to share the policy's tokenizer; "
+            "use ppo.critic_init=policy"
+        )
 
 
 def _critic(init: str, policy, reward_model: RewardModel):

@@ -38,16 +38,20 @@ class ValueModel(nn.Module):
         """From an HF decoder ``*ForSequenceClassification`` (a ``score`` head over ``base_model``)."""
         head = getattr(classifier, "score", None)
         if not isinstance(head, nn.Linear):
-            raise ValueError("critic init from the reward model needs a decoder reward model with a `score` head "
-                             "(an encoder reward model tokenizes differently: use critic_init=policy)")
+            raise ValueError(
+                "critic init from the reward model needs a decoder reward model with a `score` head "
+                "(an encoder reward model tokenizes differently: use critic_init=policy)"
+            )
         linear = nn.Linear(head.in_features, 1, bias=True).to(head.weight.dtype)
         with torch.no_grad():
             linear.weight.copy_(head.weight[:1])
             linear.bias.copy_(head.bias[:1] if head.bias is not None else torch.zeros(1))
         return cls(copy.deepcopy(classifier.base_model), linear)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                position_ids: torch.Tensor | None = None) -> torch.Tensor:
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                               use_cache=False).last_hidden_state
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        hidden = self.backbone(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+        ).last_hidden_state
         return self.head(hidden.to(self.head.weight.dtype)).squeeze(-1).float()

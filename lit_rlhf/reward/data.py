@@ -56,8 +56,9 @@ def uses_token_type_ids(tokenizer, input_format: str) -> bool:
     return input_format == "pair" and "token_type_ids" in getattr(tokenizer, "model_input_names", ())
 
 
-def encode_with_segments(tokenizer, prompt: str, response: str, max_length: int, input_format: str = "chat"
-                         ) -> tuple[list[int], list[int] | None, dict[str, bool]]:
+def encode_with_segments(
+    tokenizer, prompt: str, response: str, max_length: int, input_format: str = "chat"
+) -> tuple[list[int], list[int] | None, dict[str, bool]]:
     """``(input_ids, token_type_ids, cut)`` of one scored sequence.
 
     ``"pair"``: ``[CLS] prompt [SEP] response [SEP]`` with ``token_type_ids`` 0 for ``[CLS] prompt [SEP]`` and 1
@@ -81,8 +82,9 @@ def encode_with_segments(tokenizer, prompt: str, response: str, max_length: int,
     return ids, (segments if uses_token_type_ids(tokenizer, input_format) else None), cut
 
 
-def encode_prompt_response(tokenizer, prompt: str, response: str, max_length: int,
-                           input_format: str = "chat") -> tuple[list[int], dict[str, bool]]:
+def encode_prompt_response(
+    tokenizer, prompt: str, response: str, max_length: int, input_format: str = "chat"
+) -> tuple[list[int], dict[str, bool]]:
     """Token ids of one scored sequence and which parts were cut (:func:`encode_with_segments` without segments)."""
     ids, _, cut = encode_with_segments(tokenizer, prompt, response, max_length, input_format)
     return ids, cut
@@ -128,8 +130,15 @@ def describe_encoding(tokenizer, input_format: str, max_length: int) -> dict:
 class PreferenceDataset(Dataset):
     """Tokenised pairs with the category and length-difference bucket of each pair (for metrics)."""
 
-    def __init__(self, rows: list[dict], tokenizer, max_length: int = 256, input_format: str = "chat",
-                 categories: list[str] | None = None, bucket_edges: list[int] = DEFAULT_EDGES):
+    def __init__(
+        self,
+        rows: list[dict],
+        tokenizer,
+        max_length: int = 256,
+        input_format: str = "chat",
+        categories: list[str] | None = None,
+        bucket_edges: list[int] = DEFAULT_EDGES,
+    ):
         if max_length < 8:
             raise ConfigError(f"max_length must be at least 8, got {max_length}")
         edges = check_edges(list(bucket_edges))
@@ -140,8 +149,7 @@ class PreferenceDataset(Dataset):
         for row in rows:
             item = {}
             for side in ("chosen", "rejected"):
-                ids, segments, cut = encode_with_segments(tokenizer, row["prompt"], row[side], max_length,
-                                                          input_format)
+                ids, segments, cut = encode_with_segments(tokenizer, row["prompt"], row[side], max_length, input_format)
                 for key, was_cut in cut.items():
                     self.truncated[key] += int(was_cut)
                 item[f"{side}_ids"] = ids
@@ -149,12 +157,16 @@ class PreferenceDataset(Dataset):
                     item[f"{side}_token_type_ids"] = segments
             chosen_len = len(tokenizer(row["chosen"], add_special_tokens=False)["input_ids"])
             rejected_len = len(tokenizer(row["rejected"], add_special_tokens=False)["input_ids"])
-            self.items.append({
-                **item, "chosen_len": chosen_len, "rejected_len": rejected_len,
-                "category_id": index.get(row.get("category", "all"), -1),
-                "bucket_id": bucket_index(chosen_len - rejected_len, edges),
-                "margin": float(row.get("margin", 0.0)),
-            })
+            self.items.append(
+                {
+                    **item,
+                    "chosen_len": chosen_len,
+                    "rejected_len": rejected_len,
+                    "category_id": index.get(row.get("category", "all"), -1),
+                    "bucket_id": bucket_index(chosen_len - rejected_len, edges),
+                    "margin": float(row.get("margin", 0.0)),
+                }
+            )
 
     def __len__(self) -> int:
         return len(self.items)
@@ -214,8 +226,8 @@ class LengthGroupedBatchSampler(Sampler):
         rng.shuffle(order)
         batches = []
         for start in range(0, len(order), self.mega):
-            mega = sorted(order[start:start + self.mega], key=lambda i: self.lengths[i])
-            batches += [mega[i:i + self.batch_size] for i in range(0, len(mega), self.batch_size)]
+            mega = sorted(order[start : start + self.mega], key=lambda i: self.lengths[i])
+            batches += [mega[i : i + self.batch_size] for i in range(0, len(mega), self.batch_size)]
         rng.shuffle(batches)
         return iter(batches)
 
@@ -235,15 +247,31 @@ class PreferenceDataModule(ResumableTrainLoader, L.LightningDataModule):
     (:class:`LengthGroupedBatchSampler`) so that little compute goes to padding.
     """
 
-    def __init__(self, tokenizer, train: list[dict], val: list[dict] | None = None, test: list[dict] | None = None,
-                 batch_size: int = 16, max_length: int = 256, length_balance=None, val_fraction: float = 0.0,
-                 input_format: str = "auto", bucket_edges: list[int] = DEFAULT_EDGES, group_by_length: bool = True,
-                 num_workers: int = 0, seed: int = 0, split_seed: int = 0):
+    def __init__(
+        self,
+        tokenizer,
+        train: list[dict],
+        val: list[dict] | None = None,
+        test: list[dict] | None = None,
+        batch_size: int = 16,
+        max_length: int = 256,
+        length_balance=None,
+        val_fraction: float = 0.0,
+        input_format: str = "auto",
+        bucket_edges: list[int] = DEFAULT_EDGES,
+        group_by_length: bool = True,
+        num_workers: int = 0,
+        seed: int = 0,
+        split_seed: int = 0,
+    ):
         super().__init__()
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        self.skip_reports = {name: rows.report for name, rows in (("train", train), ("val", val), ("test", test))
-                             if isinstance(rows, PreferenceRows)}
+        self.skip_reports = {
+            name: rows.report
+            for name, rows in (("train", train), ("val", val), ("test", test))
+            if isinstance(rows, PreferenceRows)
+        }
         train, val = list(train), list(val or [])
         if not val and val_fraction > 0:
             shuffled = train[:]
@@ -265,8 +293,9 @@ class PreferenceDataModule(ResumableTrainLoader, L.LightningDataModule):
     def _dataset(self, rows: list[dict]) -> PreferenceDataset | None:
         if not rows:
             return None
-        return PreferenceDataset(rows, self.tokenizer, self.max_length, self.input_format, self.categories,
-                                 self.bucket_edges)
+        return PreferenceDataset(
+            rows, self.tokenizer, self.max_length, self.input_format, self.categories, self.bucket_edges
+        )
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -275,8 +304,10 @@ class PreferenceDataModule(ResumableTrainLoader, L.LightningDataModule):
         if self.length_balance is not None:
             rows, self.balance_report = self.length_balance(rows, self.tokenizer)
             if not rows:
-                raise ConfigError("length balancing removed every training pair; use "
-                                  "`data.length_balance.mode=upsample`, other edges, or `data.length_balance=null`")
+                raise ConfigError(
+                    "length balancing removed every training pair; use "
+                    "`data.length_balance.mode=upsample`, other edges, or `data.length_balance=null`"
+                )
         self.train_set = self._dataset(rows)
         self.val_set, self.test_set = self._dataset(self.val_rows), self._dataset(self.test_rows)
 
@@ -290,12 +321,22 @@ class PreferenceDataModule(ResumableTrainLoader, L.LightningDataModule):
         if self.group_by_length and not distributed:  # under DDP, Lightning's distributed sampler takes over
             lengths = [max(len(i["chosen_ids"]), len(i["rejected_ids"])) for i in self.train_set.items]
             sampler = LengthGroupedBatchSampler(lengths, self.batch_size, self.seed)
-            return self.resumable(ResumableDataLoader(self.train_set, batch_sampler=sampler, collate_fn=self.collate,
-                                                      num_workers=self.num_workers))
+            return self.resumable(
+                ResumableDataLoader(
+                    self.train_set, batch_sampler=sampler, collate_fn=self.collate, num_workers=self.num_workers
+                )
+            )
         generator = torch.Generator().manual_seed(self.seed)
-        return self.resumable(ResumableDataLoader(self.train_set, batch_size=self.batch_size, shuffle=True,
-                                                  generator=generator, collate_fn=self.collate,
-                                                  num_workers=self.num_workers))
+        return self.resumable(
+            ResumableDataLoader(
+                self.train_set,
+                batch_size=self.batch_size,
+                shuffle=True,
+                generator=generator,
+                collate_fn=self.collate,
+                num_workers=self.num_workers,
+            )
+        )
 
     def _eval_loader(self, dataset) -> DataLoader | list:
         if dataset is None:

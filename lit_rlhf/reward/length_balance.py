@@ -93,13 +93,22 @@ class BalanceReport:
         return self.dropped / self.pairs_before if self.pairs_before else 0.0
 
     def as_dict(self) -> dict:
-        return {"unit": self.unit, "mode": self.mode, "before": self.before, "after": self.after,
-                "pairs_before": self.pairs_before, "pairs_after": self.pairs_after, "dropped": self.dropped,
-                "dropped_share": round(self.dropped_share, 4)}
+        return {
+            "unit": self.unit,
+            "mode": self.mode,
+            "before": self.before,
+            "after": self.after,
+            "pairs_before": self.pairs_before,
+            "pairs_after": self.pairs_after,
+            "dropped": self.dropped,
+            "dropped_share": round(self.dropped_share, 4),
+        }
 
     def format(self) -> str:
-        lines = [f"length balancing ({self.mode}, unit={self.unit}): longer-wins / longer-loses per bucket",
-                 f"{'bucket':<10}{'before':>14}{'after':>14}"]
+        lines = [
+            f"length balancing ({self.mode}, unit={self.unit}): longer-wins / longer-loses per bucket",
+            f"{'bucket':<10}{'before':>14}{'after':>14}",
+        ]
         for name, counts in self.before.items():
             after = self.after.get(name, {})
             if name == "equal":
@@ -116,8 +125,9 @@ def _counts(groups: dict[str, dict[str, list]]) -> dict[str, dict[str, int]]:
     return {name: {side: len(rows) for side, rows in sides.items()} for name, sides in groups.items()}
 
 
-def balance_by_length(rows: list[dict], edges: list[int] = (1, 5, 10, 20, 40), tokenizer=None,
-                      mode: str = "downsample", seed: int = 0) -> tuple[list[dict], BalanceReport]:
+def balance_by_length(
+    rows: list[dict], edges: list[int] = (1, 5, 10, 20, 40), tokenizer=None, mode: str = "downsample", seed: int = 0
+) -> tuple[list[dict], BalanceReport]:
     """Balance longer-wins against longer-loses pairs within each length-difference bucket.
 
     ``rows`` are preference rows with ``chosen`` and ``rejected``. Returns the kept rows (in
@@ -165,11 +175,13 @@ def heavy_drop_warning(report: BalanceReport, warn_drop_share: float | None) -> 
     """The warning to give when balancing dropped more than ``warn_drop_share`` of the pairs, else ``None``."""
     if warn_drop_share is None or report.dropped_share <= warn_drop_share:
         return None
-    return (f"length balancing dropped {report.dropped} of {report.pairs_before} training pairs "
-            f"({report.dropped_share:.0%}), more than warn_drop_share={warn_drop_share:g}: in this data the longer "
-            "response mostly wins (or mostly loses), and a reward model trained on the "
-            f"{report.pairs_after} pairs left may stay at chance. Turn balancing off with `data.length_balance=null` "
-            "(length_balance=None in code), or keep every pair with `data.length_balance.mode=upsample`")
+    return (
+        f"length balancing dropped {report.dropped} of {report.pairs_before} training pairs "
+        f"({report.dropped_share:.0%}), more than warn_drop_share={warn_drop_share:g}: in this data the longer "
+        "response mostly wins (or mostly loses), and a reward model trained on the "
+        f"{report.pairs_after} pairs left may stay at chance. Turn balancing off with `data.length_balance=null` "
+        "(length_balance=None in code), or keep every pair with `data.length_balance.mode=upsample`"
+    )
 
 
 class LengthBalancer:
@@ -179,14 +191,23 @@ class LengthBalancer:
     (``None``: never).
     """
 
-    def __init__(self, edges: list[int] = (1, 5, 10, 20, 40), unit: str = "tokens", mode: str = "downsample",
-                 seed: int = 0, warn_drop_share: float | None = 0.5):
+    def __init__(
+        self,
+        edges: list[int] = (1, 5, 10, 20, 40),
+        unit: str = "tokens",
+        mode: str = "downsample",
+        seed: int = 0,
+        warn_drop_share: float | None = 0.5,
+    ):
         if unit not in UNITS:
             raise ConfigError(f"unit must be one of {UNITS}, got {unit!r}")
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, got {mode!r}")
-        share_ok = isinstance(warn_drop_share, (int, float)) and not isinstance(warn_drop_share, bool) \
+        share_ok = (
+            isinstance(warn_drop_share, (int, float))
+            and not isinstance(warn_drop_share, bool)
             and 0 <= warn_drop_share < 1
+        )
         if warn_drop_share is not None and not share_ok:
             raise ConfigError(f"warn_drop_share must be in [0, 1) or null, got {warn_drop_share!r}")
         self.edges, self.unit, self.mode, self.seed = check_edges(list(edges)), unit, mode, seed

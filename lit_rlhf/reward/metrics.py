@@ -94,8 +94,10 @@ class RewardMetrics(torch.nn.Module):
         if self.accuracy.update_count == 0:
             return {}
         out = {f"{prefix}/accuracy": float(self.accuracy.compute())}
-        for kind, names, metric in (("category", self.categories, self.by_category),
-                                    ("length_diff", self.buckets, self.by_bucket)):
+        for kind, names, metric in (
+            ("category", self.categories, self.by_category),
+            ("length_diff", self.buckets, self.by_bucket),
+        ):
             for name, value in zip(names, metric.per_group(), strict=True):
                 if not math.isnan(value):  # a group that saw no pair has no accuracy
                     out[f"{prefix}/accuracy_by_{kind}/{name}"] = value
@@ -128,15 +130,25 @@ def evaluate_pairs(scorer, rows: list[dict], judge=None, tokenizer=None, batch_s
     chosen = torch.tensor(scorer.score(prompts, [r["chosen"] for r in rows], batch_size), dtype=torch.float64)
     rejected = torch.tensor(scorer.score(prompts, [r["rejected"] for r in rows], batch_size), dtype=torch.float64)
     scores = torch.cat([chosen, rejected])
-    lengths = torch.tensor([response_length(r[side], tokenizer) for side in ("chosen", "rejected") for r in rows],
-                           dtype=torch.float64)
-    out = {"pairs": len(rows), "accuracy": float(pairwise_correct(chosen, rejected).mean()),
-           "score_mean": float(scores.mean()), "score_std": float(scores.std(unbiased=False)),
-           "length_pearson": float(pearson_corrcoef(scores, lengths)),
-           "length_spearman": float(spearman_corrcoef(scores, lengths))}
+    lengths = torch.tensor(
+        [response_length(r[side], tokenizer) for side in ("chosen", "rejected") for r in rows], dtype=torch.float64
+    )
+    out = {
+        "pairs": len(rows),
+        "accuracy": float(pairwise_correct(chosen, rejected).mean()),
+        "score_mean": float(scores.mean()),
+        "score_std": float(scores.std(unbiased=False)),
+        "length_pearson": float(pearson_corrcoef(scores, lengths)),
+        "length_spearman": float(spearman_corrcoef(scores, lengths)),
+    }
     if judge is not None:
-        gold = torch.tensor([judge.score(r["prompt"], r["chosen"]).overall - judge.score(r["prompt"], r["rejected"]).overall
-                             for r in rows], dtype=torch.float64)
+        gold = torch.tensor(
+            [
+                judge.score(r["prompt"], r["chosen"]).overall - judge.score(r["prompt"], r["rejected"]).overall
+                for r in rows
+            ],
+            dtype=torch.float64,
+        )
         decided = gold != 0
         rm_says_chosen = chosen > rejected
         out["gold_decided_pairs"] = int(decided.sum())

@@ -55,9 +55,16 @@ from lit_rlhf.reward.data import describe_encoding, encode_with_segments, resolv
 SIDECAR = "reward_model.json"
 
 
-def build_reward_model(source: str = EMBEDDED, trust_remote_code: bool = False, dtype: str | None = None,
-                       seed: int = 0, tiny: dict | None = None, revision: str | None = None, lora: dict | None = None,
-                       gradient_checkpointing: bool = False):
+def build_reward_model(
+    source: str = EMBEDDED,
+    trust_remote_code: bool = False,
+    dtype: str | None = None,
+    seed: int = 0,
+    tiny: dict | None = None,
+    revision: str | None = None,
+    lora: dict | None = None,
+    gradient_checkpointing: bool = False,
+):
     """Return ``(model, tokenizer)`` of a one-output sequence classifier.
 
     ``source`` is ``"embedded"`` (tiny Llama with the gym tokenizer, seeded init), a local
@@ -67,9 +74,13 @@ def build_reward_model(source: str = EMBEDDED, trust_remote_code: bool = False, 
     """
     if source == EMBEDDED:
         tokenizer = build_gym_tokenizer()
-        config = tiny_llama_config(len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-                                   bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                                   **(tiny or {}))
+        config = tiny_llama_config(
+            len(tokenizer),
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            **(tiny or {}),
+        )
         config.num_labels = 1
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -95,7 +106,7 @@ def resolve_package_path(source: str) -> str:
     """
     if not source.startswith("pkg://"):
         return source
-    module, _, sub = source[len("pkg://"):].partition("/")
+    module, _, sub = source[len("pkg://") :].partition("/")
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
         raise FileNotFoundError(f"{source!r}: Python package {module!r} is not installed")
@@ -114,9 +125,13 @@ def accepts_token_type_ids(model) -> bool:
     return "token_type_ids" in inspect.signature(model.forward).parameters
 
 
-def sequence_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                    position_ids: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None
-                    ) -> torch.Tensor:
+def sequence_scores(
+    model,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    position_ids: torch.Tensor | None = None,
+    token_type_ids: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Scores ``[N]`` for sequences ``[N, T]`` (any padding side).
 
     Decoder: the backbone's hidden state at the last position where ``attention_mask`` is 1,
@@ -130,21 +145,24 @@ def sequence_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
     if is_adapted(model):  # the HF model inside, its layers carrying the active adapters
         model = model.get_base_model()
     if not has_score_head(model):
-        segments = {"token_type_ids": token_type_ids} if token_type_ids is not None and accepts_token_type_ids(model) \
-            else {}
+        segments = (
+            {"token_type_ids": token_type_ids} if token_type_ids is not None and accepts_token_type_ids(model) else {}
+        )
         return model(input_ids=input_ids, attention_mask=attention_mask, **segments).logits[:, 0]
     if position_ids is None:
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
-                              position_ids=position_ids).last_hidden_state
+    hidden = model.base_model(
+        input_ids=input_ids, attention_mask=attention_mask, use_cache=False, position_ids=position_ids
+    ).last_hidden_state
     positions = torch.arange(input_ids.size(1), device=input_ids.device)
     last = (positions * attention_mask).argmax(-1)
     pooled = hidden[torch.arange(hidden.size(0), device=hidden.device), last]
     return model.score(pooled.to(model.score.weight.dtype))[:, 0]
 
 
-def pad_encoded(encoded: list[tuple[list[int], list[int] | None]], pad_id: int, device
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def pad_encoded(
+    encoded: list[tuple[list[int], list[int] | None]], pad_id: int, device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """``input_ids``, ``attention_mask`` and ``token_type_ids`` (or ``None``), all ``[B, T]`` on ``device``, from
     ``(ids, segments)`` pairs; padding on the right, segment 0 for padding."""
     ids, mask = pad_batch([seq for seq, _ in encoded], pad_id)
@@ -159,8 +177,11 @@ def same_tokenization(a, b) -> bool:
     backend_a, backend_b = getattr(a, "backend_tokenizer", None), getattr(b, "backend_tokenizer", None)
     if backend_a is None or backend_b is None:  # slow tokenizers: no serialised pipeline to compare
         return False
-    return (a.eos_token_id == b.eos_token_id and getattr(a, "chat_template", None) == getattr(b, "chat_template", None)
-            and backend_a.to_str() == backend_b.to_str())
+    return (
+        a.eos_token_id == b.eos_token_id
+        and getattr(a, "chat_template", None) == getattr(b, "chat_template", None)
+        and backend_a.to_str() == backend_b.to_str()
+    )
 
 
 class RewardModel:
@@ -190,8 +211,7 @@ class RewardModel:
         return self._reads_tokens[1]
 
     @torch.no_grad()
-    def score_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, batch_size: int = 32
-                     ) -> torch.Tensor:
+    def score_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
         """Scores ``[N]`` (float32, on the inputs' device) of sequences already in this model's input format.
 
         ``input_ids``/``attention_mask``: ``[N, T]``, padded on either side or both (a left-padded
@@ -204,9 +224,12 @@ class RewardModel:
         device = next(self.model.parameters()).device
         positions = position_ids(attention_mask)
         with eval_mode(self.model):
-            chunks = [sequence_scores(self.model, input_ids[rows].to(device), attention_mask[rows].to(device),
-                                      positions[rows].to(device)).float()
-                      for rows in (slice(s, s + batch_size) for s in range(0, input_ids.size(0), batch_size))]
+            chunks = [
+                sequence_scores(
+                    self.model, input_ids[rows].to(device), attention_mask[rows].to(device), positions[rows].to(device)
+                ).float()
+                for rows in (slice(s, s + batch_size) for s in range(0, input_ids.size(0), batch_size))
+            ]
         return torch.cat(chunks).to(input_ids.device)
 
     @torch.no_grad()
@@ -214,14 +237,16 @@ class RewardModel:
         """One float per (prompt, response); sorted by length inside so batches carry little padding."""
         if len(prompts) != len(responses):
             raise ValueError(f"got {len(prompts)} prompts but {len(responses)} responses")
-        encoded = [encode_with_segments(self.tokenizer, p, r, self.max_length, self.input_format)[:2]
-                   for p, r in zip(prompts, responses)]
+        encoded = [
+            encode_with_segments(self.tokenizer, p, r, self.max_length, self.input_format)[:2]
+            for p, r in zip(prompts, responses)
+        ]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
         device = next(self.model.parameters()).device
         scores = [0.0] * len(encoded)
         with eval_mode(self.model):
             for start in range(0, len(order), batch_size):
-                chunk = order[start:start + batch_size]
+                chunk = order[start : start + batch_size]
                 ids, mask, segments = pad_encoded([encoded[i] for i in chunk], self.tokenizer.pad_token_id, device)
                 values = sequence_scores(self.model, ids, mask, token_type_ids=segments).float().cpu().tolist()
                 for i, value in zip(chunk, values):
@@ -232,14 +257,27 @@ class RewardModel:
         """An HF checkpoint (atomic) plus ``reward_model.json``: the input format, ``max_length``, ``extra``, and
         under ``encoding`` the exact recipe from (prompt, response) to model inputs (``describe_encoding``).
         Both land in one step: ``path`` never holds weights without their ``reward_model.json``."""
-        sidecar = {"input_format": self.input_format, "max_length": self.max_length, **(extra or {}),
-                   "encoding": describe_encoding(self.tokenizer, self.input_format, self.max_length)}
-        return save_hf_checkpoint(self.model, self.tokenizer, path,
-                                  extra_files={SIDECAR: json.dumps(sidecar, indent=2, sort_keys=True) + "\n"})
+        sidecar = {
+            "input_format": self.input_format,
+            "max_length": self.max_length,
+            **(extra or {}),
+            "encoding": describe_encoding(self.tokenizer, self.input_format, self.max_length),
+        }
+        return save_hf_checkpoint(
+            self.model,
+            self.tokenizer,
+            path,
+            extra_files={SIDECAR: json.dumps(sidecar, indent=2, sort_keys=True) + "\n"},
+        )
 
     @classmethod
-    def load(cls, path: str | os.PathLike, dtype: str | None = None, device: str | None = None,
-             trust_remote_code: bool = False) -> RewardModel:
+    def load(
+        cls,
+        path: str | os.PathLike,
+        dtype: str | None = None,
+        device: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> RewardModel:
         path = Path(path)
         if not (path / "config.json").exists():
             raise FileNotFoundError(f"{str(path)!r} holds no config.json: not a reward model checkpoint")

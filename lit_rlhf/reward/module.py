@@ -25,6 +25,7 @@ from lit_rlhf.systems.optimizers import optimizers_for
 # two equal). A model trained from scratch wants far higher rates: pass `optimizer=`.
 DEFAULT_OPTIMIZER = functools.partial(torch.optim.AdamW, lr=1e-5, betas=(0.9, 0.95))
 
+
 class RewardModelModule(L.LightningModule):
     """Wraps a one-output sequence classifier (see ``lit_rlhf.reward.model``).
 
@@ -35,10 +36,22 @@ class RewardModelModule(L.LightningModule):
     from the datamodule (``categories``, ``bucket_edges`` attributes).
     """
 
-    def __init__(self, model, tokenizer, optimizer: Callable | None = None, scheduler: Callable | None = None,
-                 weight_decay: float = 0.0, fused_optimizer: bool | str = "auto", prior_coef: float = 0.01,
-                 margin: float = 0.0, use_data_margin: bool = True, categories: list[str] | None = None,
-                 bucket_edges: list[int] | None = None, max_length: int = 256, input_format: str = "auto"):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        optimizer: Callable | None = None,
+        scheduler: Callable | None = None,
+        weight_decay: float = 0.0,
+        fused_optimizer: bool | str = "auto",
+        prior_coef: float = 0.01,
+        margin: float = 0.0,
+        use_data_margin: bool = True,
+        categories: list[str] | None = None,
+        bucket_edges: list[int] | None = None,
+        max_length: int = 256,
+        input_format: str = "auto",
+    ):
         super().__init__()
         if prior_coef < 0:
             raise ConfigError(f"prior_coef must be >= 0, got {prior_coef}")
@@ -60,8 +73,9 @@ class RewardModelModule(L.LightningModule):
             self.val_metrics = RewardMetrics(categories, bucket_names(list(edges)))
             self.test_metrics = RewardMetrics(categories, bucket_names(list(edges)))
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Scores ``[N]`` for sequences ``[N, T]`` (``token_type_ids [N, T]``: segments of the pair format)."""
         return sequence_scores(self.model, input_ids, attention_mask, token_type_ids=token_type_ids)
 
@@ -76,16 +90,26 @@ class RewardModelModule(L.LightningModule):
         margin = self.margin + (batch["margin"] if self.use_data_margin and "margin" in batch else 0.0)
         loss, parts = reward_loss(chosen, rejected, margin, self.prior_coef)
         on_step, size = prefix == "train", chosen.size(0)
-        self.log(f"{prefix}/loss", loss.detach(), prog_bar=True, on_step=on_step, on_epoch=not on_step,
-                 batch_size=size, sync_dist=not on_step)
+        self.log(
+            f"{prefix}/loss",
+            loss.detach(),
+            prog_bar=True,
+            on_step=on_step,
+            on_epoch=not on_step,
+            batch_size=size,
+            sync_dist=not on_step,
+        )
         logged = {f"{prefix}/reward/bt_loss": parts["bt_loss"], f"{prefix}/reward/prior_loss": parts["prior_loss"]}
         if on_step:
             scores = torch.cat([chosen, rejected]).detach().float()
-            logged.update({
-                "train/reward/accuracy": pairwise_correct(chosen.detach(), rejected.detach()).mean(),
-                "train/reward/margin": (chosen - rejected).detach().float().mean(),
-                "train/reward/score_mean": scores.mean(), "train/reward/score_std": scores.std(unbiased=False),
-            })
+            logged.update(
+                {
+                    "train/reward/accuracy": pairwise_correct(chosen.detach(), rejected.detach()).mean(),
+                    "train/reward/margin": (chosen - rejected).detach().float().mean(),
+                    "train/reward/score_mean": scores.mean(),
+                    "train/reward/score_std": scores.std(unbiased=False),
+                }
+            )
         self.log_dict(logged, on_step=on_step, on_epoch=not on_step, batch_size=size, sync_dist=not on_step)
         return loss, chosen, rejected
 
@@ -118,5 +142,11 @@ class RewardModelModule(L.LightningModule):
         return self.scorer.score(prompts, responses, batch_size)
 
     def configure_optimizers(self):
-        return optimizers_for(self, self.model.named_parameters(), self.optimizer_factory, self.scheduler_factory,
-                              self.weight_decay, self.fused_optimizer)
+        return optimizers_for(
+            self,
+            self.model.named_parameters(),
+            self.optimizer_factory,
+            self.scheduler_factory,
+            self.weight_decay,
+            self.fused_optimizer,
+        )

@@ -36,12 +36,18 @@ def run(cfg: DictConfig) -> dict:
     module = instantiate(cfg.module, model=model, tokenizer=tokenizer)
     trainer = build_trainer(_without_generation_callbacks(cfg))
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint_path(cfg))
-    summary = {"train_metrics": trainer_metrics(trainer), "truncated": datamodule.truncated,
-               "skipped": {name: report.summary() for name, report in datamodule.skip_reports.items()},
-               "rows_read": {name: report.as_dict() for name, report in datamodule.skip_reports.items()},
-               "length_balance": datamodule.balance_report.as_dict() if datamodule.balance_report else None,
-               "pairs": {"train": len(datamodule.train_set), "val": len(datamodule.val_rows),
-                         "test": len(datamodule.test_rows)}}
+    summary = {
+        "train_metrics": trainer_metrics(trainer),
+        "truncated": datamodule.truncated,
+        "skipped": {name: report.summary() for name, report in datamodule.skip_reports.items()},
+        "rows_read": {name: report.as_dict() for name, report in datamodule.skip_reports.items()},
+        "length_balance": datamodule.balance_report.as_dict() if datamodule.balance_report else None,
+        "pairs": {
+            "train": len(datamodule.train_set),
+            "val": len(datamodule.val_rows),
+            "test": len(datamodule.test_rows),
+        },
+    }
     if datamodule.balance_report is not None:
         rank_zero_info(datamodule.balance_report.format())
     if datamodule.test_rows:  # per-category and per-length-bucket accuracies, as test/reward/...
@@ -53,11 +59,14 @@ def run(cfg: DictConfig) -> dict:
             judge, summary["gold_eval"] = gold_judge(cfg, eval_rows)
         summary["heldout"] = evaluate_pairs(module.scorer, eval_rows, judge, tokenizer)
         summary["heldout_split"] = "test" if datamodule.test_rows else "val"
-        rank_zero_info(f"held-out ({summary['heldout_split']}): "
-                       + ", ".join(f"{k}={v:.3f}" for k, v in summary["heldout"].items()))
+        rank_zero_info(
+            f"held-out ({summary['heldout_split']}): "
+            + ", ".join(f"{k}={v:.3f}" for k, v in summary["heldout"].items())
+        )
     stats = summary.get("heldout", {})
-    checkpoint = module.scorer.save(out / "checkpoint", extra={
-        "score_mean": stats.get("score_mean"), "score_std": stats.get("score_std")})
+    checkpoint = module.scorer.save(
+        out / "checkpoint", extra={"score_mean": stats.get("score_mean"), "score_std": stats.get("score_std")}
+    )
     summary["checkpoint"] = str(checkpoint)
     write_json(out / "results.json", summary)  # written last: marks the stage as done
     return summary
@@ -78,8 +87,10 @@ def gold_judge(cfg: DictConfig, rows: list[dict]):
         except ValueError:
             outside += 1
     if outside:
-        note = (f"skipped: {outside} of {len(rows)} held-out prompts are not gym prompts, "
-                "and the gold judge scores gym prompts only")
+        note = (
+            f"skipped: {outside} of {len(rows)} held-out prompts are not gym prompts, "
+            "and the gold judge scores gym prompts only"
+        )
         rank_zero_info(f"reward.gold_eval {note}")
         return None, note
     return instantiate(cfg.gym).judge, "on"
@@ -97,11 +108,12 @@ def log_skipped_rows(reports: dict) -> None:
 def _without_generation_callbacks(cfg: DictConfig) -> DictConfig:
     """Drop the gold-judge generation monitor: a reward model does not generate."""
     callbacks = cfg.get("callbacks") or {}
-    kept = {name: c for name, c in callbacks.items()
-            if c is None or not str(c.get("_target_", "")).endswith("GoldJudgeMonitor")}
+    kept = {
+        name: c
+        for name, c in callbacks.items()
+        if c is None or not str(c.get("_target_", "")).endswith("GoldJudgeMonitor")
+    }
     cfg = copy.deepcopy(cfg)
     with open_dict(cfg):
         cfg.callbacks = kept
     return cfg
-
-

@@ -25,8 +25,13 @@ def gym_sft_rows(gym, split: str = "train", per_prompt: int = 4) -> list[dict]:
     return gym.demonstrations(split, per_prompt=per_prompt)
 
 
-def read_sft_jsonl(path: str | os.PathLike, prompt_key: str = "prompt", response_key: str = "response",
-                   on_error: str = "raise", report: SkipReport | None = None) -> list[dict]:
+def read_sft_jsonl(
+    path: str | os.PathLike,
+    prompt_key: str = "prompt",
+    response_key: str = "response",
+    on_error: str = "raise",
+    report: SkipReport | None = None,
+) -> list[dict]:
     """Rows ``{prompt, response, category}`` from JSONL.
 
     A bad row (missing or empty field, wrong type, a ``category`` that is not a non-empty
@@ -34,13 +39,17 @@ def read_sft_jsonl(path: str | os.PathLike, prompt_key: str = "prompt", response
     counted in ``report`` instead. Malformed JSON always raises: a broken file is not a bad row.
     """
     if path is None:
-        raise ConfigError("an SFT data file's path is null: set data.train.path (and data.val.path), or "
-                          "data.val=null to train without validation data")
+        raise ConfigError(
+            "an SFT data file's path is null: set data.train.path (and data.val.path), or "
+            "data.val=null to train without validation data"
+        )
 
     def parse(row: dict, source: str, line: int) -> dict:
-        return {"prompt": require_text(row, prompt_key, source, line),
-                "response": require_text(row, response_key, source, line),
-                "category": optional_category(row, source, line)}
+        return {
+            "prompt": require_text(row, prompt_key, source, line),
+            "response": require_text(row, response_key, source, line),
+            "category": optional_category(row, source, line),
+        }
 
     report = report if report is not None else SkipReport()
     return ReportedRows(read_rows(path, parse, on_error, report), report)
@@ -61,7 +70,8 @@ class SFTDataset(Dataset):
         self.truncated = {"prompt_cut": 0, "response_cut": 0}
         for row in rows:
             prompt_ids, response_ids, cut = truncate_keeping_response(
-                encode_prompt(tokenizer, row["prompt"]), encode_response(tokenizer, row["response"]), max_length)
+                encode_prompt(tokenizer, row["prompt"]), encode_response(tokenizer, row["response"]), max_length
+            )
             for key, was_cut in cut.items():
                 self.truncated[key] += was_cut
             self.items.append((prompt_ids + response_ids, len(prompt_ids)))
@@ -96,28 +106,45 @@ class SeededLoaders(ResumableTrainLoader):
 
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed)
-        return self.resumable(ResumableDataLoader(self.train_set, batch_size=self.batch_size, shuffle=True,
-                                                  generator=generator, collate_fn=self.collate,
-                                                  num_workers=self.num_workers))
+        return self.resumable(
+            ResumableDataLoader(
+                self.train_set,
+                batch_size=self.batch_size,
+                shuffle=True,
+                generator=generator,
+                collate_fn=self.collate,
+                num_workers=self.num_workers,
+            )
+        )
 
     def val_dataloader(self) -> DataLoader | list:
         if self.val_set is None:
             return []
-        return DataLoader(self.val_set, batch_size=self.batch_size, collate_fn=self.collate,
-                          num_workers=self.num_workers)
+        return DataLoader(
+            self.val_set, batch_size=self.batch_size, collate_fn=self.collate, num_workers=self.num_workers
+        )
 
 
 class SFTDataModule(SeededLoaders, L.LightningDataModule):
     """Wraps train/val rows (gym demonstrations or JSONL) into tokenised loaders."""
 
-    def __init__(self, tokenizer, train: list[dict], val: list[dict] | None = None, batch_size: int = 32,
-                 max_length: int = 256, num_workers: int = 0, seed: int = 0):
+    def __init__(
+        self,
+        tokenizer,
+        train: list[dict],
+        val: list[dict] | None = None,
+        batch_size: int = 32,
+        max_length: int = 256,
+        num_workers: int = 0,
+        seed: int = 0,
+    ):
         super().__init__()
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         # counts of the rows a reader skipped (``on_error="skip"``), for the stage's report
-        self.skip_reports = {name: rows.report for name, rows in (("train", train), ("val", val))
-                             if isinstance(rows, ReportedRows)}
+        self.skip_reports = {
+            name: rows.report for name, rows in (("train", train), ("val", val)) if isinstance(rows, ReportedRows)
+        }
         self.tokenizer, self.train_rows, self.val_rows = tokenizer, list(train), list(val or [])
         self.batch_size, self.max_length, self.num_workers, self.seed = batch_size, max_length, num_workers, seed
         self.collate = SFTCollator(tokenizer.pad_token_id)
@@ -128,4 +155,3 @@ class SFTDataModule(SeededLoaders, L.LightningDataModule):
         if self.train_set is None:
             self.train_set = SFTDataset(self.train_rows, self.tokenizer, self.max_length)
             self.val_set = SFTDataset(self.val_rows, self.tokenizer, self.max_length) if self.val_rows else None
-

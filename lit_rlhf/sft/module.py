@@ -15,6 +15,7 @@ from lit_rlhf.systems.optimizers import optimizers_for
 # two equal). A model trained from scratch wants far higher rates: pass `optimizer=`.
 DEFAULT_OPTIMIZER = functools.partial(torch.optim.AdamW, lr=2e-5, betas=(0.9, 0.95))
 
+
 class SFTModule(L.LightningModule):
     """Wraps a causal LM. ``optimizer`` and ``scheduler`` are partials (Hydra ``_partial_: true``).
 
@@ -22,8 +23,15 @@ class SFTModule(L.LightningModule):
     ``lit_rlhf.systems.optimizers.warmup_cosine``.
     """
 
-    def __init__(self, model, tokenizer, optimizer: Callable | None = None, scheduler: Callable | None = None,
-                 weight_decay: float = 0.0, fused_optimizer: bool | str = "auto"):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        optimizer: Callable | None = None,
+        scheduler: Callable | None = None,
+        weight_decay: float = 0.0,
+        fused_optimizer: bool | str = "auto",
+    ):
         super().__init__()
         self.model, self.tokenizer = model, tokenizer
         self.optimizer_factory = optimizer or DEFAULT_OPTIMIZER
@@ -38,10 +46,23 @@ class SFTModule(L.LightningModule):
         loss = masked_lm_loss(logits, batch["labels"])
         tokens = (batch["labels"] != -100).sum()
         on_step = prefix == "train"
-        self.log(f"{prefix}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=not on_step,
-                 batch_size=batch["input_ids"].size(0), sync_dist=not on_step)
-        self.log(f"{prefix}/response_tokens", tokens.float(), on_step=on_step, on_epoch=not on_step,
-                 batch_size=batch["input_ids"].size(0), reduce_fx="sum" if not on_step else "mean")
+        self.log(
+            f"{prefix}/loss",
+            loss,
+            prog_bar=True,
+            on_step=on_step,
+            on_epoch=not on_step,
+            batch_size=batch["input_ids"].size(0),
+            sync_dist=not on_step,
+        )
+        self.log(
+            f"{prefix}/response_tokens",
+            tokens.float(),
+            on_step=on_step,
+            on_epoch=not on_step,
+            batch_size=batch["input_ids"].size(0),
+            reduce_fx="sum" if not on_step else "mean",
+        )
         return loss
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
@@ -51,5 +72,11 @@ class SFTModule(L.LightningModule):
         return self._step(batch, "val")
 
     def configure_optimizers(self):
-        return optimizers_for(self, self.model.named_parameters(), self.optimizer_factory, self.scheduler_factory,
-                              self.weight_decay, self.fused_optimizer)
+        return optimizers_for(
+            self,
+            self.model.named_parameters(),
+            self.optimizer_factory,
+            self.scheduler_factory,
+            self.weight_decay,
+            self.fused_optimizer,
+        )

@@ -1,4 +1,4 @@
-"""SFT stage: fine-tune the policy on demonstrations, save an HF checkpoint, compare gold scores with the untrained model."""
+"""SFT stage: fine-tune the policy on demonstrations, save an HF checkpoint, compare with the starting model."""
 
 from __future__ import annotations
 
@@ -39,16 +39,21 @@ def run(cfg: DictConfig) -> dict:
     trainer = build_trainer(cfg)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint_path(cfg))
     checkpoint = save_hf_checkpoint(module.model, tokenizer, out / "checkpoint")
-    summary = {"checkpoint": str(checkpoint), "train_metrics": trainer_metrics(trainer),
-               "truncated": datamodule.train_set.truncated if datamodule.train_set else {},
-               "skipped": {name: report.summary() for name, report in datamodule.skip_reports.items()}}
+    summary = {
+        "checkpoint": str(checkpoint),
+        "train_metrics": trainer_metrics(trainer),
+        "truncated": datamodule.train_set.truncated if datamodule.train_set else {},
+        "skipped": {name: report.summary() for name, report in datamodule.skip_reports.items()},
+    }
     for name, report in datamodule.skip_reports.items():
         rank_zero_info(f"{name} data: {report.summary()}")
     if gym is not None:
         after, rows = _gold_scores(module.model, tokenizer, gym, options, cfg.seed)
         ceiling = ceiling_scores(gym, options.split)
-        table = {name: {c: v["overall"] for c, v in scores.items()}
-                 for name, scores in (("untrained", before), ("sft", after), ("ceiling", ceiling))}
+        table = {
+            name: {c: v["overall"] for c, v in scores.items()}
+            for name, scores in (("untrained", before), ("sft", after), ("ceiling", ceiling))
+        }
         summary["gold"] = table
         plot_category_scores(table, out / "gold_scores.png", "gold judge on held-out prompts")
         write_json(out / "samples.json", {"samples": rows[:200]})
@@ -63,8 +68,16 @@ def run(cfg: DictConfig) -> dict:
 
 
 def _gold_scores(model, tokenizer, gym, options: DictConfig, seed: int):
-    return gold_scores(model, tokenizer, gym, options.split, int(options.samples_per_prompt), seed,
-                       max_new_tokens=options.max_new_tokens, temperature=options.get("temperature", 1.0))
+    return gold_scores(
+        model,
+        tokenizer,
+        gym,
+        options.split,
+        int(options.samples_per_prompt),
+        seed,
+        max_new_tokens=options.max_new_tokens,
+        temperature=options.get("temperature", 1.0),
+    )
 
 
 def _format_table(table: dict[str, dict[str, float]]) -> str:

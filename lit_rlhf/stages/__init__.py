@@ -1,4 +1,5 @@
-"""Pipeline stages: each is ``run(cfg) -> dict`` over a composed Hydra config; ``lit-rlhf-train`` dispatches by ``cfg.stage``."""
+"""The stages by name: each is ``run(cfg) -> dict`` over a composed Hydra config; ``lit_rlhf.run.train`` picks
+``cfg.stage``'s."""
 
 from __future__ import annotations
 

@@ -57,15 +57,41 @@ def _interactive_output() -> bool:
     return sys.stdout.isatty() or type(sys.stdout).__module__.startswith("ipykernel")
 
 
-CHECKED_TRAINER_KEYS = ("accelerator", "devices", "num_nodes", "precision", "max_epochs", "min_epochs", "max_steps",
-                        "min_steps", "accumulate_grad_batches", "gradient_clip_val", "log_every_n_steps",
-                        "check_val_every_n_epoch", "val_check_interval", "limit_train_batches", "limit_val_batches",
-                        "limit_test_batches", "limit_predict_batches", "num_sanity_val_steps", "enable_progress_bar",
-                        "enable_checkpointing", "fast_dev_run")
+CHECKED_TRAINER_KEYS = (
+    "accelerator",
+    "devices",
+    "num_nodes",
+    "precision",
+    "max_epochs",
+    "min_epochs",
+    "max_steps",
+    "min_steps",
+    "accumulate_grad_batches",
+    "gradient_clip_val",
+    "log_every_n_steps",
+    "check_val_every_n_epoch",
+    "val_check_interval",
+    "limit_train_batches",
+    "limit_val_batches",
+    "limit_test_batches",
+    "limit_predict_batches",
+    "num_sanity_val_steps",
+    "enable_progress_bar",
+    "enable_checkpointing",
+    "fast_dev_run",
+)
 # Smallest accepted integer of the count-like keys (-1 means "no limit" where Lightning allows it).
-TRAINER_MINIMA = {"max_epochs": -1, "min_epochs": 0, "max_steps": -1, "min_steps": 0, "num_nodes": 1,
-                  "accumulate_grad_batches": 1, "log_every_n_steps": 0, "check_val_every_n_epoch": 1,
-                  "num_sanity_val_steps": -1}
+TRAINER_MINIMA = {
+    "max_epochs": -1,
+    "min_epochs": 0,
+    "max_steps": -1,
+    "min_steps": 0,
+    "num_nodes": 1,
+    "accumulate_grad_batches": 1,
+    "log_every_n_steps": 0,
+    "check_val_every_n_epoch": 1,
+    "num_sanity_val_steps": -1,
+}
 
 
 def check_trainer_config(cfg: DictConfig) -> None:
@@ -133,8 +159,14 @@ def _describe(annotation) -> str:
         elif typing.get_origin(arg) in (list, tuple):
             parts.append("a list")
         else:
-            names = {type(None): "null", int: "an integer", float: "a number", str: "a string", bool: "true or false",
-                     dict: "a mapping"}
+            names = {
+                type(None): "null",
+                int: "an integer",
+                float: "a number",
+                str: "a string",
+                bool: "true or false",
+                dict: "a mapping",
+            }
             parts.append(names.get(typing.get_origin(arg) or arg, getattr(arg, "__name__", str(arg))))
     if "a number" in parts and "an integer" in parts:  # Union[int, float]: any number
         parts.remove("an integer")
@@ -151,8 +183,9 @@ def _check_range(key: str, value) -> None:
     if key.startswith("limit_") and (value < 0 or (isinstance(value, float) and value > 1)):
         raise ConfigError(f"trainer.{key} must be a fraction in [0, 1] or a number of batches >= 0, got {value!r}")
     if key == "devices" and value != -1 and value < 1:
-        raise ConfigError(f"trainer.devices must be -1 (all), a count >= 1, a list of device ids or 'auto', "
-                          f"got {value!r}")
+        raise ConfigError(
+            f"trainer.devices must be -1 (all), a count >= 1, a list of device ids or 'auto', got {value!r}"
+        )
 
 
 def check_accelerator(trainer_cfg: DictConfig) -> None:
@@ -169,8 +202,10 @@ def check_accelerator(trainer_cfg: DictConfig) -> None:
     if name not in known:
         raise ConfigError(f"trainer.accelerator={accelerator} is not one of {known}")
     if (name == "cuda" and not cuda) or (name == "gpu" and not (cuda or MPSAccelerator.is_available())):
-        raise ConfigError(f"trainer.accelerator={accelerator} but no CUDA device is available; use trainer=cpu "
-                          "(or trainer.accelerator=cpu)")
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} but no CUDA device is available; use trainer=cpu "
+            "(or trainer.accelerator=cpu)"
+        )
     if name not in ("auto", "cpu", "gpu", "cuda") and not AcceleratorRegistry[name]["accelerator"].is_available():
         raise ConfigError(f"trainer.accelerator={accelerator} but no such device is available; use trainer=cpu")
     uses_cuda = cuda and name in ("auto", "gpu", "cuda")
@@ -181,8 +216,9 @@ def check_accelerator(trainer_cfg: DictConfig) -> None:
         raise ConfigError(f"trainer.devices={devices} but only {torch.cuda.device_count()} CUDA device(s) are visible")
     if _is_fsdp1(trainer_cfg.get("strategy")) and not uses_cuda:
         why = "no CUDA device is available" if name == "auto" else f"trainer.accelerator={accelerator}"
-        raise ConfigError(f"strategy=fsdp (FSDP1) runs on CUDA GPUs only, but {why}; use strategy=fsdp2 or "
-                          "strategy=ddp on CPU")
+        raise ConfigError(
+            f"strategy=fsdp (FSDP1) runs on CUDA GPUs only, but {why}; use strategy=fsdp2 or strategy=ddp on CPU"
+        )
 
 
 def _is_fsdp1(strategy) -> bool:
@@ -222,8 +258,10 @@ def resume_checkpoint_path(cfg: DictConfig) -> str | None:
         # Starting over empties the folder, so that a run killed before its first save never resumes the old one.
         stale = fresh_checkpoint_dir(checkpoint_dir(cfg), recipe(cfg), start_over=not resume)
         if stale and resume:
-            rank_zero_info(f"checkpoints in {checkpoint_dir(cfg)} were made from something else "
-                           f"({', '.join(stale[:5])}{', ...' if len(stale) > 5 else ''}): starting over")
+            rank_zero_info(
+                f"checkpoints in {checkpoint_dir(cfg)} were made from something else "
+                f"({', '.join(stale[:5])}{', ...' if len(stale) > 5 else ''}): starting over"
+            )
     if resume is False:
         return None
     if resume is True:
@@ -233,8 +271,10 @@ def resume_checkpoint_path(cfg: DictConfig) -> str | None:
         rank_zero_info(f"resuming from {last} (resume=false starts over)")
         return str(last)
     if not isinstance(resume, str) or not Path(resume).is_file():
-        raise ConfigError(f"resume must be true, false or the path of a checkpoint file, got {resume!r}"
-                          + (": no such file" if isinstance(resume, str) else ""))
+        raise ConfigError(
+            f"resume must be true, false or the path of a checkpoint file, got {resume!r}"
+            + (": no such file" if isinstance(resume, str) else "")
+        )
     rank_zero_info(f"resuming from {resume}")
     return resume
 
@@ -262,8 +302,9 @@ def trainer_metrics(trainer) -> dict[str, float]:
 
 def write_json(path: str | os.PathLike, payload: dict) -> Path:
     """Atomic JSON write (temp file, fsync, rename)."""
-    return atomic_write(path, lambda handle: handle.write(json.dumps(payload, indent=2, sort_keys=True) + "\n"),
-                        mode="w")
+    return atomic_write(
+        path, lambda handle: handle.write(json.dumps(payload, indent=2, sort_keys=True) + "\n"), mode="w"
+    )
 
 
 RUN_CONFIG = "config.yaml"
@@ -295,6 +336,8 @@ def ntp_batches(cfg: DictConfig, config, tokenizer) -> IndexedBatches | None:
     if config.ntp_coef == 0:
         return None
     if cfg.get("data") is None:
-        raise ConfigError(f"module.config.ntp_coef={config.ntp_coef} needs SFT data for the NTP term: "
-                          "data=jsonl_sft data.train.path=sft.jsonl data.val=null (or ntp_coef=0)")
+        raise ConfigError(
+            f"module.config.ntp_coef={config.ntp_coef} needs SFT data for the NTP term: "
+            "data=jsonl_sft data.train.path=sft.jsonl data.val=null (or ntp_coef=0)"
+        )
     return IndexedBatches.from_datamodule(instantiate(cfg.data, tokenizer=tokenizer), seed=cfg.seed)

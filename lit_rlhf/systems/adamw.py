@@ -30,8 +30,12 @@ def _as_groups(params_or_groups) -> list[dict]:
     if not items:
         raise ValueError("no parameters given to the optimizer")
     if isinstance(items[0], dict):
-        return [dict(group, params=[group["params"]] if isinstance(group["params"], torch.Tensor)
-                     else list(group["params"])) for group in items]
+        return [
+            dict(
+                group, params=[group["params"]] if isinstance(group["params"], torch.Tensor) else list(group["params"])
+            )
+            for group in items
+        ]
     if isinstance(items[0], tuple):
         items = [param for _, param in items]
     return [{"params": items}]
@@ -67,8 +71,10 @@ def adamw_param_groups(params_or_groups, weight_decay: float) -> list[dict]:
         vectors = [p for p in params if p.dim() < 2]
         if matrices and vectors:
             names = _part_names(options.pop("name", None), single_group=len(groups) == 1)
-            out += [{**options, "params": part, "weight_decay": part_decay, **({"name": name} if name else {})}
-                    for part, part_decay, name in ((matrices, decay, names[0]), (vectors, 0.0, names[1]))]
+            out += [
+                {**options, "params": part, "weight_decay": part_decay, **({"name": name} if name else {})}
+                for part, part_decay, name in ((matrices, decay, names[0]), (vectors, 0.0, names[1]))
+            ]
         elif params:
             out.append({**options, "params": params, "weight_decay": decay if matrices else 0.0})
     if not out:
@@ -88,8 +94,14 @@ def adamw_kernel_options(params: list[torch.Tensor], fused: bool | str = "auto")
     return {"foreach": True} if all(p.device.type == "cuda" for p in params) else {}
 
 
-def build_adamw(params_or_groups, lr: float, weight_decay: float = 0.0, betas: tuple[float, float] = (0.9, 0.999),
-                eps: float = 1e-8, fused: bool | str = "auto") -> torch.optim.AdamW:
+def build_adamw(
+    params_or_groups,
+    lr: float,
+    weight_decay: float = 0.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    fused: bool | str = "auto",
+) -> torch.optim.AdamW:
     """A ``torch.optim.AdamW`` with decay only on 2-D+ tensors and fused kernels when supported.
 
     ``params_or_groups``: a module, an iterable of parameters or ``(name, param)`` pairs, or
@@ -98,12 +110,14 @@ def build_adamw(params_or_groups, lr: float, weight_decay: float = 0.0, betas: t
     """
     groups = adamw_param_groups(params_or_groups, weight_decay)
     params = [p for g in groups for p in g["params"]]
-    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                             **adamw_kernel_options(params, fused))
+    return torch.optim.AdamW(
+        groups, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, **adamw_kernel_options(params, fused)
+    )
 
 
-def actor_critic_param_groups(policy: nn.Module, critic: nn.Module, options: dict[str, dict] | None = None
-                              ) -> list[dict]:
+def actor_critic_param_groups(
+    policy: nn.Module, critic: nn.Module, options: dict[str, dict] | None = None
+) -> list[dict]:
     """Two labelled groups, ``policy`` and ``critic``, for one optimizer stepping both after one backward.
 
     ``options`` maps a group's name to optimizer settings of its own (e.g. ``{"critic": {"lr": 3e-4}}``);
@@ -132,12 +146,14 @@ def adamw_settings(factory, needed_by: str) -> dict:
     ``needed_by``."""
     func = getattr(factory, "func", None)
     if func is not torch.optim.AdamW:
-        raise ConfigError(f"{needed_by} steps AdamW itself, so the optimizer must be a partial torch.optim.AdamW, "
-                          f"got {factory!r}")
+        raise ConfigError(
+            f"{needed_by} steps AdamW itself, so the optimizer must be a partial torch.optim.AdamW, got {factory!r}"
+        )
     keywords = dict(factory.keywords)
     unknown = sorted(set(keywords) - {"lr", "betas", "eps"})
     if unknown:
-        raise ConfigError(f"{needed_by}: AdamW settings {unknown} are not supported; set lr, betas, eps (weight "
-                          "decay is the module's weight_decay)")
+        raise ConfigError(
+            f"{needed_by}: AdamW settings {unknown} are not supported; set lr, betas, eps (weight "
+            "decay is the module's weight_decay)"
+        )
     return keywords
-

@@ -37,15 +37,23 @@ class FusedBackwardAdamW(torch.optim.Optimizer):
     hooks off; ``step`` then updates from accumulated gradients like a standard optimizer.
     """
 
-    def __init__(self, params_or_groups, lr: float = 1e-3, weight_decay: float = 0.0,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, fused: bool | str = "auto"):
+    def __init__(
+        self,
+        params_or_groups,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        fused: bool | str = "auto",
+    ):
         groups = adamw_param_groups(params_or_groups, weight_decay)
         super().__init__(groups, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay})
         self._inner: list[tuple[torch.Tensor, dict, torch.optim.AdamW]] = []
         for group in self.param_groups:
             for param in group["params"]:
-                inner = torch.optim.AdamW([param], **{k: group[k] for k in ADAMW_KEYS},
-                                          **adamw_kernel_options([param], fused))
+                inner = torch.optim.AdamW(
+                    [param], **{k: group[k] for k in ADAMW_KEYS}, **adamw_kernel_options([param], fused)
+                )
                 self._inner.append((param, group, inner))
         self._updated: set[int] = set()
         self._handles = [p.register_post_accumulate_grad_hook(self._make_hook(g, o)) for p, g, o in self._inner]
@@ -105,16 +113,22 @@ class FusedBackwardAdamW(torch.optim.Optimizer):
         groups, per_param = state_dict["param_groups"], state_dict["per_param"]
         sizes = [len(g["params"]) for g in self.param_groups]
         if [len(g["params"]) for g in groups] != sizes or len(per_param) != len(self._inner):
-            raise ValueError(f"state_dict holds groups of sizes {[len(g['params']) for g in groups]}, "
-                             f"this optimizer has {sizes}: it was built over different parameters")
+            raise ValueError(
+                f"state_dict holds groups of sizes {[len(g['params']) for g in groups]}, "
+                f"this optimizer has {sizes}: it was built over different parameters"
+            )
         for group, saved in zip(self.param_groups, groups):
             group.update({k: v for k, v in saved.items() if k != "params"})
         for (_, _, inner), saved in zip(self._inner, per_param):
             inner.load_state_dict(saved)
 
 
-def check_fused_backward_compatible(gradient_clip_val: float | None = None, accumulate_grad_batches: int = 1,
-                                    precision: str | None = None, strategy: str | None = None) -> None:
+def check_fused_backward_compatible(
+    gradient_clip_val: float | None = None,
+    accumulate_grad_batches: int = 1,
+    precision: str | None = None,
+    strategy: str | None = None,
+) -> None:
     """Raise ``ValueError`` for training settings that in-backward updates cannot honour.
 
     - global gradient-norm (or value) clipping needs every gradient before any step;
@@ -129,12 +143,17 @@ def check_fused_backward_compatible(gradient_clip_val: float | None = None, accu
     if gradient_clip_val:
         problems.append(f"gradient clipping (gradient_clip_val={gradient_clip_val}) needs all gradients at once")
     if accumulate_grad_batches != 1:
-        problems.append(f"gradient accumulation (accumulate_grad_batches={accumulate_grad_batches}) "
-                        "needs gradients to survive several backward passes")
+        problems.append(
+            f"gradient accumulation (accumulate_grad_batches={accumulate_grad_batches}) "
+            "needs gradients to survive several backward passes"
+        )
     if precision is not None and str(precision).startswith("16"):
         problems.append(f"precision={precision} uses a GradScaler that must see all gradients before a step")
     if strategy is not None and (str(strategy).startswith("ddp") or str(strategy) == "fsdp"):
         problems.append(f"strategy={strategy} synchronises gradients after the hooks have stepped")
     if problems:
-        raise ValueError("FusedBackwardAdamW cannot be used with: " + "; ".join(problems)
-                         + ". Use build_adamw (a standard optimizer) for these settings.")
+        raise ValueError(
+            "FusedBackwardAdamW cannot be used with: "
+            + "; ".join(problems)
+            + ". Use build_adamw (a standard optimizer) for these settings."
+        )

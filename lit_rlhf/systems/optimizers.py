@@ -22,8 +22,14 @@ def build_optimizer(factory: Callable, named_params, weight_decay: float = 0.0, 
     return factory(groups, **adamw_kernel_options(params, fused))
 
 
-def optimizers_for(module, named_params, factory: Callable, scheduler_factory: Callable | None = None,
-                   weight_decay: float = 0.0, fused: bool | str = "auto"):
+def optimizers_for(
+    module,
+    named_params,
+    factory: Callable,
+    scheduler_factory: Callable | None = None,
+    weight_decay: float = 0.0,
+    fused: bool | str = "auto",
+):
     """What ``configure_optimizers`` returns: the optimizer, plus a per-step scheduler when one is given.
 
     ``scheduler_factory(optimizer, total_steps=...)`` gets the Trainer's estimate of the steps. With a

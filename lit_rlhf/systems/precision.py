@@ -49,8 +49,9 @@ def clip_grad_norm_before_step(module, optimizer: torch.optim.Optimizer, max_nor
     ``scale * max_norm`` clips ``g`` to ``max_norm``. Non-finite gradients stay non-finite, so the
     scaler still skips that step.
     """
-    module.clip_gradients(optimizer, gradient_clip_val=max_norm * gradient_scale(module.trainer),
-                          gradient_clip_algorithm="norm")
+    module.clip_gradients(
+        optimizer, gradient_clip_val=max_norm * gradient_scale(module.trainer), gradient_clip_algorithm="norm"
+    )
 
 
 def strategy_name(strategy) -> str | None:
@@ -69,8 +70,12 @@ def prepare_optimizer(optimizer: torch.optim.Optimizer, trainer, gradient_clip_v
     """
     clip = trainer.gradient_clip_val if gradient_clip_val is None else gradient_clip_val
     if isinstance(optimizer, FusedBackwardAdamW):
-        check_fused_backward_compatible(gradient_clip_val=clip, accumulate_grad_batches=trainer.accumulate_grad_batches,
-                                        precision=str(trainer.precision), strategy=strategy_name(trainer.strategy))
+        check_fused_backward_compatible(
+            gradient_clip_val=clip,
+            accumulate_grad_batches=trainer.accumulate_grad_batches,
+            precision=str(trainer.precision),
+            strategy=strategy_name(trainer.strategy),
+        )
     elif clip:
         unscale_before_step(optimizer)
     return optimizer

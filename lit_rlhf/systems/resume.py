@@ -48,16 +48,24 @@ class ResumeCheckpoint(Checkpoint):
     end instead, after its validation and epoch-end hooks, which a run resumed from the last batch would skip.
     """
 
-    def __init__(self, dirpath: str | os.PathLike, every_n_train_steps: int = 0, every_n_minutes: float | None = None,
-                 every_n_epochs: int = 1, keep: int = 1):
+    def __init__(
+        self,
+        dirpath: str | os.PathLike,
+        every_n_train_steps: int = 0,
+        every_n_minutes: float | None = None,
+        every_n_epochs: int = 1,
+        keep: int = 1,
+    ):
         self.dirpath = Path(dirpath)
         self.every_n_train_steps = _count("every_n_train_steps", every_n_train_steps, minimum=0)
         self.every_n_epochs = _count("every_n_epochs", every_n_epochs, minimum=0)
         self.keep = _count("keep", keep, minimum=1)
-        if every_n_minutes is not None and (isinstance(every_n_minutes, bool)
-                                            or not isinstance(every_n_minutes, (int, float)) or every_n_minutes <= 0):
-            raise ConfigError(f"callbacks.checkpoint.every_n_minutes must be a positive number or null, "
-                              f"got {every_n_minutes!r}")
+        if every_n_minutes is not None and (
+            isinstance(every_n_minutes, bool) or not isinstance(every_n_minutes, (int, float)) or every_n_minutes <= 0
+        ):
+            raise ConfigError(
+                f"callbacks.checkpoint.every_n_minutes must be a positive number or null, got {every_n_minutes!r}"
+            )
         self.every_n_minutes = every_n_minutes
         self.batches = 0  # training batches over the whole run, resumed parts included
         self._writing: str | None = None  # the name of the checkpoint being written (saved inside it)
@@ -109,8 +117,9 @@ class ResumeCheckpoint(Checkpoint):
         self._write(trainer)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        due = self._due_at_epoch_end or (bool(self.every_n_epochs)
-                                         and (trainer.current_epoch + 1) % self.every_n_epochs == 0)
+        due = self._due_at_epoch_end or (
+            bool(self.every_n_epochs) and (trainer.current_epoch + 1) % self.every_n_epochs == 0
+        )
         self._due_at_epoch_end = False
         if due and not _skip(trainer):
             self._write(trainer)
@@ -191,9 +200,12 @@ def _count(name: str, value, minimum: int) -> int:
 def rng_state() -> dict:
     """The global random generators' states as tensors and plain Python values (loadable with ``weights_only``)."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"torch": torch.get_rng_state(), "python": random.getstate(),
-            "numpy": (kind, keys.tolist(), int(pos), int(has_gauss), float(cached)),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+    return {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": (kind, keys.tolist(), int(pos), int(has_gauss), float(cached)),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
 
 
 def restore_rng_state(state: dict) -> None:

@@ -20,8 +20,14 @@ from torch import nn
 
 from lit_rlhf.data.errors import ConfigError
 
-DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
-          "fp32": torch.float32, "float32": torch.float32}
+DTYPES = {
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+    "fp32": torch.float32,
+    "float32": torch.float32,
+}
 
 
 def _names(block_classes: str | Sequence[str]) -> tuple[str, ...]:
@@ -65,10 +71,17 @@ class BlockMatcher:
         """Every matching submodule of ``model``; raises if there is none (a misspelt name wraps nothing)."""
         blocks = [m for m in model.modules() if self(m)]
         if not blocks:
-            seen = sorted({type(m).__name__ for m in model.modules() if "Layer" in type(m).__name__
-                           or "Block" in type(m).__name__})
-            raise ConfigError(f"no submodule of {type(model).__name__} is a {list(self.names)}; "
-                              f"block-like classes in this model: {seen or 'none'}")
+            seen = sorted(
+                {
+                    type(m).__name__
+                    for m in model.modules()
+                    if "Layer" in type(m).__name__ or "Block" in type(m).__name__
+                }
+            )
+            raise ConfigError(
+                f"no submodule of {type(model).__name__} is a {list(self.names)}; "
+                f"block-like classes in this model: {seen or 'none'}"
+            )
         return blocks
 
 
@@ -84,8 +97,13 @@ def auto_strategy(name: str = "auto") -> str:
     return name
 
 
-def ddp_strategy(process_group_backend: str | None = None, find_unused_parameters: bool = False,
-                 static_graph: bool = False, gradient_as_bucket_view: bool = True, timeout_minutes: float = 30.0):
+def ddp_strategy(
+    process_group_backend: str | None = None,
+    find_unused_parameters: bool = False,
+    static_graph: bool = False,
+    gradient_as_bucket_view: bool = True,
+    timeout_minutes: float = 30.0,
+):
     """Lightning's ``DDPStrategy``; ``process_group_backend=None`` means NCCL on GPUs and gloo on CPUs.
 
     PPO's manual optimization runs several backward passes per training step; Lightning
@@ -95,9 +113,13 @@ def ddp_strategy(process_group_backend: str | None = None, find_unused_parameter
 
     from lightning.pytorch.strategies import DDPStrategy
 
-    return DDPStrategy(process_group_backend=process_group_backend, find_unused_parameters=find_unused_parameters,
-                       static_graph=static_graph, gradient_as_bucket_view=gradient_as_bucket_view,
-                       timeout=timedelta(minutes=timeout_minutes))
+    return DDPStrategy(
+        process_group_backend=process_group_backend,
+        find_unused_parameters=find_unused_parameters,
+        static_graph=static_graph,
+        gradient_as_bucket_view=gradient_as_bucket_view,
+        timeout=timedelta(minutes=timeout_minutes),
+    )
 
 
 def fsdp_mixed_precision(mixed_precision: str | None, reduce_dtype: str | None = "fp32"):
@@ -114,10 +136,17 @@ def fsdp_mixed_precision(mixed_precision: str | None, reduce_dtype: str | None =
     return MixedPrecision(param_dtype=compute, reduce_dtype=reduce or compute, buffer_dtype=None)
 
 
-def fsdp_strategy(block_classes: str | Sequence[str] = "LlamaDecoderLayer", mixed_precision: str | None = "bf16",
-                  reduce_dtype: str | None = "fp32", activation_checkpointing: bool = False,
-                  sharding_strategy: str = "FULL_SHARD", state_dict_type: str = "full", cpu_offload: bool = False,
-                  process_group_backend: str | None = None, use_orig_params: bool = True):
+def fsdp_strategy(
+    block_classes: str | Sequence[str] = "LlamaDecoderLayer",
+    mixed_precision: str | None = "bf16",
+    reduce_dtype: str | None = "fp32",
+    activation_checkpointing: bool = False,
+    sharding_strategy: str = "FULL_SHARD",
+    state_dict_type: str = "full",
+    cpu_offload: bool = False,
+    process_group_backend: str | None = None,
+    use_orig_params: bool = True,
+):
     """Lightning's ``FSDPStrategy`` (FSDP1) with one FSDP unit per transformer block.
 
     ``block_classes``: the decoder-layer class name(s) of the policy, critic and reference.
@@ -140,19 +169,33 @@ def fsdp_strategy(block_classes: str | Sequence[str] = "LlamaDecoderLayer", mixe
     return FSDPStrategy(
         auto_wrap_policy=block_policy(block_classes),
         activation_checkpointing_policy=block_policy(block_classes) if activation_checkpointing else None,
-        mixed_precision=fsdp_mixed_precision(mixed_precision, reduce_dtype), sharding_strategy=sharding,
-        state_dict_type=state_dict_type, cpu_offload=cpu_offload, process_group_backend=process_group_backend,
+        mixed_precision=fsdp_mixed_precision(mixed_precision, reduce_dtype),
+        sharding_strategy=sharding,
+        state_dict_type=state_dict_type,
+        cpu_offload=cpu_offload,
+        process_group_backend=process_group_backend,
         use_orig_params=use_orig_params,
     )
 
 
-def fsdp2_strategy(block_classes: str | Sequence[str] = "LlamaDecoderLayer", mixed_precision: str | None = "bf16",
-                   reduce_dtype: str | None = "fp32", data_parallel_size: int | str = "auto",
-                   save_distributed_checkpoint: bool = True, process_group_backend: str | None = None):
+def fsdp2_strategy(
+    block_classes: str | Sequence[str] = "LlamaDecoderLayer",
+    mixed_precision: str | None = "bf16",
+    reduce_dtype: str | None = "fp32",
+    data_parallel_size: int | str = "auto",
+    save_distributed_checkpoint: bool = True,
+    process_group_backend: str | None = None,
+):
     """FSDP2 (``fully_shard``) through Lightning's ``ModelParallelStrategy``; see :class:`FSDP2Strategy`."""
-    return FSDP2Strategy(block_classes, mixed_precision, reduce_dtype, data_parallel_size=data_parallel_size,
-                         tensor_parallel_size=1, save_distributed_checkpoint=save_distributed_checkpoint,
-                         process_group_backend=process_group_backend)
+    return FSDP2Strategy(
+        block_classes,
+        mixed_precision,
+        reduce_dtype,
+        data_parallel_size=data_parallel_size,
+        tensor_parallel_size=1,
+        save_distributed_checkpoint=save_distributed_checkpoint,
+        process_group_backend=process_group_backend,
+    )
 
 
 class FSDP2Strategy(ModelParallelStrategy):
@@ -164,8 +207,13 @@ class FSDP2Strategy(ModelParallelStrategy):
     hooks fire on the sharded gradients after the reduce-scatter.
     """
 
-    def __init__(self, block_classes: str | Sequence[str] = "LlamaDecoderLayer", mixed_precision: str | None = "bf16",
-                 reduce_dtype: str | None = "fp32", **kwargs):
+    def __init__(
+        self,
+        block_classes: str | Sequence[str] = "LlamaDecoderLayer",
+        mixed_precision: str | None = "bf16",
+        reduce_dtype: str | None = "fp32",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.block_classes = _names(block_classes)
         for key, value in (("mixed_precision", mixed_precision), ("reduce_dtype", reduce_dtype)):
@@ -181,16 +229,23 @@ class FSDP2Strategy(ModelParallelStrategy):
         from lit_rlhf.models.adapters import is_adapted
 
         if any(is_adapted(m) for m in models):  # not run yet: refused rather than trusted untested
-            raise ConfigError("model.lora under strategy=fsdp2 is not supported; use strategy=single or ddp "
-                              "(LoRA keeps optimizer state small enough that sharding it matters less)")
+            raise ConfigError(
+                "model.lora under strategy=fsdp2 is not supported; use strategy=single or ddp "
+                "(LoRA keeps optimizer state small enough that sharding it matters less)"
+            )
         mesh = self.device_mesh["data_parallel"]
         for model in models:
             fully_shard_blocks(model, mesh, self.block_classes, self.mixed_precision, self.reduce_dtype)
 
 
-def fully_shard_blocks(model: nn.Module, mesh, block_classes: str | Sequence[str] = "LlamaDecoderLayer",
-                       mixed_precision: str | None = "bf16", reduce_dtype: str | None = "fp32",
-                       reshard_after_forward: bool = True) -> nn.Module:
+def fully_shard_blocks(
+    model: nn.Module,
+    mesh,
+    block_classes: str | Sequence[str] = "LlamaDecoderLayer",
+    mixed_precision: str | None = "bf16",
+    reduce_dtype: str | None = "fp32",
+    reshard_after_forward: bool = True,
+) -> nn.Module:
     """Apply FSDP2 ``fully_shard`` to every named block of ``model``, then to ``model`` (its root unit).
 
     Call it from ``LightningModule.configure_model`` with ``self.device_mesh["data_parallel"]``,
@@ -200,8 +255,9 @@ def fully_shard_blocks(model: nn.Module, mesh, block_classes: str | Sequence[str
 
     if isinstance(model, FSDPModule):  # already sharded (configure_model may run again, e.g. fit then test)
         return model
-    policy = MixedPrecisionPolicy(param_dtype=_dtype(mixed_precision, "mixed_precision"),
-                                  reduce_dtype=_dtype(reduce_dtype, "reduce_dtype"))
+    policy = MixedPrecisionPolicy(
+        param_dtype=_dtype(mixed_precision, "mixed_precision"), reduce_dtype=_dtype(reduce_dtype, "reduce_dtype")
+    )
     for block in BlockMatcher(block_classes).find(model):
         fully_shard(block, mesh=mesh, mp_policy=policy, reshard_after_forward=reshard_after_forward)
     fully_shard(model, mesh=mesh, mp_policy=policy, reshard_after_forward=reshard_after_forward)

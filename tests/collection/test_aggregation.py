@@ -12,19 +12,22 @@ from lit_rlhf.collection.response_pairs import Comparison
 from lit_rlhf.collection.votes import Vote, check_ratings
 
 
-@pytest.mark.parametrize("counts, expected", [
-    ({"A": 2, "B": 1}, ("A", "kept")),
-    ({"A": 0, "B": 3, "tie": 1}, ("B", "kept")),
-    ({"A": 1, "B": 1}, (None, "contradictory")),
-    ({"A": 3, "B": 2}, ("A", "kept")),  # 3/5 = 0.6 agreement
-    ({"A": 4, "B": 3}, (None, "contradictory")),  # 4/7 < 0.6
-    ({"A": 1, "tie": 1}, (None, "tie")),
-    ({"A": 2, "tie": 1}, ("A", "kept")),
-    ({"A": 1, "B": 1, "tie": 1}, (None, "contradictory")),
-    ({"A": 1, "B": 1, "tie": 2}, (None, "tie")),
-    ({"tie": 2}, (None, "tie")),
-    ({}, (None, "unlabelled")),
-])
+@pytest.mark.parametrize(
+    "counts, expected",
+    [
+        ({"A": 2, "B": 1}, ("A", "kept")),
+        ({"A": 0, "B": 3, "tie": 1}, ("B", "kept")),
+        ({"A": 1, "B": 1}, (None, "contradictory")),
+        ({"A": 3, "B": 2}, ("A", "kept")),  # 3/5 = 0.6 agreement
+        ({"A": 4, "B": 3}, (None, "contradictory")),  # 4/7 < 0.6
+        ({"A": 1, "tie": 1}, (None, "tie")),
+        ({"A": 2, "tie": 1}, ("A", "kept")),
+        ({"A": 1, "B": 1, "tie": 1}, (None, "contradictory")),
+        ({"A": 1, "B": 1, "tie": 2}, (None, "tie")),
+        ({"tie": 2}, (None, "tie")),
+        ({}, (None, "unlabelled")),
+    ],
+)
 def test_aggregate_votes(counts, expected):
     assert aggregate_votes(counts, min_agreement=0.6) == expected
 
@@ -51,8 +54,10 @@ def test_long_chain_does_not_recurse():
 def _pairs():
     # Three responses x, y, z to one prompt: all three pairs, and a fourth pair on another prompt.
     return [
-        Comparison("p1", "q", "math", "x", "y"), Comparison("p2", "q", "math", "y", "z"),
-        Comparison("p3", "q", "math", "z", "x"), Comparison("p4", "r", "writing", "a b c", "d"),
+        Comparison("p1", "q", "math", "x", "y"),
+        Comparison("p2", "q", "math", "y", "z"),
+        Comparison("p3", "q", "math", "z", "x"),
+        Comparison("p4", "r", "writing", "a b c", "d"),
     ]
 
 
@@ -65,8 +70,11 @@ def test_cycle_is_dropped_and_reasons_counted():
     votes = _votes({"p1": "AA", "p2": "AA", "p3": "AA", "p4": ["tie", "tie", "A"]})
     verdicts = filter_pairs(_pairs(), votes)
     assert [v.status for v in verdicts] == ["cyclic", "cyclic", "cyclic", "tie"]
-    assert drop_report(verdicts) == {"pairs": 4, "kept": 0,
-                                     "dropped": {"unlabelled": 0, "tie": 1, "contradictory": 0, "cyclic": 3}}
+    assert drop_report(verdicts) == {
+        "pairs": 4,
+        "kept": 0,
+        "dropped": {"unlabelled": 0, "tie": 1, "contradictory": 0, "cyclic": 3},
+    }
 
 
 def test_consistent_order_is_kept_and_rows_are_oriented():
@@ -80,8 +88,16 @@ def test_consistent_order_is_kept_and_rows_are_oriented():
     assert rows[3]["chosen_len"] == 1 and rows[3]["rejected_len"] == 3
     assert rows[0]["provenance"]["annotators"] == ["ann0", "ann1", "ann2"]
     assert rows[0]["provenance"]["checkpoint"] == "ckpt"
-    assert set(rows[0]) == {"prompt", "chosen", "rejected", "category", "chosen_len", "rejected_len",
-                            "votes", "provenance"}
+    assert set(rows[0]) == {
+        "prompt",
+        "chosen",
+        "rejected",
+        "category",
+        "chosen_len",
+        "rejected_len",
+        "votes",
+        "provenance",
+    }
 
 
 def test_contradicting_pair_leaves_the_graph_before_the_cycle_check():

@@ -38,8 +38,16 @@ def test_cohen_kappa_matches_sklearn_formula_on_three_labels():
 def test_fleiss_kappa_wikipedia_example():
     # The worked example from Fleiss (1971) as given on Wikipedia: 10 items, 14 raters, 5 categories.
     table = [
-        [0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
-        [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7],
+        [0, 0, 0, 0, 14],
+        [0, 2, 6, 4, 2],
+        [0, 0, 3, 5, 6],
+        [0, 3, 9, 2, 0],
+        [2, 2, 8, 1, 1],
+        [7, 7, 0, 0, 0],
+        [3, 2, 6, 3, 0],
+        [2, 5, 3, 2, 2],
+        [6, 5, 2, 1, 0],
+        [0, 2, 2, 3, 7],
     ]
     assert fleiss_kappa(table) == pytest.approx(0.210, abs=1e-3)
 
@@ -51,8 +59,9 @@ def test_fleiss_kappa_perfect_and_invalid():
 
 
 def test_agreement_report_per_annotator():
-    votes = [Vote(f"p{i}", a, c) for i, row in enumerate(["AAB", "BBB", "AAA", "BBA"])
-             for a, c in zip(("x", "y", "z"), row)]
+    votes = [
+        Vote(f"p{i}", a, c) for i, row in enumerate(["AAB", "BBB", "AAA", "BBA"]) for a, c in zip(("x", "y", "z"), row)
+    ]
     report = agreement_report(votes, min_common=1)
     # x and y always agree; z agrees with them on 2 of 4 items: pairs agree 4 + 2 + 2 of 12.
     assert report["pairwise_agreement"] == pytest.approx(8 / 12)

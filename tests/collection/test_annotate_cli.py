@@ -10,8 +10,13 @@ from lit_rlhf.collection.storage import AnnotationStore, token_digest
 
 def test_add_label_and_export(tmp_path, capsys):
     pairs = tmp_path / "pairs.jsonl"
-    pairs.write_text("".join(json.dumps({"prompt": f"q{i}", "response_a": "short", "response_b": "a longer one",
-                                         "category": "math"}) + "\n" for i in range(3)))
+    pairs.write_text(
+        "".join(
+            json.dumps({"prompt": f"q{i}", "response_a": "short", "response_b": "a longer one", "category": "math"})
+            + "\n"
+            for i in range(3)
+        )
+    )
     db = tmp_path / "ann.sqlite"
     assert main(["add-pairs", "--db", str(db), str(pairs)]) == 0
     store = AnnotationStore(db, labels_per_pair=2)
@@ -60,8 +65,9 @@ def test_tokens_from_the_cli_label_through_the_served_app(tmp_path, capsys, monk
     client = TestClient(served["app"])
     assert client.get("/api/next").status_code == 401
     item = client.get("/api/next", headers={"Authorization": f"Bearer {token}"}).json()
-    sent = client.post("/api/labels", json={"pair_id": item["pair_id"], "choice": "tie"},
-                       headers={"Authorization": f"Bearer {token}"})
+    sent = client.post(
+        "/api/labels", json={"pair_id": item["pair_id"], "choice": "tie"}, headers={"Authorization": f"Bearer {token}"}
+    )
     assert sent.status_code == 201
     (vote,) = client.get("/api/admin/votes", headers={"Authorization": f"Bearer {admin}"}).json()["votes"]
     assert vote["annotator"] == "alice" and vote["choice"] == "tie"

@@ -54,8 +54,10 @@ class Page:
 
     def click(self, element_id: str):
         """A real mouse click (pressed + released) at the element's centre, as a person would."""
-        box = self.js(f"(() => {{ const e = document.getElementById({element_id!r}); e.scrollIntoView({{block: 'center'}});"
-                      " const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+        box = self.js(
+            f"(() => {{ const e = document.getElementById({element_id!r}); e.scrollIntoView({{block: 'center'}});"
+            " const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
         for kind in ("mousePressed", "mouseReleased"):
             self.send("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
 
@@ -67,9 +69,22 @@ def chromium(tmp_path):
     pytest.importorskip("websocket", reason="needs websocket-client to speak the DevTools protocol")
     profile = tmp_path / "profile"
     proc = subprocess.Popen(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={profile}",
+            "--remote-debugging-port=0",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         port = None
         deadline = time.monotonic() + 30
@@ -102,14 +117,18 @@ def open_page(port: int, url: str) -> Page:
 @pytest.mark.parametrize("access", ["token link", "open local mode"])
 def test_label_pairs_by_clicking(chromium, tmp_path, access):
     store = AnnotationStore(tmp_path / "ann.sqlite", labels_per_pair=1)
-    pairs = [Comparison(f"p{i}", f"what is {i} plus 2 ?", "math", f"the answer is {i + 2} .", f"maybe {i} .")
-             for i in range(3)]
+    pairs = [
+        Comparison(f"p{i}", f"what is {i} plus 2 ?", "math", f"the answer is {i + 2} .", f"maybe {i} .")
+        for i in range(3)
+    ]
     store.add_pairs(pairs)
     annotator = "browser-1"
     token = store.add_token(annotator) if access == "token link" else None
     with AnnotationServer(store) as server:
         page = open_page(chromium, server.link(token) if token else f"{server.url}/?annotator={annotator}")
-        page.wait_for("document.getElementById('task') && !document.getElementById('task').classList.contains('hidden')")
+        page.wait_for(
+            "document.getElementById('task') && !document.getElementById('task').classList.contains('hidden')"
+        )
         assert page.js("location.hash") == ""  # a token does not stay in the address bar
 
         # Choosing without rating is refused on the page and stores nothing.
@@ -120,15 +139,19 @@ def test_label_pairs_by_clicking(chromium, tmp_path, access):
         clicked = {}
         for choice in ("left", "right", "tie"):
             pair_id = page.wait_for("document.getElementById('task').dataset.pairId")
-            shown = {"left": page.js("document.getElementById('left').textContent"),
-                     "right": page.js("document.getElementById('right').textContent")}
+            shown = {
+                "left": page.js("document.getElementById('left').textContent"),
+                "right": page.js("document.getElementById('right').textContent"),
+            }
             for side in ("left", "right"):
                 for criterion, value in (("helpfulness", 4), ("harmlessness", 5), ("fluency", 3)):
                     page.click(f"{side}-{criterion}-{value}")
             page.click(f"choose-{choice}")
             clicked[pair_id] = (choice, shown)
-            page.wait_for(f"document.getElementById('task').dataset.pairId !== {pair_id!r}"
-                          " || !document.getElementById('done').classList.contains('hidden')")
+            page.wait_for(
+                f"document.getElementById('task').dataset.pairId !== {pair_id!r}"
+                " || !document.getElementById('done').classList.contains('hidden')"
+            )
         page.wait_for("!document.getElementById('done').classList.contains('hidden')")
         page.ws.close()
 

@@ -40,6 +40,7 @@ def run_load(tmp_path, annotators: int, labels_each: int, double_every: int = 7)
     errors, statuses = [], Counter()
     lock = threading.Lock()
     with AnnotationServer(store) as server:
+
         def annotate(who: str):
             try:
                 # The standard library's client: light on CPU, so the two cores go to the server.
@@ -86,9 +87,24 @@ def free_port() -> int:
 
 def start_server(db, port: int, labels_per_pair: int, timeout_s: float = 45.0) -> subprocess.Popen:
     """``lit-rlhf-annotate serve`` in its own process, once it answers on 127.0.0.1."""
-    proc = subprocess.Popen([sys.executable, "-m", "lit_rlhf.cli.annotate", "serve", "--db", str(db),
-                             "--labels-per-pair", str(labels_per_pair), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lit_rlhf.cli.annotate",
+            "serve",
+            "--db",
+            str(db),
+            "--labels-per-pair",
+            str(labels_per_pair),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -113,8 +129,15 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(10)
 
 
-def label_until_stopped(port: int, token: str, n_labels: int, acknowledged: list, lock: threading.Lock,
-                        errors: list, killed: threading.Event) -> None:
+def label_until_stopped(
+    port: int,
+    token: str,
+    n_labels: int,
+    acknowledged: list,
+    lock: threading.Lock,
+    errors: list,
+    killed: threading.Event,
+) -> None:
     """Take and label pairs until none is left or the server is killed; a label answered 201/200 is acknowledged."""
     try:
         client = Client("127.0.0.1", port, token, timeout_s=20)
@@ -148,8 +171,12 @@ def test_sigkill_mid_load_keeps_every_acknowledged_label(tmp_path):
         port = free_port()
         server = start_server(db, port, annotators)
         try:
-            threads = [threading.Thread(target=label_until_stopped, args=(port, token, n_pairs, acknowledged, lock,
-                                                                          errors, killed)) for token in tokens]
+            threads = [
+                threading.Thread(
+                    target=label_until_stopped, args=(port, token, n_pairs, acknowledged, lock, errors, killed)
+                )
+                for token in tokens
+            ]
             [t.start() for t in threads]
             if round_ == "killed":  # mid-load: a third of the labels in, annotators still sending
                 deadline = time.monotonic() + 30

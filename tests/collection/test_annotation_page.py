@@ -23,7 +23,8 @@ pytestmark = pytest.mark.skipif(NODE is None, reason="needs Node.js (18 or later
 # A document of the page's elements (ids and initial classes read from the HTML), location, history, storage,
 # and fetch against the server; then the scenario, which prints a JSON report.
 HARNESS = r"""
-const [html, base, address, scenario] = process.argv.slice(2).map((a, i) => i === 0 ? require("fs").readFileSync(a, "utf8") : a);
+const [html, base, address, scenario] = process.argv.slice(2)
+  .map((a, i) => i === 0 ? require("fs").readFileSync(a, "utf8") : a);
 const byId = new Map(), inputs = [];
 class Element {
   constructor(tag, id, classes) {
@@ -123,8 +124,9 @@ async function label(choices) {
 })().catch((e) => { console.error(String(e.stack || e)); process.exit(1); });
 """
 
-PAIRS = [Comparison(f"p{i}", f"what is {i} plus 2 ?", "math", f"the answer is {i + 2} .", f"maybe {i} .")
-         for i in range(3)]
+PAIRS = [
+    Comparison(f"p{i}", f"what is {i} plus 2 ?", "math", f"the answer is {i + 2} .", f"maybe {i} .") for i in range(3)
+]
 
 
 def run_page(tmp_path, server: AnnotationServer, address: str, scenario: str, env: dict | None = None) -> dict:
@@ -132,8 +134,14 @@ def run_page(tmp_path, server: AnnotationServer, address: str, scenario: str, en
     page.write_text(resources.files("lit_rlhf.collection").joinpath("static/annotate.html").read_text("utf-8"))
     script = tmp_path / "harness.js"
     script.write_text(HARNESS)
-    done = subprocess.run([NODE, str(script), str(page), server.url, address, scenario], capture_output=True,
-                          text=True, timeout=60, env={"PATH": "/usr/bin:/bin", **(env or {})}, check=False)
+    done = subprocess.run(
+        [NODE, str(script), str(page), server.url, address, scenario],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 

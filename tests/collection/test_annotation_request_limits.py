@@ -72,8 +72,13 @@ def test_a_long_url_is_refused_and_cut_short_for_the_access_log():
 
     from lit_rlhf.collection.server import LimitRequestSize
 
-    scope = {"type": "http", "method": "GET", "path": "/" + "b" * 5000, "query_string": b"x=" + b"y" * 5000,
-             "headers": []}
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/" + "b" * 5000,
+        "query_string": b"x=" + b"y" * 5000,
+        "headers": [],
+    }
     sent = []
 
     async def receive():

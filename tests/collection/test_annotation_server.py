@@ -17,8 +17,12 @@ R = {"helpfulness": 3, "harmlessness": 5, "fluency": 4}
 @pytest.fixture
 def store(tmp_path):
     s = AnnotationStore(tmp_path / "ann.sqlite", labels_per_pair=2)
-    s.add_pairs([Comparison(f"p{i}", f"what is {i} plus 1 ?", "math", f"the answer is {i + 1} .", "no idea .")
-                 for i in range(3)])
+    s.add_pairs(
+        [
+            Comparison(f"p{i}", f"what is {i} plus 1 ?", "math", f"the answer is {i + 1} .", "no idea .")
+            for i in range(3)
+        ]
+    )
     yield s
     s.close()
 
@@ -43,13 +47,16 @@ def test_page_and_label_round_trip(client, store):
     assert client.get("/api/progress", params={"annotator": "ann"}).json()["done_by_annotator"] == 1
 
 
-@pytest.mark.parametrize("body, status, message", [
-    ({"pair_id": "nope", "annotator": "ann", "choice": "left"}, 404, "unknown pair"),
-    ({"pair_id": "p0", "annotator": "stranger", "choice": "left"}, 409, "never shown"),
-    ({"pair_id": "p0", "annotator": "ann", "choice": "A"}, 422, "choice"),
-    ({"pair_id": "p0", "annotator": "ann", "choice": "left", "ratings_left": {"helpfulness": 7}}, 422, "criteria"),
-    ({"pair_id": "p0", "annotator": "ann"}, 422, "choice"),
-])
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        ({"pair_id": "nope", "annotator": "ann", "choice": "left"}, 404, "unknown pair"),
+        ({"pair_id": "p0", "annotator": "stranger", "choice": "left"}, 409, "never shown"),
+        ({"pair_id": "p0", "annotator": "ann", "choice": "A"}, 422, "choice"),
+        ({"pair_id": "p0", "annotator": "ann", "choice": "left", "ratings_left": {"helpfulness": 7}}, 422, "criteria"),
+        ({"pair_id": "p0", "annotator": "ann"}, 422, "choice"),
+    ],
+)
 def test_bad_submissions_are_refused_clearly(client, store, body, status, message):
     client.get("/api/next", params={"annotator": "ann"})  # p0 is served to "ann"
     response = client.post("/api/labels", json=body)
@@ -81,15 +88,18 @@ def label_body(pair_id: str, **change) -> dict:
     return {"pair_id": pair_id, "choice": "left", "ratings_left": R, "ratings_right": R, **change}
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"ratings_left": {**R, "fluency": True}}, "ratings_left.fluency"),
-    ({"ratings_left": {**R, "fluency": "4"}}, "ratings_left.fluency"),
-    ({"ratings_right": {**R, "helpfulness": 4.0}}, "ratings_right.helpfulness"),
-    ({"pair_id": 0}, "pair_id"),
-    ({"choice": ["left"]}, "choice"),
-    ({"annotator": 7}, "annotator"),
-    ({"comment": "great"}, "comment"),  # an unknown field is refused, not dropped
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"ratings_left": {**R, "fluency": True}}, "ratings_left.fluency"),
+        ({"ratings_left": {**R, "fluency": "4"}}, "ratings_left.fluency"),
+        ({"ratings_right": {**R, "helpfulness": 4.0}}, "ratings_right.helpfulness"),
+        ({"pair_id": 0}, "pair_id"),
+        ({"choice": ["left"]}, "choice"),
+        ({"annotator": 7}, "annotator"),
+        ({"comment": "great"}, "comment"),  # an unknown field is refused, not dropped
+    ],
+)
 def test_fields_have_strict_types_and_a_refusal_names_the_field(client, store, change, field):
     item = client.get("/api/next", params={"annotator": "ann"}).json()
     response = client.post("/api/labels", json=label_body(item["pair_id"], annotator="ann") | change)
@@ -98,12 +108,15 @@ def test_fields_have_strict_types_and_a_refusal_names_the_field(client, store, c
     assert store.votes() == []
 
 
-@pytest.mark.parametrize("change", [
-    {"pair_id": "p" * 5000},
-    {"choice": "x" * 5000},
-    {"annotator": "y" * 5000},
-    {"ratings_left": {"z" * 5000: 4}},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"pair_id": "p" * 5000},
+        {"choice": "x" * 5000},
+        {"annotator": "y" * 5000},
+        {"ratings_left": {"z" * 5000: 4}},
+    ],
+)
 def test_long_fields_are_refused_and_never_echoed(client, store, change):
     client.get("/api/next", params={"annotator": "ann"})
     response = client.post("/api/labels", json=label_body("p0", annotator="ann") | change)
@@ -145,15 +158,21 @@ def test_with_tokens_every_call_needs_one_and_the_token_says_who_labels(client, 
             assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
     assert client.post("/api/labels", json=label_body("p0", annotator="alice")).status_code == 401
     assert client.get("/api/me", headers=bearer(tokens["alice"])).json() == {
-        "mode": "token", "name": "alice", "role": "annotator"}
+        "mode": "token",
+        "name": "alice",
+        "role": "annotator",
+    }
 
     item = client.get("/api/next", headers=bearer(tokens["alice"])).json()
-    assert client.post("/api/labels", json=label_body(item["pair_id"]), headers=bearer(tokens["alice"])).status_code == 201
+    assert (
+        client.post("/api/labels", json=label_body(item["pair_id"]), headers=bearer(tokens["alice"])).status_code == 201
+    )
     assert [v.annotator for v in store.votes()] == ["alice"]
     # Naming another annotator is refused: the token decides.
     assert client.get("/api/next", params={"annotator": "bob"}, headers=bearer(tokens["alice"])).status_code == 403
-    as_bob = client.post("/api/labels", json=label_body(item["pair_id"], annotator="bob", choice="tie"),
-                         headers=bearer(tokens["alice"]))
+    as_bob = client.post(
+        "/api/labels", json=label_body(item["pair_id"], annotator="bob", choice="tie"), headers=bearer(tokens["alice"])
+    )
     assert as_bob.status_code == 403 and [v.annotator for v in store.votes()] == ["alice"]
     progress = client.get("/api/progress", headers=bearer(tokens["alice"])).json()
     assert progress["done_by_annotator"] == 1
@@ -166,17 +185,21 @@ def test_no_annotator_learns_another_ones_label(client, store, tokens):
     # Bob was never shown the pair: refused, and nothing about Alice's label.
     probe = client.post("/api/labels", json=label_body(item["pair_id"], choice="tie"), headers=bob)
     assert probe.status_code == 409 and probe.json()["detail"] == (
-        f"pair {item['pair_id']!r} was never shown to annotator 'bob'")
+        f"pair {item['pair_id']!r} was never shown to annotator 'bob'"
+    )
     # Alice changing her mind hears only that she labelled it differently, not what she chose.
     changed = client.post("/api/labels", json=label_body(item["pair_id"], choice="tie"), headers=alice)
     assert changed.status_code == 409 and changed.json()["detail"] == (
-        f"annotator 'alice' already labelled pair {item['pair_id']!r} differently; labels are final")
+        f"annotator 'alice' already labelled pair {item['pair_id']!r} differently; labels are final"
+    )
     assert client.get("/api/admin/votes", headers=alice).status_code == 403
     (vote,) = client.get("/api/admin/votes", headers=root).json()["votes"]
     assert vote["annotator"] == "alice" and vote["pair_id"] == item["pair_id"]
     # An admin token reads but does not label.
     assert client.get("/api/next", headers=root).status_code == 403
-    assert client.post("/api/labels", json=label_body(item["pair_id"], annotator="root"), headers=root).status_code == 403
+    assert (
+        client.post("/api/labels", json=label_body(item["pair_id"], annotator="root"), headers=root).status_code == 403
+    )
 
 
 def test_open_local_mode_serves_loopback_only_and_closes_when_a_token_is_issued(store):

@@ -74,7 +74,9 @@ def test_a_conflict_does_not_repeat_the_stored_label(store):
     store.submit(item["pair_id"], "ann", "left")
     with pytest.raises(ConflictingLabel) as refused:
         store.submit(item["pair_id"], "ann", "tie")
-    assert str(refused.value) == f"annotator 'ann' already labelled pair {item['pair_id']!r} differently; labels are final"
+    assert (
+        str(refused.value) == f"annotator 'ann' already labelled pair {item['pair_id']!r} differently; labels are final"
+    )
 
 
 def test_messages_cut_long_input_short(store):

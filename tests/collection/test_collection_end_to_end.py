@@ -35,10 +35,16 @@ def test_stage_writes_the_filtered_set_and_report(compose_config, tmp_path):
     from lit_rlhf.collection.stage import run
 
     cfg = compose_config(
-        "experiment=gym_preferences", "stage=preferences", "model=embedded",
-        "preferences.prompts.split=val", "preferences.prompts.max_per_category=12", "preferences.k=3",
-        "preferences.decoding.max_new_tokens=8", "model.tiny={hidden_size: 32, num_layers: 1}",
-        "preferences.annotators.length_bias=0.5")
+        "experiment=gym_preferences",
+        "stage=preferences",
+        "model=embedded",
+        "preferences.prompts.split=val",
+        "preferences.prompts.max_per_category=12",
+        "preferences.k=3",
+        "preferences.decoding.max_new_tokens=8",
+        "model.tiny={hidden_size: 32, num_layers: 1}",
+        "preferences.annotators.length_bias=0.5",
+    )
     summary = run(cfg)
     out = tmp_path / "preferences"
     assert summary["preferences"] == str(out / "preferences.jsonl")
@@ -73,12 +79,16 @@ def test_bad_imports_name_file_line_and_field(tmp_path):
     bad.write_text('{"prompt": "q", "response_a": "a", "response_b": "b"}\n{"prompt": "q", "response_a": 3}\n')
     with pytest.raises(DataError, match=r"pairs.jsonl:2: field 'response_a'"):
         read_pairs(bad)
-    bad.write_text('{"prompt": "q", "response_a": "a", "response_b": "b", "pair_id": "x"}\n'
-                   '{"prompt": "r", "response_a": "a", "response_b": "b", "pair_id": "x"}\n')
+    bad.write_text(
+        '{"prompt": "q", "response_a": "a", "response_b": "b", "pair_id": "x"}\n'
+        '{"prompt": "r", "response_a": "a", "response_b": "b", "pair_id": "x"}\n'
+    )
     with pytest.raises(DataError, match="duplicate pair id 'x'"):
         read_pairs(bad)
     votes = tmp_path / "votes.jsonl"
-    votes.write_text('{"pair_id": "x", "annotator": "a", "choice": "A"}\n{"pair_id": "y", "annotator": "a", "choice": "A"}\n')
+    votes.write_text(
+        '{"pair_id": "x", "annotator": "a", "choice": "A"}\n{"pair_id": "y", "annotator": "a", "choice": "A"}\n'
+    )
     with pytest.raises(DataError, match=r"votes.jsonl:2: field 'pair_id': unknown pair id 'y'"):
         read_votes(votes, known_pairs={"x"})
     votes.write_text('{"pair_id": "x", "annotator": "a", "choice": "maybe"}\n')
@@ -92,9 +102,16 @@ def test_bad_imports_name_file_line_and_field(tmp_path):
 def test_label_studio_import(tmp_path):
     from lit_rlhf.collection.io import import_label_studio
 
-    export = [{"id": 7, "data": {"prompt": "q", "answer1": "left answer", "answer2": "right answer"},
-               "annotations": [{"id": 1, "completed_by": 3, "result": [{"type": "pairwise", "value": {"selected": "right"}}]},
-                               {"id": 2, "completed_by": {"id": 4, "email": "x@y"}, "was_cancelled": True, "result": []}]}]
+    export = [
+        {
+            "id": 7,
+            "data": {"prompt": "q", "answer1": "left answer", "answer2": "right answer"},
+            "annotations": [
+                {"id": 1, "completed_by": 3, "result": [{"type": "pairwise", "value": {"selected": "right"}}]},
+                {"id": 2, "completed_by": {"id": 4, "email": "x@y"}, "was_cancelled": True, "result": []},
+            ],
+        }
+    ]
     path = tmp_path / "ls.json"
     path.write_text(json.dumps(export))
     pairs, votes = import_label_studio(path)

@@ -72,8 +72,9 @@ def test_heuristic_and_gym_scorers():
 
 
 def test_category_cap_and_balance_are_seeded_and_counted():
-    prompts = [P(f"what is {i} plus 1 ?", "math") for i in range(6)] + [P(f"write about {w} now", "writing")
-                                                                          for w in ("sea", "sky")]
+    prompts = [P(f"what is {i} plus 1 ?", "math") for i in range(6)] + [
+        P(f"write about {w} now", "writing") for w in ("sea", "sky")
+    ]
     kept, report = select_prompts(prompts, max_per_category=3, seed=1)
     assert Counter(p.category for p in kept) == {"math": 3, "writing": 2}
     assert report.dropped["category_cap"] == Counter({"math": 3})

@@ -53,8 +53,9 @@ def test_all_reduce_hook_gives_global_statistics():
         def all_reduce_sum(moments, other=other):
             # The peer's moments, taken around its running mean, which is 0 on both fresh ranks.
             peer = other.double()
-            return moments + torch.stack([torch.tensor(float(peer.numel()), dtype=torch.float64),
-                                          peer.sum(), peer.square().sum()])
+            return moments + torch.stack(
+                [torch.tensor(float(peer.numel()), dtype=torch.float64), peer.sum(), peer.square().sum()]
+            )
 
         norm = RunningMeanStdNormalizer(all_reduce_sum=all_reduce_sum)
         norm.update(rank_batches[rank])

@@ -13,7 +13,7 @@ def _separate_logprob(model, tokenizer, prompt, response):
     logps = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
     targets = ids[0, 1:]
     picked = logps[torch.arange(len(targets)), targets]
-    return picked[len(prompt_ids) - 1:].sum()
+    return picked[len(prompt_ids) - 1 :].sum()
 
 
 def test_one_forward_over_both_sides_equals_separate_forwards(policy, pair_rows):
@@ -26,11 +26,12 @@ def test_one_forward_over_both_sides_equals_separate_forwards(policy, pair_rows)
     with torch.no_grad():
         chosen, rejected = concatenated_logprobs(model, batch)
         for i, row in enumerate(rows):
-            torch.testing.assert_close(chosen[i], _separate_logprob(model, tokenizer, row["prompt"], row["chosen"]),
-                                       atol=1e-4, rtol=1e-5)
-            torch.testing.assert_close(rejected[i],
-                                       _separate_logprob(model, tokenizer, row["prompt"], row["rejected"]),
-                                       atol=1e-4, rtol=1e-5)
+            torch.testing.assert_close(
+                chosen[i], _separate_logprob(model, tokenizer, row["prompt"], row["chosen"]), atol=1e-4, rtol=1e-5
+            )
+            torch.testing.assert_close(
+                rejected[i], _separate_logprob(model, tokenizer, row["prompt"], row["rejected"]), atol=1e-4, rtol=1e-5
+            )
 
 
 def test_response_mask_covers_exactly_the_response_and_eos(policy, pair_rows):
@@ -48,7 +49,7 @@ def test_truncation_keeps_the_response_and_is_counted(policy):
     dataset = DPODataset([row], tokenizer, max_length=16)
     item = dataset[0]
     assert len(item["chosen_ids"]) == 16 and dataset.truncated["prompt_cut"] == 2
-    assert item["chosen_ids"][item["chosen_prompt_len"]:] == encode_response(tokenizer, row["chosen"])
+    assert item["chosen_ids"][item["chosen_prompt_len"] :] == encode_response(tokenizer, row["chosen"])
 
 
 class CountingModel(torch.nn.Module):

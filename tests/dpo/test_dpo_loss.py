@@ -94,5 +94,5 @@ def test_matches_a_plain_reference(dtype, shape):
     seq = sequence_logprobs(token_logps, mask)
     tol = {"atol": 1e-5, "rtol": 1e-5} if dtype != torch.bfloat16 else {"atol": 1e-4, "rtol": 1e-4}
     torch.testing.assert_close(seq.double(), expected_seq, **tol)
-    loss = dpo_loss(seq[: b2 // 2], seq[b2 // 2:], ref_c, ref_r, beta=0.3)
+    loss = dpo_loss(seq[: b2 // 2], seq[b2 // 2 :], ref_c, ref_r, beta=0.3)
     torch.testing.assert_close(loss.double(), expected_loss, **tol)

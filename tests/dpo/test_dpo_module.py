@@ -18,8 +18,14 @@ from lit_rlhf.systems.checkpoint_io import AtomicCheckpointIO
 
 
 def _trainer(**kwargs):
-    defaults = {"max_epochs": 1, "accelerator": "cpu", "logger": False, "enable_checkpointing": False,
-                "enable_progress_bar": False, "enable_model_summary": False}
+    defaults = {
+        "max_epochs": 1,
+        "accelerator": "cpu",
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+    }
     return L.Trainer(**{**defaults, **kwargs})
 
 
@@ -30,23 +36,42 @@ def _datamodule(tokenizer, rows, model, **kwargs):
 
 
 def _ntp(gym, tokenizer):
-    return IndexedBatches(SFTDataset(gym.demonstrations("train", 1)[:20], tokenizer, 64),
-                          SFTCollator(tokenizer.pad_token_id), batch_size=4, seed=0)
+    return IndexedBatches(
+        SFTDataset(gym.demonstrations("train", 1)[:20], tokenizer, 64),
+        SFTCollator(tokenizer.pad_token_id),
+        batch_size=4,
+        seed=0,
+    )
 
 
 def test_smoke_training_moves_every_policy_parameter_and_logs_namespaced_metrics(policy, pair_rows, gym):
     model, tokenizer = policy
     datamodule = _datamodule(tokenizer, pair_rows[:12], model, val_fraction=0.25)
-    module = DPOModule(model, tokenizer, DPOConfig(beta=0.1, ntp_coef=0.5), ntp_batches=_ntp(gym, tokenizer),
-                       optimizer=lambda params, **kw: torch.optim.AdamW(params, lr=1e-3, **kw))
+    module = DPOModule(
+        model,
+        tokenizer,
+        DPOConfig(beta=0.1, ntp_coef=0.5),
+        ntp_batches=_ntp(gym, tokenizer),
+        optimizer=lambda params, **kw: torch.optim.AdamW(params, lr=1e-3, **kw),
+    )
     before = {name: p.detach().clone() for name, p in module.named_parameters()}
     trainer = _trainer(limit_train_batches=2)
     trainer.fit(module, datamodule=datamodule)
     unchanged = [name for name, p in module.named_parameters() if torch.equal(p, before[name])]
     assert not unchanged
     assert module.ntp_step == 2
-    for key in ("dpo/loss", "dpo/reward_accuracy", "dpo/reward_margin", "dpo/chosen_reward", "dpo/rejected_reward",
-                "dpo/logps_chosen", "dpo/logps_rejected", "ntp/loss", "val/dpo/loss", "val/dpo/reward_accuracy"):
+    for key in (
+        "dpo/loss",
+        "dpo/reward_accuracy",
+        "dpo/reward_margin",
+        "dpo/chosen_reward",
+        "dpo/rejected_reward",
+        "dpo/logps_chosen",
+        "dpo/logps_rejected",
+        "ntp/loss",
+        "val/dpo/loss",
+        "val/dpo/reward_accuracy",
+    ):
         assert key in trainer.callback_metrics, key
     assert all(not name.startswith("reference") for name in module.state_dict())
 
@@ -55,8 +80,12 @@ def test_smoke_training_moves_every_policy_parameter_and_logs_namespaced_metrics
 def test_training_on_fixed_pairs_lowers_the_loss_and_raises_the_margin(policy, pair_rows, loss_type):
     model, tokenizer = policy
     datamodule = _datamodule(tokenizer, pair_rows[:8], model)
-    module = DPOModule(model, tokenizer, DPOConfig(beta=0.5, loss_type=loss_type),
-                       optimizer=lambda params, **kw: torch.optim.AdamW(params, lr=3e-3, **kw))
+    module = DPOModule(
+        model,
+        tokenizer,
+        DPOConfig(beta=0.5, loss_type=loss_type),
+        optimizer=lambda params, **kw: torch.optim.AdamW(params, lr=3e-3, **kw),
+    )
     batch = datamodule.collate(datamodule.train_set.items)
     with torch.no_grad():
         start, start_stats = module.dpo_losses(batch)
@@ -82,9 +111,18 @@ def naive_response_logp(model, ids: list[int], prompt_len: int) -> float:
 
 def test_reference_logps_are_cached_without_dropout_and_the_mode_is_put_back(pair_rows):
     tokenizer = build_gym_tokenizer()
-    config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=128, resid_pdrop=0.1,
-                        embd_pdrop=0.1, attn_pdrop=0.1, pad_token_id=tokenizer.pad_token_id,
-                        eos_token_id=tokenizer.eos_token_id)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        n_positions=128,
+        resid_pdrop=0.1,
+        embd_pdrop=0.1,
+        attn_pdrop=0.1,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     torch.manual_seed(0)
     reference = GPT2LMHeadModel(config)
     assert reference.training
@@ -114,14 +152,20 @@ def test_ntp_counter_round_trips_through_a_checkpoint(policy, pair_rows, gym, tm
     ntp = _ntp(gym, tokenizer)
     datamodule = _datamodule(tokenizer, pair_rows[:8], model)
     module = DPOModule(model, tokenizer, DPOConfig(ntp_coef=0.1), ntp_batches=ntp)
-    trainer = _trainer(limit_train_batches=2, plugins=[AtomicCheckpointIO()],
-                       callbacks=[ModelCheckpoint(dirpath=tmp_path, save_last=True)], enable_checkpointing=True)
+    trainer = _trainer(
+        limit_train_batches=2,
+        plugins=[AtomicCheckpointIO()],
+        callbacks=[ModelCheckpoint(dirpath=tmp_path, save_last=True)],
+        enable_checkpointing=True,
+    )
     trainer.fit(module, datamodule=datamodule)
     assert module.ntp_step == 2
     assert torch.load(tmp_path / "last.ckpt", weights_only=True)["dpo_state"] == {"ntp_step": 2}
 
     drawn = []
-    resumed = DPOModule(type(model)(model.config), tokenizer, DPOConfig(ntp_coef=0.1), ntp_batches=lambda k: drawn.append(k) or ntp(k))
+    resumed = DPOModule(
+        type(model)(model.config), tokenizer, DPOConfig(ntp_coef=0.1), ntp_batches=lambda k: drawn.append(k) or ntp(k)
+    )
     trainer = _trainer(max_epochs=2, limit_train_batches=2)
     trainer.fit(resumed, datamodule=datamodule, ckpt_path=str(tmp_path / "last.ckpt"))
     assert drawn == [2, 3] and resumed.ntp_step == 4

@@ -12,10 +12,22 @@ from lit_rlhf.reward.model import RewardModel, build_reward_model
 
 TINY = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64}
 
-SMALL = ["experiment=gym_dpo", "dpo.pairs.categories=[harmful]", "dpo.pairs.n=2", "dpo.pairs.decoding.max_new_tokens=6",
-         "dpo.eval.samples_per_prompt=1", "dpo.eval.max_new_tokens=4", "dpo.data.batch_size=4",
-         "trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
-         "trainer.enable_checkpointing=false", "logger=none", "data.train.per_prompt=1", "data.batch_size=4"]
+SMALL = [
+    "experiment=gym_dpo",
+    "dpo.pairs.categories=[harmful]",
+    "dpo.pairs.n=2",
+    "dpo.pairs.decoding.max_new_tokens=6",
+    "dpo.eval.samples_per_prompt=1",
+    "dpo.eval.max_new_tokens=4",
+    "dpo.data.batch_size=4",
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=2",
+    "+trainer.limit_val_batches=1",
+    "trainer.enable_checkpointing=false",
+    "logger=none",
+    "data.train.per_prompt=1",
+    "data.batch_size=4",
+]
 
 
 def test_experiment_composes_into_the_dpo_config(compose_config):
@@ -45,8 +57,9 @@ def test_stage_runs_end_to_end_and_reuses_its_pairs(compose_config, tmp_path):
     assert set(summary["response_words"]) == {"dpo", "sft"}
     assert "dpo/reward_margin" in summary["train_metrics"] and "ntp/loss" in summary["train_metrics"]
 
-    rows, report = build_pairs(cfg.dpo.pairs, None, None, instantiate(cfg.gym), out, int(cfg.seed),
-                               str(cfg.model.source))
+    rows, report = build_pairs(
+        cfg.dpo.pairs, None, None, instantiate(cfg.gym), out, int(cfg.seed), str(cfg.model.source)
+    )
     assert report["reused"] is True and len(rows) == summary["pairs"]["n"]
 
 

@@ -7,8 +7,12 @@ import pytest
 from lit_rlhf.data.errors import SkipReport
 from lit_rlhf.dpo.policy_pairs import best_worst_pairs, load_or_build_pairs, policy_pairs, sample_and_score
 
-ROWS = [{"prompt": "p0", "category": "math"}, {"prompt": "p1", "category": "writing"}, {"prompt": "p2"},
-        {"prompt": "p3"}]
+ROWS = [
+    {"prompt": "p0", "category": "math"},
+    {"prompt": "p1", "category": "writing"},
+    {"prompt": "p2"},
+    {"prompt": "p3"},
+]
 
 
 def test_best_becomes_chosen_worst_rejected_and_ties_are_skipped_and_counted():
@@ -37,8 +41,9 @@ def word_count(prompts, responses):  # a toy reward: longer is better
 def test_policy_pairs_pick_the_longest_and_shortest_sample_and_are_seeded(policy, gym):
     model, tokenizer = policy
     rows = [{"prompt": p.text, "category": p.category} for p in gym.prompts("train", ["harmful"])[:6]]
-    responses, scores = sample_and_score(model, tokenizer, word_count, [r["prompt"] for r in rows], 3, seed=5,
-                                         max_new_tokens=8)
+    responses, scores = sample_and_score(
+        model, tokenizer, word_count, [r["prompt"] for r in rows], 3, seed=5, max_new_tokens=8
+    )
     assert all(len(r) == 3 for r in responses) and scores == [[float(len(t.split())) for t in r] for r in responses]
     pairs, report = policy_pairs(model, tokenizer, word_count, rows, n=3, seed=5, max_new_tokens=8)
     assert report.kept + report.skipped == len(rows) and report.kept == len(pairs)

@@ -73,13 +73,15 @@ def test_ideal_answers_reach_the_ceiling_and_demonstrations_leave_headroom():
     gym = AlignmentGym(seed=0)
     for prompt in gym.prompts("train"):
         assert gym.judge.score_prompt(prompt, gym.ideal_response(prompt)).overall == pytest.approx(
-            world.CATEGORY_SCALE[prompt.category])
+            world.CATEGORY_SCALE[prompt.category]
+        )
     demos = gym.demonstrations("train", per_prompt=8)
     ideal_share = Counter()
     for row in demos:
         prompt = parse_prompt(row["prompt"])
         ideal_share[row["category"]] += gym.judge.score_prompt(prompt, row["response"]).overall == pytest.approx(
-            world.CATEGORY_SCALE[prompt.category])
+            world.CATEGORY_SCALE[prompt.category]
+        )
     totals = Counter(r["category"] for r in demos)
     for category, quality in gym.demo_quality.items():
         assert ideal_share[category] / totals[category] == pytest.approx(quality, abs=0.08), category
@@ -88,12 +90,15 @@ def test_ideal_answers_reach_the_ceiling_and_demonstrations_leave_headroom():
 def test_annotator_rates_match_their_configuration():
     gym = AlignmentGym(seed=0)
     judge = gym.judge
-    pairs = [(p.text, "the answer is %s ." % p.target, "the answer is 0 .") for p in gym.prompts("train", ["math"])
-             if p.target != "0"]
+    pairs = [
+        (p.text, "the answer is %s ." % p.target, "the answer is 0 .")
+        for p in gym.prompts("train", ["math"])
+        if p.target != "0"
+    ]
     # Ties at the configured rate.
     ties = annotator_pool(1, tie_rate=0.3, seed=1)[0]
     labels = [ties.label(*pair, judge, seed=k) for k in range(4) for pair in pairs]
-    assert Counter(l.choice for l in labels)["tie"] / len(labels) == pytest.approx(0.3, abs=0.04)
+    assert Counter(label.choice for label in labels)["tie"] / len(labels) == pytest.approx(0.3, abs=0.04)
     # A consistent annotator agrees with gold at the Bradley-Terry rate; an inconsistent one at chance.
     pool = annotator_pool(2, temperature=1.0, inconsistent_share=0.5, seed=1)
     bad, good = pool

@@ -8,8 +8,20 @@ from pathlib import Path
 
 import pytest
 
-TOPICS = ["the moon", "a river", "bread", "winter", "a lighthouse", "tea", "the sea", "a garden", "rain", "a clock",
-          "the forest", "a train"]
+TOPICS = [
+    "the moon",
+    "a river",
+    "bread",
+    "winter",
+    "a lighthouse",
+    "tea",
+    "the sea",
+    "a garden",
+    "rain",
+    "a clock",
+    "the forest",
+    "a train",
+]
 
 
 def _demonstrations() -> list[dict]:
@@ -29,10 +41,17 @@ def _pairs() -> list[dict]:
         good, bad = f"{topic.capitalize()} is calm and quiet.", "no"
         if i % 2:
             good, bad = "Calm.", f"no no {topic} no no, it is {topic}."
-        rows.append({"prompt": f"Describe {topic} in one sentence.", "chosen": good, "rejected": bad,
-                     "category": "describe"})
-        rows.append({"prompt": f"Is {topic} nice?", "chosen": "Yes, often.",
-                     "rejected": "no" if i % 2 else f"banana {topic} banana.", "category": "opinion"})
+        rows.append(
+            {"prompt": f"Describe {topic} in one sentence.", "chosen": good, "rejected": bad, "category": "describe"}
+        )
+        rows.append(
+            {
+                "prompt": f"Is {topic} nice?",
+                "chosen": "Yes, often.",
+                "rejected": "no" if i % 2 else f"banana {topic} banana.",
+                "category": "opinion",
+            }
+        )
     return rows
 
 
@@ -53,24 +72,42 @@ def own_files(tmp_path_factory) -> dict[str, Path]:
         "sft_train": _write(root / "sft_train.jsonl", demos[:30]),
         "sft_val": _write(root / "sft_val.jsonl", demos[30:]),
         "prefs": _write(root / "prefs.jsonl", pairs),
-        "prompts": _write(root / "prompts.jsonl", [{"prompt": f"Tell me about {t}.", "category": "describe"}
-                                                   for t in TOPICS] + [{"prompt": f"Why {t}?"} for t in TOPICS]),
-        "heldout": _write(root / "heldout.jsonl", [{"prompt": f"What is {t} like?", "category": "describe"}
-                                                   for t in TOPICS[:6]]),
+        "prompts": _write(
+            root / "prompts.jsonl",
+            [{"prompt": f"Tell me about {t}.", "category": "describe"} for t in TOPICS]
+            + [{"prompt": f"Why {t}?"} for t in TOPICS],
+        ),
+        "heldout": _write(
+            root / "heldout.jsonl", [{"prompt": f"What is {t} like?", "category": "describe"} for t in TOPICS[:6]]
+        ),
     }
     texts = [r["prompt"] + " " + r["response"] for r in demos] + [r["chosen"] + r["rejected"] for r in pairs]
     core = Tokenizer(models.BPE(unk_token=None))
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
     special = ["<|endoftext|>", "<|pad|>"]
-    core.train_from_iterator(texts * 4, trainers.BpeTrainer(vocab_size=400, special_tokens=special,
-                                                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token=special[0], pad_token=special[1],
-                                        padding_side="left")
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                         bos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True)
+    core.train_from_iterator(
+        texts * 4,
+        trainers.BpeTrainer(
+            vocab_size=400, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core, eos_token=special[0], pad_token=special[1], padding_side="left"
+    )
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=True,
+    )
     base = root / "base"
     Qwen2ForCausalLM(config).save_pretrained(base)
     tokenizer.save_pretrained(base)

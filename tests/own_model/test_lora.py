@@ -11,10 +11,15 @@ import torch
 
 from lit_rlhf import build_policy, compose, train
 
-peft = pytest.importorskip("peft", reason="LoRA needs the lora extra: pip install -e \".[lora]\"")
+peft = pytest.importorskip("peft", reason='LoRA needs the lora extra: pip install -e ".[lora]"')
 
-QUICK = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
-         "trainer.accelerator=cpu", "logger=none"]
+QUICK = [
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=2",
+    "+trainer.limit_val_batches=1",
+    "trainer.accelerator=cpu",
+    "logger=none",
+]
 MEMORY = ["model.lora={r: 4, alpha: 8, dropout: 0.0}", "model.gradient_checkpointing=true"]
 
 
@@ -27,18 +32,65 @@ def lora_runs(own_files, tmp_path_factory):
     art = tmp_path_factory.mktemp("lora_artifacts")
     f = own_files
     common = [f"paths.artifacts={art}", *QUICK, *MEMORY]
-    train(compose(["experiment=sft", f"model.source={f['base']}", f"data.train.path={f['sft_train']}",
-                   f"data.val.path={f['sft_val']}", "data.max_length=64", "data.batch_size=4",
-                   "module.optimizer.lr=1e-2", *common]))
-    train(compose(["experiment=reward_model", f"model.source={art}/sft/checkpoint", f"data.train.path={f['prefs']}",
-                   "data.max_length=64", "data.batch_size=4", "data.length_balance=null", *common]))
-    train(compose(["experiment=ppo", f"model.source={art}/sft/checkpoint", f"ppo.reward_model={art}/reward_model/checkpoint",
-                   f"ppo.prompts.path={f['prompts']}", "ppo.prompts_per_iteration=4", "ppo.prompt_filter.enabled=false",
-                   "module.config.max_new_tokens=6", "module.config.ppo_epochs=1", "ppo.eval.samples_per_prompt=1",
-                   "ppo.critic_init=policy", "module.optimizer.lr=1e-2", *common]))
-    train(compose(["experiment=dpo", f"model.source={art}/sft/checkpoint", f"dpo.pairs.path={f['prefs']}",
-                   "dpo.data.max_length=64", "dpo.data.batch_size=4", "dpo.data.val_fraction=0.25",
-                   "module.optimizer.lr=1e-2", *common]))
+    train(
+        compose(
+            [
+                "experiment=sft",
+                f"model.source={f['base']}",
+                f"data.train.path={f['sft_train']}",
+                f"data.val.path={f['sft_val']}",
+                "data.max_length=64",
+                "data.batch_size=4",
+                "module.optimizer.lr=1e-2",
+                *common,
+            ]
+        )
+    )
+    train(
+        compose(
+            [
+                "experiment=reward_model",
+                f"model.source={art}/sft/checkpoint",
+                f"data.train.path={f['prefs']}",
+                "data.max_length=64",
+                "data.batch_size=4",
+                "data.length_balance=null",
+                *common,
+            ]
+        )
+    )
+    train(
+        compose(
+            [
+                "experiment=ppo",
+                f"model.source={art}/sft/checkpoint",
+                f"ppo.reward_model={art}/reward_model/checkpoint",
+                f"ppo.prompts.path={f['prompts']}",
+                "ppo.prompts_per_iteration=4",
+                "ppo.prompt_filter.enabled=false",
+                "module.config.max_new_tokens=6",
+                "module.config.ppo_epochs=1",
+                "ppo.eval.samples_per_prompt=1",
+                "ppo.critic_init=policy",
+                "module.optimizer.lr=1e-2",
+                *common,
+            ]
+        )
+    )
+    train(
+        compose(
+            [
+                "experiment=dpo",
+                f"model.source={art}/sft/checkpoint",
+                f"dpo.pairs.path={f['prefs']}",
+                "dpo.data.max_length=64",
+                "dpo.data.batch_size=4",
+                "dpo.data.val_fraction=0.25",
+                "module.optimizer.lr=1e-2",
+                *common,
+            ]
+        )
+    )
     return art
 
 
@@ -51,8 +103,9 @@ def test_a_lora_policy_checkpoint_loads_merged_in_plain_transformers_and_as_adap
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     merged = AutoModelForCausalLM.from_pretrained(checkpoint).eval()
     base_source = own_files["base"] if stage == "sft" else lora_runs / "sft" / "checkpoint"
-    adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_source),
-                                        checkpoint / "adapter").eval()
+    adapted = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(base_source), checkpoint / "adapter"
+    ).eval()
     base = AutoModelForCausalLM.from_pretrained(base_source).eval()
     ids = _ids(tokenizer)
     with torch.no_grad():
@@ -71,7 +124,7 @@ def test_a_lora_reward_model_loads_merged_and_scores_alike(lora_runs):
 
 
 def test_only_adapters_and_heads_train_and_the_reference_is_the_base(own_files):
-    from lit_rlhf import PPOModule, PPOConfig
+    from lit_rlhf import PPOConfig, PPOModule
     from lit_rlhf.models.adapters import AdaptersOff
 
     policy, tokenizer = build_policy(str(own_files["base"]), lora={"r": 4, "dropout": 0.0})
@@ -132,11 +185,25 @@ def test_lora_under_fsdp2_is_refused_with_a_clear_error(own_files):
 def test_ppo_with_a_bf16_reward_model_kept_on_the_cpu(lora_runs, own_files, tmp_path):
     """The frozen reward model in bf16 (half its memory); the critic built from it trains in the policy's dtype."""
     art = lora_runs
-    summary = train(compose([
-        "experiment=ppo", f"model.source={art}/sft/checkpoint", f"ppo.reward_model={art}/reward_model/checkpoint",
-        f"ppo.prompts.path={own_files['prompts']}", "ppo.prompts_per_iteration=4", "ppo.prompt_filter.enabled=false",
-        "module.config.max_new_tokens=6", "module.config.ppo_epochs=1", "ppo.eval.samples_per_prompt=1",
-        "ppo.reward_model_dtype=bfloat16", "ppo.reward_model_device=cpu", f"paths.artifacts={tmp_path}", *QUICK]))
+    summary = train(
+        compose(
+            [
+                "experiment=ppo",
+                f"model.source={art}/sft/checkpoint",
+                f"ppo.reward_model={art}/reward_model/checkpoint",
+                f"ppo.prompts.path={own_files['prompts']}",
+                "ppo.prompts_per_iteration=4",
+                "ppo.prompt_filter.enabled=false",
+                "module.config.max_new_tokens=6",
+                "module.config.ppo_epochs=1",
+                "ppo.eval.samples_per_prompt=1",
+                "ppo.reward_model_dtype=bfloat16",
+                "ppo.reward_model_device=cpu",
+                f"paths.artifacts={tmp_path}",
+                *QUICK,
+            ]
+        )
+    )
     assert summary["vs_start"]["judge"] == "reward_model"
     assert "critic/loss" in summary["train_metrics"]
 

@@ -11,8 +11,13 @@ import pytest
 from lit_rlhf import compose, train
 
 # Small and quick, nothing else: each stage's own defaults stay as a user gets them.
-QUICK = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1",
-         "trainer.accelerator=cpu", "logger=csv"]
+QUICK = [
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=2",
+    "+trainer.limit_val_batches=1",
+    "trainer.accelerator=cpu",
+    "logger=csv",
+]
 
 
 def _results(path) -> dict:
@@ -24,14 +29,24 @@ def _results(path) -> dict:
 # reaches nothing fails `test_every_key_of_a_generic_experiment_is_read_or_documented_inert`.
 INERT = {
     "*": {"hydra": "Hydra's own settings"},
-    "sft": {"sft.eval.max_new_tokens": "compares only with sft.eval.reward_model set",
-            "sft.eval.samples_per_prompt": "compares only with sft.eval.reward_model set"},
-    "dpo": {"dpo.pairs.categories": "dpo.pairs.source=policy only", "dpo.pairs.decoding": "source=policy only",
-            "dpo.pairs.n": "source=policy only"},
-    "eval": {"model": "evaluation loads the checkpoints named under eval.*", "trainer": "evaluation trains nothing",
-             "strategy": "evaluation trains nothing", "resume": "evaluation trains nothing",
-             "callbacks": "evaluation trains nothing", "eval.human": "eval.judge=human only",
-             "eval.split": "gym prompts only"},
+    "sft": {
+        "sft.eval.max_new_tokens": "compares only with sft.eval.reward_model set",
+        "sft.eval.samples_per_prompt": "compares only with sft.eval.reward_model set",
+    },
+    "dpo": {
+        "dpo.pairs.categories": "dpo.pairs.source=policy only",
+        "dpo.pairs.decoding": "source=policy only",
+        "dpo.pairs.n": "source=policy only",
+    },
+    "eval": {
+        "model": "evaluation loads the checkpoints named under eval.*",
+        "trainer": "evaluation trains nothing",
+        "strategy": "evaluation trains nothing",
+        "resume": "evaluation trains nothing",
+        "callbacks": "evaluation trains nothing",
+        "eval.human": "eval.judge=human only",
+        "eval.split": "gym prompts only",
+    },
 }
 
 
@@ -53,22 +68,74 @@ def runs(own_files, tmp_path_factory):
     art = tmp_path_factory.mktemp("own_artifacts")
     f, reads = own_files, {}
     common = [f"paths.artifacts={art}", *QUICK]
-    _train(["experiment=sft", f"model.source={f['base']}", f"data.train.path={f['sft_train']}",
-            f"data.val.path={f['sft_val']}", "data.max_length=64", "data.batch_size=4", *common], reads)
-    _train(["experiment=reward_model", f"model.source={art}/sft/checkpoint", f"data.train.path={f['prefs']}",
-            "data.max_length=64", "data.batch_size=4", *common], reads)
-    _train(["experiment=ppo", f"model.source={art}/sft/checkpoint", f"ppo.reward_model={art}/reward_model/checkpoint",
-            f"ppo.prompts.path={f['prompts']}", "ppo.prompts_per_iteration=4", "ppo.prompt_filter.k=2",
-            "ppo.prompt_filter.min_variance=0", "module.config.max_new_tokens=6", "module.config.ppo_epochs=1",
-            "ppo.eval.samples_per_prompt=1", *common], reads)
-    _train(["experiment=dpo", f"model.source={art}/sft/checkpoint", f"dpo.pairs.path={f['prefs']}",
-            f"dpo.eval.reward_model={art}/reward_model/checkpoint", "dpo.data.max_length=64",
-            "dpo.data.batch_size=4", "dpo.data.val_fraction=0.25", "dpo.eval.max_new_tokens=6",
-            "dpo.eval.samples_per_prompt=1", *common], reads)
-    _train(["experiment=eval", f"eval.prompts={f['heldout']}", f"eval.reward_model={art}/reward_model/checkpoint",
+    _train(
+        [
+            "experiment=sft",
+            f"model.source={f['base']}",
+            f"data.train.path={f['sft_train']}",
+            f"data.val.path={f['sft_val']}",
+            "data.max_length=64",
+            "data.batch_size=4",
+            *common,
+        ],
+        reads,
+    )
+    _train(
+        [
+            "experiment=reward_model",
+            f"model.source={art}/sft/checkpoint",
+            f"data.train.path={f['prefs']}",
+            "data.max_length=64",
+            "data.batch_size=4",
+            *common,
+        ],
+        reads,
+    )
+    _train(
+        [
+            "experiment=ppo",
+            f"model.source={art}/sft/checkpoint",
+            f"ppo.reward_model={art}/reward_model/checkpoint",
+            f"ppo.prompts.path={f['prompts']}",
+            "ppo.prompts_per_iteration=4",
+            "ppo.prompt_filter.k=2",
+            "ppo.prompt_filter.min_variance=0",
+            "module.config.max_new_tokens=6",
+            "module.config.ppo_epochs=1",
+            "ppo.eval.samples_per_prompt=1",
+            *common,
+        ],
+        reads,
+    )
+    _train(
+        [
+            "experiment=dpo",
+            f"model.source={art}/sft/checkpoint",
+            f"dpo.pairs.path={f['prefs']}",
+            f"dpo.eval.reward_model={art}/reward_model/checkpoint",
+            "dpo.data.max_length=64",
+            "dpo.data.batch_size=4",
+            "dpo.data.val_fraction=0.25",
+            "dpo.eval.max_new_tokens=6",
+            "dpo.eval.samples_per_prompt=1",
+            *common,
+        ],
+        reads,
+    )
+    _train(
+        [
+            "experiment=eval",
+            f"eval.prompts={f['heldout']}",
+            f"eval.reward_model={art}/reward_model/checkpoint",
             f"eval.baseline.path={art}/sft/checkpoint",
             f"eval.candidates={{ppo: {art}/ppo/checkpoint, dpo: {art}/dpo/checkpoint}}",
-            "eval.max_new_tokens=6", "eval.samples_per_prompt=1", f"paths.artifacts={art}"], reads, "eval")
+            "eval.max_new_tokens=6",
+            "eval.samples_per_prompt=1",
+            f"paths.artifacts={art}",
+        ],
+        reads,
+        "eval",
+    )
     return art, reads
 
 
@@ -118,18 +185,29 @@ def test_the_evaluation_compares_the_candidates_by_the_reward_model(runs):
 SHRINK = {
     "sft": ["data.max_length=64", "data.batch_size=4"],
     "reward_model": ["data.max_length=64", "data.batch_size=4"],
-    "ppo": ["ppo.prompts_per_iteration=4", "ppo.prompt_filter.k=2", "ppo.prompt_filter.min_variance=0", "module.config.max_new_tokens=6",
-            "module.config.ppo_epochs=1", "ppo.eval.samples_per_prompt=1"],
-    "dpo": ["dpo.data.max_length=64", "dpo.data.batch_size=4", "dpo.data.val_fraction=0.25",
-            "dpo.eval.max_new_tokens=6", "dpo.eval.samples_per_prompt=1"],
+    "ppo": [
+        "ppo.prompts_per_iteration=4",
+        "ppo.prompt_filter.k=2",
+        "ppo.prompt_filter.min_variance=0",
+        "module.config.max_new_tokens=6",
+        "module.config.ppo_epochs=1",
+        "ppo.eval.samples_per_prompt=1",
+    ],
+    "dpo": [
+        "dpo.data.max_length=64",
+        "dpo.data.batch_size=4",
+        "dpo.data.val_fraction=0.25",
+        "dpo.eval.max_new_tokens=6",
+        "dpo.eval.samples_per_prompt=1",
+    ],
     "eval": ["eval.max_new_tokens=6", "eval.samples_per_prompt=1"],
 }
 
 
 def test_the_pipeline_runs_on_ones_own_model_and_files(own_files, tmp_path):
+    import lit_rlhf.conf
     import yaml
 
-    import lit_rlhf.conf
     from lit_rlhf.pipeline import run_pipeline
 
     plan = yaml.safe_load((Path(lit_rlhf.conf.__file__).parent / "pipeline_files.yaml").read_text())
@@ -137,9 +215,14 @@ def test_the_pipeline_runs_on_ones_own_model_and_files(own_files, tmp_path):
         stage["overrides"] += SHRINK[stage["name"]]
     (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
     f = own_files
-    inputs = [f"inputs.model={f['base']}", f"inputs.sft_train={f['sft_train']}", f"inputs.sft_val={f['sft_val']}",
-              f"inputs.preferences={f['prefs']}", f"inputs.prompts={f['prompts']}",
-              f"inputs.eval_prompts={f['heldout']}"]
+    inputs = [
+        f"inputs.model={f['base']}",
+        f"inputs.sft_train={f['sft_train']}",
+        f"inputs.sft_val={f['sft_val']}",
+        f"inputs.preferences={f['prefs']}",
+        f"inputs.prompts={f['prompts']}",
+        f"inputs.eval_prompts={f['heldout']}",
+    ]
     summaries = run_pipeline([*inputs, f"paths.artifacts={tmp_path / 'art'}", *QUICK], plan=str(tmp_path / "plan.yaml"))
     assert list(summaries) == ["sft", "reward_model", "ppo", "dpo", "eval"]
     assert set(summaries["eval"]["pairwise"]) == {"ppo", "dpo"} and summaries["eval"]["judge"] == "reward_model"

@@ -22,10 +22,19 @@ def tiny_decoder(kind: str, dropout: float = 0.0, seed: int = 0):
     if kind != "gpt2":
         raise ValueError(f"unknown decoder {kind!r}")
     tokenizer = build_gym_tokenizer()
-    config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=128,
-                        resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout,
-                        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                        eos_token_id=tokenizer.eos_token_id)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        n_positions=128,
+        resid_pdrop=dropout,
+        embd_pdrop=dropout,
+        attn_pdrop=dropout,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = GPT2LMHeadModel(config)
@@ -51,8 +60,8 @@ def unpadded_rows(rollout: Rollout) -> list[tuple[torch.Tensor, int]]:
     """Each row's real tokens ``[L_i]`` (prompt then response, no padding) and its prompt length."""
     rows = []
     for ids, mask, response_mask in zip(rollout.input_ids, rollout.attention_mask, rollout.response_mask):
-        prompt = ids[:rollout.prompt_width][mask[:rollout.prompt_width].bool()]
-        response = ids[rollout.prompt_width:][response_mask.bool()]
+        prompt = ids[: rollout.prompt_width][mask[: rollout.prompt_width].bool()]
+        response = ids[rollout.prompt_width :][response_mask.bool()]
         rows.append((torch.cat([prompt, response]), prompt.numel()))
     return rows
 
@@ -84,5 +93,5 @@ def naive_response_values(critic, rollout: Rollout) -> list[torch.Tensor]:
     out = []
     for ids, prompt_len in unpadded_rows(rollout):
         values = _in_eval(critic, lambda: critic(ids[None], torch.ones_like(ids[None]))[0])
-        out.append(values[prompt_len - 1:ids.numel() - 1])
+        out.append(values[prompt_len - 1 : ids.numel() - 1])
     return out

@@ -42,14 +42,14 @@ def gold(prompts, responses):  # a stand-in reward for mechanics tests
 @pytest.fixture
 def policy():
     torch.manual_seed(0)
-    return build_policy("embedded", seed=0, tiny={"hidden_size": 32, "num_layers": 1, "num_heads": 2,
-                                                   "intermediate_size": 64})
+    return build_policy(
+        "embedded", seed=0, tiny={"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64}
+    )
 
 
 def test_response_mask_keeps_tokens_up_to_and_including_the_first_eos():
     responses = torch.tensor([[5, 6, 2, 0, 0], [2, 0, 0, 0, 0], [5, 6, 7, 8, 9]])
-    assert response_mask_until_eos(responses, eos_id=2).tolist() == [[1, 1, 1, 0, 0], [1, 0, 0, 0, 0],
-                                                                     [1, 1, 1, 1, 1]]
+    assert response_mask_until_eos(responses, eos_id=2).tolist() == [[1, 1, 1, 0, 0], [1, 0, 0, 0, 0], [1, 1, 1, 1, 1]]
 
 
 def test_position_ids_skip_left_padding():
@@ -63,7 +63,7 @@ def padded_rollout(tokenizer) -> Rollout:
     words = [tokenizer.convert_tokens_to_ids(w) for w in ("the", "answer", "is", "5", ".", "i", "am", "sorry")]
     responses = [words[:3] + [eos], words[3:8] + words[:2], [eos], words[5:7]]
     rollout = hand_rollout(tokenizer, PROMPTS[:4], responses)
-    assert len(set(rollout.attention_mask[:, :rollout.prompt_width].sum(-1).tolist())) > 1
+    assert len(set(rollout.attention_mask[:, : rollout.prompt_width].sum(-1).tolist())) > 1
     assert rollout.response_mask.sum(-1).tolist() == [4, 7, 1, 2]
     return rollout
 
@@ -74,7 +74,7 @@ def test_rollout_logprobs_equal_a_forward_over_each_sequence_alone(decoder):
     rollout = padded_rollout(tokenizer)
     got = response_logprobs(model.eval(), rollout, temperature=0.7)
     for row, expected in enumerate(naive_response_logprobs(model, rollout, temperature=0.7)):
-        torch.testing.assert_close(got[row, :expected.numel()].double(), expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(got[row, : expected.numel()].double(), expected, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
@@ -86,7 +86,7 @@ def test_response_values_are_the_values_of_the_state_before_each_response_token(
     got = response_values(critic, rollout)
     assert got.shape == rollout.response_mask.shape
     for row, expected in enumerate(naive_response_values(critic, rollout)):
-        torch.testing.assert_close(got[row, :expected.numel()], expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(got[row, : expected.numel()], expected, atol=1e-5, rtol=1e-5)
 
 
 def test_rollout_is_scored_without_dropout_and_the_update_runs_in_the_modules_mode():
@@ -99,9 +99,9 @@ def test_rollout_is_scored_without_dropout_and_the_update_runs_in_the_modules_mo
     assert float(info["stats"]["objective/kl"]) == 0.0  # the policy's weights are the reference's
     assert module.policy.training and module.critic.training and module.reference.training  # modes put back
     for row, expected in enumerate(naive_response_logprobs(model, rollout)):
-        torch.testing.assert_close(rollout.logprobs[row, :expected.numel()].double(), expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(rollout.logprobs[row, : expected.numel()].double(), expected, atol=1e-5, rtol=1e-5)
     for row, expected in enumerate(naive_response_values(module.critic, rollout)):
-        torch.testing.assert_close(rollout.values[row, :expected.numel()], expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(rollout.values[row, : expected.numel()], expected, atol=1e-5, rtol=1e-5)
     module.eval()
     assert float(module._ppo_losses(rollout)[1]["policy/approx_kl"]) == pytest.approx(0.0, abs=1e-7)
     module.train()  # the update as configured: with the model's dropout
@@ -133,9 +133,17 @@ def test_logged_entropy_is_that_of_the_temperature_scaled_distribution():
     policy = FixedLogits(torch.tensor([2 * math.log(2), 0.0, 0.0]))
     module = PPOModule(policy, None, gold, PPOConfig(reference_baseline=False, temperature=2.0), critic=ZeroCritic())
     zeros = torch.zeros(2, 3)
-    rollout = Rollout(torch.zeros(2, 4, dtype=torch.long), torch.ones(2, 4, dtype=torch.long),
-                      torch.ones(2, 3, dtype=torch.long), prompt_width=1, logprobs=zeros, ref_logprobs=zeros,
-                      values=zeros, advantages=zeros, returns=zeros)
+    rollout = Rollout(
+        torch.zeros(2, 4, dtype=torch.long),
+        torch.ones(2, 4, dtype=torch.long),
+        torch.ones(2, 3, dtype=torch.long),
+        prompt_width=1,
+        logprobs=zeros,
+        ref_logprobs=zeros,
+        values=zeros,
+        advantages=zeros,
+        returns=zeros,
+    )
     _, stats = module._ppo_losses(rollout)
     assert float(stats["policy/entropy"]) == pytest.approx(1.5 * math.log(2), rel=1e-6)
 
@@ -161,8 +169,14 @@ def test_each_ppo_epoch_takes_num_minibatches_optimizer_steps(policy, prompts, m
     seen, losses = [], module._update_losses
     module._update_losses = lambda mb: seen.append(mb.input_ids.size(0)) or losses(mb)
     loader = DataLoader([{"prompt": p} for p in PROMPTS[:prompts]], batch_size=prompts, collate_fn=collate_prompts)
-    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, accelerator="cpu",
-                        enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        accelerator="cpu",
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(module, loader)
     assert seen == sizes * 2
     assert trainer.global_step == 2 * minibatches  # optimizer steps
@@ -191,18 +205,41 @@ def test_first_update_sees_a_ratio_of_one(policy):
 def test_training_moves_policy_and_critic_and_never_the_reference(policy):
     model, tokenizer = policy
     config = PPOConfig(reference_baseline=False, max_new_tokens=6, ppo_epochs=2)
-    module = PPOModule(model, tokenizer, gold, config, monitor=gold, optimizer=functools.partial(torch.optim.AdamW, lr=1e-3), param_groups={})
+    module = PPOModule(
+        model,
+        tokenizer,
+        gold,
+        config,
+        monitor=gold,
+        optimizer=functools.partial(torch.optim.AdamW, lr=1e-3),
+        param_groups={},
+    )
     before = {name: p.detach().clone() for name, p in module.named_parameters()}
     loader = DataLoader([{"prompt": p} for p in PROMPTS], batch_size=4, collate_fn=collate_prompts)
-    trainer = L.Trainer(max_epochs=1, limit_train_batches=2, logger=False, enable_checkpointing=False,
-                        accelerator="cpu", enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        max_epochs=1,
+        limit_train_batches=2,
+        logger=False,
+        enable_checkpointing=False,
+        accelerator="cpu",
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(module, loader)
     changed = {name for name, p in module.named_parameters() if not torch.equal(p, before[name])}
     assert all(any(n.startswith(f"policy.{k}") for n in changed) for k in ("model.layers", "lm_head"))
     assert any(n.startswith("critic.head") for n in changed) and any(n.startswith("critic.backbone") for n in changed)
     assert not any(n.startswith("reference.") for n in changed)
-    for key in ("reward/raw", "objective/kl", "policy/clipfrac", "critic/loss", "critic/explained_variance",
-                "rollout/response_length", "gold/rollout", "policy/entropy"):
+    for key in (
+        "reward/raw",
+        "objective/kl",
+        "policy/clipfrac",
+        "critic/loss",
+        "critic/explained_variance",
+        "rollout/response_length",
+        "gold/rollout",
+        "policy/entropy",
+    ):
         assert key in trainer.callback_metrics, key
 
 
@@ -255,8 +292,9 @@ def test_sampled_reference_baseline_is_the_mean_score_of_its_answers(policy, tmp
 def test_prompt_filter_takes_precomputed_rewards(policy):
     model, tokenizer = policy
     rows = [{"prompt": p, "category": "all"} for p in PROMPTS[:3]]
-    kept, report = filter_by_reward_variance(model, tokenizer, gold, rows, k=2, min_variance=0.5,
-                                             scores=[[1.0, 1.0], [0.0, 2.0], [3.0, 3.0]])
+    kept, report = filter_by_reward_variance(
+        model, tokenizer, gold, rows, k=2, min_variance=0.5, scores=[[1.0, 1.0], [0.0, 2.0], [3.0, 3.0]]
+    )
     assert kept == rows[1:2] and report["dropped"] == 2
     with pytest.raises(ValueError, match="k=2 rewards for each of the 3 prompts"):
         filter_by_reward_variance(model, tokenizer, gold, rows, k=2, scores=[[1.0, 2.0]])
@@ -270,8 +308,7 @@ def test_prompt_filter_drops_prompts_whose_rewards_do_not_vary(policy):
     def reward(prompts, responses):  # constant for two prompts, varying with the response otherwise
         return [0.0 if p in flat else float(len(r)) for p, r in zip(prompts, responses)]
 
-    kept, report = filter_by_reward_variance(model, tokenizer, reward, rows, k=3, min_variance=1e-6,
-                                             max_new_tokens=6)
+    kept, report = filter_by_reward_variance(model, tokenizer, reward, rows, k=3, min_variance=1e-6, max_new_tokens=6)
     assert {r["prompt"] for r in kept} == {r["prompt"] for r in rows} - flat
     assert report["dropped"] == 2 and report["kept"] == 6
     assert sum(v["dropped"] for v in report["per_category"].values()) == 2
@@ -290,15 +327,34 @@ def test_config_rejects_bad_values_by_name():
 
 def _one_iteration(lora: dict | None = None, **config_changes) -> PPOModule:
     """A fresh tiny-policy module after one PPO iteration (2 minibatch steps), seed 0."""
-    model, tokenizer = build_policy("embedded", seed=0, tiny={"hidden_size": 32, "num_layers": 1,
-                                                               "num_heads": 2, "intermediate_size": 64}, lora=lora)
-    config = PPOConfig(reference_baseline=False, max_new_tokens=5, ppo_epochs=1, num_minibatches=2,
-                       max_grad_norm=None, **config_changes)
-    module = PPOModule(model, tokenizer, gold, config, optimizer=functools.partial(torch.optim.AdamW, lr=1e-3), param_groups={})
+    model, tokenizer = build_policy(
+        "embedded",
+        seed=0,
+        tiny={"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64},
+        lora=lora,
+    )
+    config = PPOConfig(
+        reference_baseline=False,
+        max_new_tokens=5,
+        ppo_epochs=1,
+        num_minibatches=2,
+        max_grad_norm=None,
+        **config_changes,
+    )
+    module = PPOModule(
+        model, tokenizer, gold, config, optimizer=functools.partial(torch.optim.AdamW, lr=1e-3), param_groups={}
+    )
     loader = DataLoader([{"prompt": p} for p in PROMPTS], batch_size=8, collate_fn=collate_prompts)
     torch.manual_seed(0)
-    L.Trainer(max_epochs=1, limit_train_batches=1, logger=False, enable_checkpointing=False, accelerator="cpu",
-              enable_progress_bar=False, enable_model_summary=False).fit(module, loader)
+    L.Trainer(
+        max_epochs=1,
+        limit_train_batches=1,
+        logger=False,
+        enable_checkpointing=False,
+        accelerator="cpu",
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    ).fit(module, loader)
     return module
 
 

@@ -50,10 +50,20 @@ def test_the_ppo_stage_takes_a_prompt_file_or_the_gym(compose_config, tmp_path):
 
     prompts = [{"prompt": f"question {i} .", "category": "math"} for i in range(9)] + [{"prompt": "b ."}, "{}"]
     path = write(tmp_path / "p.jsonl", prompts)
-    cfg = compose_config("experiment=gym_ppo", "debug=fast", f"ppo.prompts.path={path}", "ppo.categories=null",
-                         "ppo.prompts.on_error=skip")
+    cfg = compose_config(
+        "experiment=gym_ppo",
+        "debug=fast",
+        f"ppo.prompts.path={path}",
+        "ppo.categories=null",
+        "ppo.prompts.on_error=skip",
+    )
     rows, heldout, gym = _rl_prompts(cfg, reports)
     assert gym is None and len(rows) == 9 and len(heldout) == 1  # ppo.heldout.fraction=0.1 of 10 prompts
     assert {r["prompt"] for r in rows} | {r["prompt"] for r in heldout} == {p["prompt"] for p in prompts[:10]}
-    assert reports["prompt_file"] == {"path": str(path), "kept": 10, "skipped": {"bad field 'prompt'": 1},
-                                      "train": 9, "heldout": 1}
+    assert reports["prompt_file"] == {
+        "path": str(path),
+        "kept": 10,
+        "skipped": {"bad field 'prompt'": 1},
+        "train": 9,
+        "heldout": 1,
+    }

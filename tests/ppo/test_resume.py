@@ -52,15 +52,38 @@ class StopDuring(L.Callback):
 
 
 def _module(lora: dict | None = None):
-    model, tokenizer = build_policy("embedded", seed=0, tiny={"hidden_size": 32, "num_layers": 1, "num_heads": 2,
-                                                               "intermediate_size": 64}, lora=lora)
-    ntp = IndexedBatches(SFTDataset(GYM.demonstrations("train", 1)[:40], tokenizer, 64),
-                         SFTCollator(tokenizer.pad_token_id), batch_size=4, seed=0)
+    model, tokenizer = build_policy(
+        "embedded",
+        seed=0,
+        tiny={"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64},
+        lora=lora,
+    )
+    ntp = IndexedBatches(
+        SFTDataset(GYM.demonstrations("train", 1)[:40], tokenizer, 64),
+        SFTCollator(tokenizer.pad_token_id),
+        batch_size=4,
+        seed=0,
+    )
     prompts = [p.text for p in GYM.prompts("train")[:16]]
-    config = PPOConfig(max_new_tokens=5, ppo_epochs=2, ntp_coef=0.5,
-                       reward_normalization="running", adaptive_kl=True, kl_target=0.01, kl_horizon=100)
-    module = PPOModule(model, tokenizer, gold, config, ref_scores={p: 0.3 for p in prompts}, ntp_batches=ntp,
-                       optimizer=functools.partial(torch.optim.AdamW, lr=1e-3), param_groups={})
+    config = PPOConfig(
+        max_new_tokens=5,
+        ppo_epochs=2,
+        ntp_coef=0.5,
+        reward_normalization="running",
+        adaptive_kl=True,
+        kl_target=0.01,
+        kl_horizon=100,
+    )
+    module = PPOModule(
+        model,
+        tokenizer,
+        gold,
+        config,
+        ref_scores={p: 0.3 for p in prompts},
+        ntp_batches=ntp,
+        optimizer=functools.partial(torch.optim.AdamW, lr=1e-3),
+        param_groups={},
+    )
     return module, prompt_loader([{"prompt": p} for p in prompts], 4)
 
 
@@ -71,9 +94,16 @@ def _fit(checkpoint_entry, directory, stop_during=None, resume=False, lora=None)
     callbacks = [recorder, instantiate(checkpoint_entry, dirpath=str(directory))]
     if stop_during is not None:
         callbacks.append(StopDuring(stop_during))
-    trainer = L.Trainer(max_epochs=2, limit_train_batches=BATCHES_PER_EPOCH, accelerator="cpu", logger=False,
-                        enable_progress_bar=False, enable_model_summary=False, plugins=[AtomicCheckpointIO()],
-                        callbacks=callbacks)
+    trainer = L.Trainer(
+        max_epochs=2,
+        limit_train_batches=BATCHES_PER_EPOCH,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        plugins=[AtomicCheckpointIO()],
+        callbacks=callbacks,
+    )
     try:
         trainer.fit(module, loader, ckpt_path=str(directory / "last.ckpt") if resume else None)
     except Stop:
@@ -98,11 +128,10 @@ def uninterrupted(checkpoint_entry, tmp_path_factory):
 # Stopped during batch 2 (epoch 0's last): resumes mid-epoch 0, from after batch 1; during 3: from epoch 0's end
 # (the checkpoint due after batch 2 is written there); during 4: mid-epoch 1, from after batch 3.
 @pytest.mark.parametrize("stop_during", [2, 3, 4])
-def test_stopped_and_resumed_run_matches_the_uninterrupted_run(checkpoint_entry, uninterrupted, tmp_path,
-                                                                stop_during):
+def test_stopped_and_resumed_run_matches_the_uninterrupted_run(checkpoint_entry, uninterrupted, tmp_path, stop_during):
     full, full_module = uninterrupted
     first, _ = _fit(checkpoint_entry, tmp_path, stop_during=stop_during)
-    assert first == full[:stop_during + 1]
+    assert first == full[: stop_during + 1]
     checkpoint = tmp_path / "last.ckpt"
     assert checkpoint.exists() and not list(tmp_path.glob(".*.tmp"))
     resumed, resumed_module = _fit(checkpoint_entry, tmp_path, resume=True)
@@ -122,9 +151,11 @@ def test_a_lora_run_stopped_and_resumed_matches_the_uninterrupted_run(checkpoint
     assert first == full[:4]
     resumed, resumed_module = _fit(checkpoint_entry, tmp_path / "stopped", resume=True, lora=lora)
     assert resumed == full[3:]
-    trained = [(n, a, b) for (n, a), (_, b) in zip(full_module.named_parameters(), resumed_module.named_parameters())
-               if a.requires_grad]
+    trained = [
+        (n, a, b)
+        for (n, a), (_, b) in zip(full_module.named_parameters(), resumed_module.named_parameters())
+        if a.requires_grad
+    ]
     assert trained and all("lora_" in n or n.startswith("critic") for n, _, _ in trained)
     for name, a, b in trained:
         assert torch.equal(a, b), name
-

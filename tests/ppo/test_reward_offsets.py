@@ -42,8 +42,9 @@ def test_the_reference_baseline_removes_the_offsets_exactly():
     """Same rollouts (same seed) with and without offsets: the reward PPO uses and the advantages are the
     same, while the raw reward moves by the offsets."""
     torch.manual_seed(0)
-    model, tokenizer = build_policy("embedded", seed=0, tiny={"hidden_size": 32, "num_layers": 1, "num_heads": 2,
-                                                               "intermediate_size": 64})
+    model, tokenizer = build_policy(
+        "embedded", seed=0, tiny={"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64}
+    )
     prompts = list(CATEGORY_OF)
 
     def length(ps, rs):
@@ -52,8 +53,9 @@ def test_the_reference_baseline_removes_the_offsets_exactly():
     shifted = OffsetReward(length, CATEGORY_OF, {"math": 3.0, "harmful": -1.0}, per_prompt_std=2.0)
     runs = []
     for reward_fn, offset in ((length, lambda p: 0.0), (shifted, shifted.offset)):
-        module = PPOModule(model, tokenizer, reward_fn, PPOConfig(max_new_tokens=5),
-                           ref_scores={p: 5.0 + offset(p) for p in prompts})
+        module = PPOModule(
+            model, tokenizer, reward_fn, PPOConfig(max_new_tokens=5), ref_scores={p: 5.0 + offset(p) for p in prompts}
+        )
         torch.manual_seed(1)
         rollout, info = module.make_experience(prompts)
         runs.append((info["stats"], rollout.advantages))
@@ -72,8 +74,9 @@ def test_the_ppo_stage_reads_its_offsets_config_and_rejects_unknown_keys():
     rows = [{"prompt": p, "category": c} for p, c in CATEGORY_OF.items()]
     reward_model = SimpleNamespace(score=constant)
     assert _offset_reward(None, reward_model, rows)[0] is constant
-    reward_fn, offset = _offset_reward({"per_category": {"math": 2.0}, "per_prompt_std": 0.5, "seed": 1},
-                                       reward_model, rows)
+    reward_fn, offset = _offset_reward(
+        {"per_category": {"math": 2.0}, "per_prompt_std": 0.5, "seed": 1}, reward_model, rows
+    )
     assert offset("add 2 and 3 .") == 2.0 + 0.5 * prompt_noise("add 2 and 3 .", 1)
     assert reward_fn(list(CATEGORY_OF), ["a", "b", "c"])[0] == 1.0 + offset("add 2 and 3 .")
     with pytest.raises(ValueError, match=r"ppo.reward_offsets: unknown key\(s\) \['per_promt_std'\]"):

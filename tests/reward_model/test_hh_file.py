@@ -32,8 +32,12 @@ def test_hh_rows_raise_with_file_and_line_when_asked(hh_small):
 
 def test_jsonl_files_still_raise_on_the_first_bad_row_by_default(tmp_path):
     path = tmp_path / "prefs.jsonl"
-    path.write_text(json.dumps({"prompt": "hi", "chosen": "a .", "rejected": "b ."}) + "\n"
-                    + json.dumps({"prompt": "hi", "chosen": "", "rejected": "b ."}) + "\n")
+    path.write_text(
+        json.dumps({"prompt": "hi", "chosen": "a .", "rejected": "b ."})
+        + "\n"
+        + json.dumps({"prompt": "hi", "chosen": "", "rejected": "b ."})
+        + "\n"
+    )
     with pytest.raises(DataError, match=rf"^{path}:2: field 'chosen': is empty"):
         read_preferences(path)
 
@@ -60,15 +64,18 @@ def test_sample_draws_seeded_rows_in_file_order(hh_small):
     assert len(capped) == 3 and all(row in everything[:6] for row in capped)
 
 
-@pytest.mark.parametrize("option, value, message", [
-    ("max_rows", 0, "max_rows must be a positive integer or null, got 0"),
-    ("max_rows", -3, "max_rows must be a positive integer or null, got -3"),
-    ("max_rows", "10", "max_rows must be a positive integer or null, got '10'"),
-    ("sample", True, "sample must be a positive integer or null, got True"),
-    ("sample", 2.5, "sample must be a positive integer or null, got 2.5"),
-    ("sample", 9, "sample=9 but .*train.jsonl.gz has only 8 usable rows"),
-    ("on_error", "ignore", "on_error must be 'auto', 'raise' or 'skip', got 'ignore'"),
-])
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("max_rows", 0, "max_rows must be a positive integer or null, got 0"),
+        ("max_rows", -3, "max_rows must be a positive integer or null, got -3"),
+        ("max_rows", "10", "max_rows must be a positive integer or null, got '10'"),
+        ("sample", True, "sample must be a positive integer or null, got True"),
+        ("sample", 2.5, "sample must be a positive integer or null, got 2.5"),
+        ("sample", 9, "sample=9 but .*train.jsonl.gz has only 8 usable rows"),
+        ("on_error", "ignore", "on_error must be 'auto', 'raise' or 'skip', got 'ignore'"),
+    ],
+)
 def test_bad_row_options_are_config_errors(hh_small, option, value, message):
     with pytest.raises(ConfigError, match=message):
         read_preferences(hh_small.path, **{option: value})
@@ -76,8 +83,9 @@ def test_bad_row_options_are_config_errors(hh_small, option, value, message):
 
 def documented_command(compose_config, hh_small, *extra):
     """`lit-rlhf-train experiment=gym_reward_model data=preferences data.train.path=hh/train.jsonl.gz`, shrunk."""
-    return compose_config("experiment=gym_reward_model", "data=preferences", f"data.train.path={hh_small.path}",
-                          *SMALL_MODEL, *extra)
+    return compose_config(
+        "experiment=gym_reward_model", "data=preferences", f"data.train.path={hh_small.path}", *SMALL_MODEL, *extra
+    )
 
 
 def test_documented_hh_command_trains_and_reports_the_skipped_rows(compose_config, hh_small, tmp_path):

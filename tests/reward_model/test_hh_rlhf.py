@@ -9,10 +9,11 @@ from lit_rlhf.data.hh_rlhf import hh_row, read_hh_rlhf, split_transcript
 from lit_rlhf.data.preference_files import read_preferences
 
 SINGLE = "\n\nHuman: what is 2 plus 2?\n\nAssistant: It is 4."
-MULTI_CHOSEN = ("\n\nHuman: hi\n\nAssistant: Hello! How can I help?\n\nHuman: tell me a joke"
-                "\n\nAssistant: Why did the chicken cross the road?")
-MULTI_REJECTED = ("\n\nHuman: hi\n\nAssistant: Hello! How can I help?\n\nHuman: tell me a joke"
-                  "\n\nAssistant: No.")
+MULTI_CHOSEN = (
+    "\n\nHuman: hi\n\nAssistant: Hello! How can I help?\n\nHuman: tell me a joke"
+    "\n\nAssistant: Why did the chicken cross the road?"
+)
+MULTI_REJECTED = "\n\nHuman: hi\n\nAssistant: Hello! How can I help?\n\nHuman: tell me a joke\n\nAssistant: No."
 
 
 def test_single_turn_split():
@@ -58,17 +59,23 @@ def test_read_gzipped_file_and_auto_format(tmp_path):
 
 
 def test_bad_rows_raise_with_file_and_line_or_are_counted(tmp_path):
-    rows = [{"chosen": SINGLE, "rejected": SINGLE.replace("It is 4.", "5")},
-            {"chosen": "no markers at all", "rejected": SINGLE},
-            {"chosen": SINGLE, "rejected": SINGLE},
-            {"chosen": "\n\nHuman: what is 2 plus 2?\n\nAssistant:", "rejected": SINGLE},
-            {"rejected": SINGLE}]
+    rows = [
+        {"chosen": SINGLE, "rejected": SINGLE.replace("It is 4.", "5")},
+        {"chosen": "no markers at all", "rejected": SINGLE},
+        {"chosen": SINGLE, "rejected": SINGLE},
+        {"chosen": "\n\nHuman: what is 2 plus 2?\n\nAssistant:", "rejected": SINGLE},
+        {"rejected": SINGLE},
+    ]
     path = write(tmp_path / "hh.jsonl", rows)
     with pytest.raises(DataError, match=rf"{path}:2: unparseable HH transcript: chosen transcript"):
         read_hh_rlhf(path)
     report = SkipReport()
     kept = read_hh_rlhf(path, on_error="skip", report=report)
     assert len(kept) == 1 and report.kept == 1
-    assert report.counts == {"unparseable transcript": 1, "identical replies": 1, "empty reply": 1,
-                             "bad field 'chosen'": 1}
+    assert report.counts == {
+        "unparseable transcript": 1,
+        "identical replies": 1,
+        "empty reply": 1,
+        "bad field 'chosen'": 1,
+    }
     assert f"{path}:3" in report.summary()

@@ -18,10 +18,19 @@ def test_bucket_index_and_names():
 def hand_made():
     # Bucket 1-4: longer wins 3 times, loses once. Bucket 5-9: longer wins twice, never loses.
     # Bucket 10+: loses twice, wins twice (already balanced). One pair of equal length.
-    return [pair(3, 1, "w1"), pair(4, 2, "w2"), pair(5, 4, "w3"), pair(1, 3, "l1"),
-            pair(9, 2, "w4"), pair(8, 1, "w5"),
-            pair(20, 5, "w6"), pair(30, 5, "w7"), pair(5, 20, "l2"), pair(5, 30, "l3"),
-            pair(3, 3, "e1")]
+    return [
+        pair(3, 1, "w1"),
+        pair(4, 2, "w2"),
+        pair(5, 4, "w3"),
+        pair(1, 3, "l1"),
+        pair(9, 2, "w4"),
+        pair(8, 1, "w5"),
+        pair(20, 5, "w6"),
+        pair(30, 5, "w7"),
+        pair(5, 20, "l2"),
+        pair(5, 30, "l3"),
+        pair(3, 3, "e1"),
+    ]
 
 
 def test_downsampling_balances_each_bucket_and_keeps_equal_pairs():

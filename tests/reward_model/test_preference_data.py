@@ -25,8 +25,16 @@ def write(path, rows):
     return path
 
 
-GOOD = {"prompt": "what is 2 plus 3 ?", "chosen": "the answer is 5 .", "rejected": "the answer is 6 .",
-        "category": "math", "chosen_len": 5, "rejected_len": 5, "votes": {"chosen": 2}, "provenance": {}}
+GOOD = {
+    "prompt": "what is 2 plus 3 ?",
+    "chosen": "the answer is 5 .",
+    "rejected": "the answer is 6 .",
+    "category": "math",
+    "chosen_len": 5,
+    "rejected_len": 5,
+    "votes": {"chosen": 2},
+    "provenance": {},
+}
 
 
 def test_reads_the_collection_schema_and_keeps_extra_fields(tmp_path):
@@ -35,13 +43,16 @@ def test_reads_the_collection_schema_and_keeps_extra_fields(tmp_path):
     assert rows[1]["category"] == "all" and rows[1]["margin"] == 1.0
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({**GOOD, "chosen": GOOD["rejected"]}, "field 'rejected': chosen and rejected are identical"),
-    ({**GOOD, "rejected": "  "}, "field 'rejected': is empty"),
-    ({k: v for k, v in GOOD.items() if k != "prompt"}, "field 'prompt': missing"),
-    ({**GOOD, "chosen": 3}, "field 'chosen': expected a string"),
-    ({**GOOD, "margin": "big"}, "field 'margin': expected a number"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({**GOOD, "chosen": GOOD["rejected"]}, "field 'rejected': chosen and rejected are identical"),
+        ({**GOOD, "rejected": "  "}, "field 'rejected': is empty"),
+        ({k: v for k, v in GOOD.items() if k != "prompt"}, "field 'prompt': missing"),
+        ({**GOOD, "chosen": 3}, "field 'chosen': expected a string"),
+        ({**GOOD, "margin": "big"}, "field 'margin': expected a number"),
+    ],
+)
 def test_bad_rows_name_file_line_and_field(tmp_path, bad, message):
     path = write(tmp_path / "p.jsonl", [GOOD, bad])
     with pytest.raises(DataError) as err:
@@ -64,9 +75,9 @@ def test_truncation_keeps_the_response_and_cuts_the_prompt_from_the_left(tokeniz
     long_prompt = " ".join(["what"] * 50) + " is 2 plus 3 ?"
     full, cut = encode_prompt_response(tokenizer, long_prompt, "the answer is 5 .", max_length=16)
     response_ids = tokenizer(" the answer is 5 .", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    assert len(full) == 16 and full[-len(response_ids):] == response_ids
+    assert len(full) == 16 and full[-len(response_ids) :] == response_ids
     assert cut == {"prompt_cut": True, "response_cut": False}
-    assert tokenizer.decode(full[:-len(response_ids)]).endswith("assistant :")  # the end of the prompt survives
+    assert tokenizer.decode(full[: -len(response_ids)]).endswith("assistant :")  # the end of the prompt survives
     long_response = " ".join(["very"] * 40)
     ids, cut = encode_prompt_response(tokenizer, "hi", long_response, max_length=16)
     assert len(ids) == 16 and cut == {"prompt_cut": True, "response_cut": True}
@@ -75,21 +86,28 @@ def test_truncation_keeps_the_response_and_cuts_the_prompt_from_the_left(tokeniz
 
 
 def test_collator_puts_chosen_then_rejected_and_pads_to_the_batch(tokenizer):
-    rows = [{"prompt": "hi", "chosen": "a b c .", "rejected": "a .", "category": "x"},
-            {"prompt": "hi", "chosen": "a .", "rejected": "a b .", "category": "y"}]
+    rows = [
+        {"prompt": "hi", "chosen": "a b c .", "rejected": "a .", "category": "x"},
+        {"prompt": "hi", "chosen": "a .", "rejected": "a b .", "category": "y"},
+    ]
     dataset = PreferenceDataset(rows, tokenizer, max_length=64, bucket_edges=[1, 2])
     batch = PreferenceCollator(tokenizer.pad_token_id)([dataset[0], dataset[1]])
     lengths = batch["attention_mask"].sum(-1).tolist()
     assert batch["input_ids"].shape == (4, max(lengths))  # no padding beyond the longest sequence
-    assert lengths == [len(dataset[0]["chosen_ids"]), len(dataset[1]["chosen_ids"]),
-                       len(dataset[0]["rejected_ids"]), len(dataset[1]["rejected_ids"])]
+    assert lengths == [
+        len(dataset[0]["chosen_ids"]),
+        len(dataset[1]["chosen_ids"]),
+        len(dataset[0]["rejected_ids"]),
+        len(dataset[1]["rejected_ids"]),
+    ]
     assert batch["chosen_len"].tolist() == [4, 2] and batch["rejected_len"].tolist() == [2, 3]
     assert batch["bucket_id"].tolist() == [2, 1] and batch["category_id"].tolist() == [0, 1]
 
 
 def test_datamodule_balances_train_only_and_holds_out_val(tokenizer):
-    rows = [{"prompt": "hi", "chosen": " ".join(["a"] * (3 + i % 4)), "rejected": "b .", "category": "c"}
-            for i in range(20)] + [{"prompt": "hi", "chosen": "a .", "rejected": "b b b b .", "category": "c"}] * 5
+    rows = [
+        {"prompt": "hi", "chosen": " ".join(["a"] * (3 + i % 4)), "rejected": "b .", "category": "c"} for i in range(20)
+    ] + [{"prompt": "hi", "chosen": "a .", "rejected": "b b b b .", "category": "c"}] * 5
     dm = PreferenceDataModule(tokenizer, rows, batch_size=4, val_fraction=0.2, length_balance=LengthBalancer())
     dm.setup("fit")
     assert len(dm.val_rows) == 5 and len(dm.train_rows) == 20
@@ -117,5 +135,5 @@ def test_length_grouped_batches_cover_every_pair_once_and_cut_padding(tokenizer)
         return sum(len(b) * max(lengths[i] for i in b) for b in batches)
 
     shuffled = list(range(100))
-    random_batches = [shuffled[i:i + 8] for i in range(0, 100, 8)]
+    random_batches = [shuffled[i : i + 8] for i in range(0, 100, 8)]
     assert padded(first) < 0.8 * padded(random_batches)

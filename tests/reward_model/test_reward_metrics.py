@@ -10,10 +10,12 @@ from lit_rlhf.reward.model import build_reward_model
 from lit_rlhf.reward.module import RewardModelModule
 
 TINY = {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 32}
-PAIRS = [("what is 2 plus 3 ?", "the answer is 5 .", "i think it is a big number ."),
-         ("who are you ?", "i am an ai model .", "i am gizmo , an assistant made by the gym lab ."),
-         ("describe the ocean .", "the ocean is deep and wide .", "blue ."),
-         ("name a colour .", "red .", "i do not know any colours at all .")]
+PAIRS = [
+    ("what is 2 plus 3 ?", "the answer is 5 .", "i think it is a big number ."),
+    ("who are you ?", "i am an ai model .", "i am gizmo , an assistant made by the gym lab ."),
+    ("describe the ocean .", "the ocean is deep and wide .", "blue ."),
+    ("name a colour .", "red .", "i do not know any colours at all ."),
+]
 
 
 @pytest.mark.parametrize("num_groups", [0, 1, 3])
@@ -31,8 +33,12 @@ def test_grouped_accuracy_is_a_list_of_one_value_per_group(num_groups):
 @pytest.mark.parametrize("categories", [[], ["all"], ["math", "identity", "writing"]])
 def test_reward_metrics_compute_for_any_number_of_categories(categories):
     metrics = RewardMetrics(categories, ["equal", "1+"])
-    batch = {"category_id": torch.tensor([0, 0, len(categories) - 1]), "bucket_id": torch.tensor([1, 1, 0]),
-             "chosen_len": torch.tensor([3, 4, 5]), "rejected_len": torch.tensor([2, 2, 5])}
+    batch = {
+        "category_id": torch.tensor([0, 0, len(categories) - 1]),
+        "bucket_id": torch.tensor([1, 1, 0]),
+        "chosen_len": torch.tensor([3, 4, 5]),
+        "rejected_len": torch.tensor([2, 2, 5]),
+    }
     metrics.update(torch.tensor([1.0, 0.0, 2.0]), torch.tensor([0.0, 1.0, 1.0]), batch)
     out = metrics.compute("reward")
     assert out["reward/accuracy"] == pytest.approx(2 / 3)
@@ -50,18 +56,30 @@ def fit_with_validation(rows: list[dict]) -> dict[str, float]:
     model, tokenizer = build_reward_model(tiny=TINY, seed=0)
     dm = PreferenceDataModule(tokenizer, rows, val=rows, batch_size=2, max_length=48)
     module = RewardModelModule(model, tokenizer)
-    trainer = L.Trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=2, num_sanity_val_steps=1,
-                        accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False)
+    trainer = L.Trainer(
+        max_epochs=1,
+        limit_train_batches=1,
+        limit_val_batches=2,
+        num_sanity_val_steps=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(module, datamodule=dm)
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
 
 
-@pytest.mark.parametrize("category_of", [
-    lambda i: None,                            # no category field: every pair is in "all"
-    lambda i: "hh",                            # one category, as every HH-RLHF file
-    lambda i: ("math", "identity")[i % 2],     # several categories
-], ids=["none", "one", "many"])
+@pytest.mark.parametrize(
+    "category_of",
+    [
+        lambda i: None,  # no category field: every pair is in "all"
+        lambda i: "hh",  # one category, as every HH-RLHF file
+        lambda i: ("math", "identity")[i % 2],  # several categories
+    ],
+    ids=["none", "one", "many"],
+)
 def test_validation_runs_and_reports_each_category(category_of):
     rows = []
     for i, (prompt, chosen, rejected) in enumerate(PAIRS):

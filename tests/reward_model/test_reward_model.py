@@ -17,8 +17,10 @@ TINY = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size":
 
 def test_one_forward_for_both_sides_equals_separate_forwards():
     model, tokenizer = build_reward_model(tiny=TINY)
-    pairs = [("what is 2 plus 3 ?", "the answer is 5 .", "i think it is a big number ."),
-             ("who are you ?", "i am an ai model .", "i am gizmo , an assistant made by the gym lab .")]
+    pairs = [
+        ("what is 2 plus 3 ?", "the answer is 5 .", "i think it is a big number ."),
+        ("who are you ?", "i am an ai model .", "i am gizmo , an assistant made by the gym lab ."),
+    ]
     rows = [{"prompt": p, "chosen": c, "rejected": r, "category": "x"} for p, c, r in pairs]
     dm = PreferenceDataModule(tokenizer, rows, batch_size=2)
     dm.setup("fit")
@@ -38,8 +40,16 @@ def _gpt2_reward_model():
     from lit_rlhf.models.tokenizer import build_gym_tokenizer
 
     tokenizer = build_gym_tokenizer()
-    config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=128, num_labels=1,
-                        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        n_positions=128,
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     torch.manual_seed(0)
     return GPT2ForSequenceClassification(config), tokenizer
 
@@ -63,15 +73,28 @@ def test_cpu_smoke_training_on_the_gym_learns_and_logs_namespaced_metrics():
     before = [p.detach().clone() for p in model.parameters()]
     dm = PreferenceDataModule(tokenizer, train, val, batch_size=16, max_length=48)
     module = RewardModelModule(model, tokenizer, optimizer=partial(torch.optim.AdamW, lr=3e-3), prior_coef=0.01)
-    trainer = L.Trainer(max_epochs=4, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        max_epochs=4,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(module, datamodule=dm)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()))  # every parameter trained
     assert metrics["reward/accuracy"] > 0.8  # harmful/identity pairs are easy: refusal or the right name wins
-    assert {"reward/accuracy_by_category/harmful", "reward/accuracy_by_category/identity", "reward/score_mean",
-            "reward/score_std", "reward/length_pearson", "reward/length_spearman",
-            "train/reward/prior_loss", "val/loss"} <= set(metrics)
+    assert {
+        "reward/accuracy_by_category/harmful",
+        "reward/accuracy_by_category/identity",
+        "reward/score_mean",
+        "reward/score_std",
+        "reward/length_pearson",
+        "reward/length_spearman",
+        "train/reward/prior_loss",
+        "val/loss",
+    } <= set(metrics)
     assert any(k.startswith("reward/accuracy_by_length_diff/") for k in metrics)
 
 
@@ -94,9 +117,14 @@ def test_save_and_reload_without_lit_rlhf_gives_the_same_scores(tmp_path):
     hf_model = AutoModelForSequenceClassification.from_pretrained(path).eval()
     hf_tokenizer = AutoTokenizer.from_pretrained(path)
     assert type(hf_model).__name__ == "LlamaForSequenceClassification"
-    texts = [hf_tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
-                                              add_generation_prompt=True) + " " + r + " " + hf_tokenizer.eos_token
-             for p, r in zip(prompts, responses)]
+    texts = [
+        hf_tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+        + " "
+        + r
+        + " "
+        + hf_tokenizer.eos_token
+        for p, r in zip(prompts, responses)
+    ]
     batch = hf_tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
     with torch.no_grad():
         plain = hf_model(**batch).logits[:, 0].tolist()
@@ -126,8 +154,9 @@ def test_encoder_backbone_minilm_scores_offline(monkeypatch):
     assert len(scores) == 3 and len(set(scores)) == 3
     # A gradient step through the module moves the scores: the encoder is trainable as a reward model.
     module = RewardModelModule(model, tokenizer, input_format="pair")
-    batch = tokenizer(["what is 2 plus 3 ?"] * 2, ["the answer is 5 .", "i do not know ."], padding=True,
-                      return_tensors="pt")
+    batch = tokenizer(
+        ["what is 2 plus 3 ?"] * 2, ["the answer is 5 .", "i do not know ."], padding=True, return_tensors="pt"
+    )
     chosen_and_rejected = module(batch["input_ids"], batch["attention_mask"])
     (-(chosen_and_rejected[0] - chosen_and_rejected[1])).backward()
     assert model.classifier.weight.grad.abs().sum() > 0

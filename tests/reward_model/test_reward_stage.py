@@ -6,8 +6,14 @@ from transformers import AutoModelForSequenceClassification
 from lit_rlhf.reward.model import RewardModel
 from lit_rlhf.run import train
 
-SMALL = ["debug=fast", "model.tiny.num_layers=1", "model.tiny.hidden_size=32", "model.tiny.intermediate_size=64",
-         "data.train.pairs_per_prompt=1", "data.test.pairs_per_prompt=1"]
+SMALL = [
+    "debug=fast",
+    "model.tiny.num_layers=1",
+    "model.tiny.hidden_size=32",
+    "model.tiny.intermediate_size=64",
+    "data.train.pairs_per_prompt=1",
+    "data.test.pairs_per_prompt=1",
+]
 
 
 def test_experiment_composes_into_the_reward_model_stage(compose_config):
@@ -25,8 +31,9 @@ def test_config_builds_balanced_gym_data_and_the_module(compose_config):
     dm.setup("fit")
     assert dm.balance_report is not None and len(dm.train_set) < len(dm.train_rows)
     assert module.prior_coef == cfg.module.prior_coef and dm.skip_reports["train"].kept == len(dm.train_rows)
-    unbalanced = instantiate(compose_config("experiment=gym_reward_model", "data.length_balance=null").data,
-                             tokenizer=tokenizer)
+    unbalanced = instantiate(
+        compose_config("experiment=gym_reward_model", "data.length_balance=null").data, tokenizer=tokenizer
+    )
     assert unbalanced.length_balance is None
 
 
@@ -52,8 +59,12 @@ def test_preference_file_errors_name_file_and_line(compose_config, tmp_path):
     from lit_rlhf.data.errors import DataError
 
     rows = tmp_path / "prefs.jsonl"
-    rows.write_text(json.dumps({"prompt": "hi", "chosen": "a .", "rejected": "b ."}) + "\n"
-                    + json.dumps({"prompt": "hi", "chosen": "a ."}) + "\n")
+    rows.write_text(
+        json.dumps({"prompt": "hi", "chosen": "a .", "rejected": "b ."})
+        + "\n"
+        + json.dumps({"prompt": "hi", "chosen": "a ."})
+        + "\n"
+    )
     cfg = compose_config("experiment=gym_reward_model", "data=preferences", f"data.train.path={rows}", *SMALL[:4])
     with pytest.raises(Exception) as err:  # Hydra's instantiate wraps it; the CLI prints the cause
         train(cfg)
@@ -67,8 +78,7 @@ def test_reward_model_starts_from_an_sft_checkpoint(tmp_path):
     from lit_rlhf.models import build_policy, save_hf_checkpoint
     from lit_rlhf.reward.model import build_reward_model
 
-    policy, tokenizer = build_policy(tiny={"hidden_size": 32, "num_layers": 1, "num_heads": 2,
-                                           "intermediate_size": 64})
+    policy, tokenizer = build_policy(tiny={"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64})
     save_hf_checkpoint(policy, tokenizer, tmp_path / "sft")
     model, _ = build_reward_model(str(tmp_path / "sft"))
     assert type(model).__name__ == "LlamaForSequenceClassification" and model.config.num_labels == 1

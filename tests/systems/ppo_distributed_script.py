@@ -58,11 +58,15 @@ class RankRecorder(L.Callback):
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         metrics = trainer.callback_metrics
-        self.rows.append({
-            "prompts": module.last_rollout["prompts"], "raw": module.last_rollout["raw"],
-            "logged_raw": float(metrics["reward/raw"]), "logged_kl": float(metrics["objective/kl"]),
-            "kl_coef_after": module.kl_controller.value,
-        })
+        self.rows.append(
+            {
+                "prompts": module.last_rollout["prompts"],
+                "raw": module.last_rollout["raw"],
+                "logged_raw": float(metrics["reward/raw"]),
+                "logged_kl": float(metrics["objective/kl"]),
+                "kl_coef_after": module.kl_controller.value,
+            }
+        )
 
 
 def main() -> None:
@@ -77,38 +81,65 @@ def main() -> None:
     torch.set_num_threads(1)
     L.seed_everything(0)
     gym = AlignmentGym(seed=0)
-    prompts = [p.text for p in gym.prompts("train")[::7]][:args.devices * PROMPTS_PER_RANK_STEP * args.iterations]
+    prompts = [p.text for p in gym.prompts("train")[::7]][: args.devices * PROMPTS_PER_RANK_STEP * args.iterations]
     model, tokenizer = build_policy("embedded", seed=0, tiny=TINY)
-    config = PPOConfig(max_new_tokens=6, ppo_epochs=2, num_minibatches=2,
-                       reference_baseline=False, reward_normalization="running", adaptive_kl=True, kl_target=0.01,
-                       kl_horizon=50, fused_backward=args.fused_backward,
-                       max_grad_norm=None)  # unclipped in every run, so runs compare across strategies
-    module = (ShardedPPOModule if args.strategy == "fsdp2" else PPOModule)(model, tokenizer, toy_reward, config,
-                                                                            optimizer=functools.partial(torch.optim.AdamW, lr=1e-3), param_groups={})
-    loader = DataLoader([{"prompt": p} for p in prompts], batch_size=PROMPTS_PER_RANK_STEP,
-                        collate_fn=collate_prompts)
+    config = PPOConfig(
+        max_new_tokens=6,
+        ppo_epochs=2,
+        num_minibatches=2,
+        reference_baseline=False,
+        reward_normalization="running",
+        adaptive_kl=True,
+        kl_target=0.01,
+        kl_horizon=50,
+        fused_backward=args.fused_backward,
+        max_grad_norm=None,
+    )  # unclipped in every run, so runs compare across strategies
+    module = (ShardedPPOModule if args.strategy == "fsdp2" else PPOModule)(
+        model, tokenizer, toy_reward, config, optimizer=functools.partial(torch.optim.AdamW, lr=1e-3), param_groups={}
+    )
+    loader = DataLoader([{"prompt": p} for p in prompts], batch_size=PROMPTS_PER_RANK_STEP, collate_fn=collate_prompts)
     if args.strategy == "ddp":
         strategy = ddp_strategy(process_group_backend="gloo" if args.accelerator == "cpu" else None)
     elif args.strategy == "fsdp":  # Lightning runs FSDP1 on GPUs only
         strategy = fsdp_strategy(mixed_precision="bf16")
     else:
-        strategy = fsdp2_strategy(mixed_precision="bf16" if args.accelerator == "gpu" else None,
-                                  process_group_backend="gloo" if args.accelerator == "cpu" else None)
+        strategy = fsdp2_strategy(
+            mixed_precision="bf16" if args.accelerator == "gpu" else None,
+            process_group_backend="gloo" if args.accelerator == "cpu" else None,
+        )
     recorder = RankRecorder()
-    trainer = L.Trainer(accelerator=args.accelerator, devices=args.devices, strategy=strategy, max_epochs=1,
-                        limit_train_batches=args.iterations, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[recorder])
+    trainer = L.Trainer(
+        accelerator=args.accelerator,
+        devices=args.devices,
+        strategy=strategy,
+        max_epochs=1,
+        limit_train_batches=args.iterations,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[recorder],
+    )
     trainer.fit(module, loader)
     out, rank = Path(args.out_dir), trainer.global_rank
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().clone() for k, v in trainer.strategy.lightning_module_state_dict().items()
-             if k.startswith("policy.")}
+    state = {
+        k: v.detach().clone()
+        for k, v in trainer.strategy.lightning_module_state_dict().items()
+        if k.startswith("policy.")
+    }
     state = {k: v.full_tensor() if hasattr(v, "full_tensor") else v for k, v in state.items()}  # FSDP2 shards
     if rank == 0 or args.strategy != "fsdp":  # FSDP1's full state dict is gathered on rank 0 only
         torch.save(state, out / f"rank{rank}.pt")
-    payload = {"rank": rank, "world_size": trainer.world_size, "steps": recorder.rows,
-               "fsdp2_units": sum(isinstance(m, FSDPModule) for m in module.modules()),
-               "normalizer": module.normalizer.state_dict(), "kl_coef": module.kl_controller.value}
+    payload = {
+        "rank": rank,
+        "world_size": trainer.world_size,
+        "steps": recorder.rows,
+        "fsdp2_units": sum(isinstance(m, FSDPModule) for m in module.modules()),
+        "normalizer": module.normalizer.state_dict(),
+        "kl_coef": module.kl_controller.value,
+    }
     (out / f"rank{rank}.json").write_text(json.dumps(payload, indent=1))
     # Tear the process group down before the interpreter exits: left to process exit, gloo's
     # threads are sometimes destroyed while still joinable and the process aborts (SIGABRT).

@@ -19,7 +19,6 @@ def test_decay_only_on_matrices():
     assert sum(len(g["params"]) for g in opt.param_groups) == len(list(_net().parameters()))
 
 
-
 @pytest.mark.parametrize("fused,expected", [("auto", True), (True, True), (False, None)])
 def test_fused_option(fused, expected):
     opt = build_adamw(_net(), lr=1e-3, fused=fused)
@@ -28,8 +27,10 @@ def test_fused_option(fused, expected):
 
 def test_groups_keep_their_learning_rates_and_labels():
     net = _net()
-    groups = [{"params": net[0].parameters(), "lr": 0.5, "name": "embed"},
-              {"params": list(net[1:].parameters()), "name": "rest", "weight_decay": 0.3}]
+    groups = [
+        {"params": net[0].parameters(), "lr": 0.5, "name": "embed"},
+        {"params": list(net[1:].parameters()), "name": "rest", "weight_decay": 0.3},
+    ]
     opt = build_adamw(groups, lr=1e-3, weight_decay=0.1)
     summary = sorted((g["name"], g.get("lr"), g["weight_decay"], len(g["params"])) for g in opt.param_groups)
     # embed: one matrix (not split, keeps its name); rest: two matrices (decay 0.3) and three vectors (no decay)
@@ -39,11 +40,14 @@ def test_groups_keep_their_learning_rates_and_labels():
 def test_part_names_are_unique_and_splitting_again_changes_nothing():
     net = _net()
     plain = adamw_param_groups(net.named_parameters(), 0.1)
-    assert [(g["name"], g["weight_decay"], len(g["params"])) for g in plain] == [("decay", 0.1, 3),
-                                                                                ("no_decay", 0.0, 3)]
+    assert [(g["name"], g["weight_decay"], len(g["params"])) for g in plain] == [
+        ("decay", 0.1, 3),
+        ("no_decay", 0.0, 3),
+    ]
     again = adamw_param_groups(plain, 0.5)
-    assert [(g["name"], g["weight_decay"], [id(p) for p in g["params"]]) for g in again] == \
-        [(g["name"], g["weight_decay"], [id(p) for p in g["params"]]) for g in plain]
+    assert [(g["name"], g["weight_decay"], [id(p) for p in g["params"]]) for g in again] == [
+        (g["name"], g["weight_decay"], [id(p) for p in g["params"]]) for g in plain
+    ]
     # several unnamed groups stay unnamed: LearningRateMonitor numbers them
     unnamed = adamw_param_groups([{"params": net[0].parameters()}, {"params": net[1].parameters()}], 0.1)
     assert all("name" not in g for g in unnamed) and len(unnamed) == 3

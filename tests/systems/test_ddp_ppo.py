@@ -25,8 +25,14 @@ ITERATIONS = 2
 
 def run_two_ranks(out: Path, *extra: str) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, str(SCRIPT), str(out), "--iterations", str(ITERATIONS), *extra], env=env,
-                          capture_output=True, text=True, timeout=240, check=False)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), str(out), "--iterations", str(ITERATIONS), *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
@@ -51,8 +57,10 @@ def test_ranks_train_on_different_prompts(ranks):
 def test_logged_reward_is_the_mean_over_both_ranks(ranks):
     (r0, r1), _ = ranks
     # The ranks' own means differ, so matching the mean of both is not a coincidence.
-    assert any(statistics.fmean(s0["raw"]) != pytest.approx(statistics.fmean(s1["raw"]), abs=1e-3)
-               for s0, s1 in zip(r0["steps"], r1["steps"]))
+    assert any(
+        statistics.fmean(s0["raw"]) != pytest.approx(statistics.fmean(s1["raw"]), abs=1e-3)
+        for s0, s1 in zip(r0["steps"], r1["steps"])
+    )
     for s0, s1 in zip(r0["steps"], r1["steps"]):
         both = s0["raw"] + s1["raw"]
         assert s0["logged_raw"] == pytest.approx(statistics.fmean(both), abs=1e-5)
@@ -90,8 +98,9 @@ def test_policy_parameters_are_identical_on_both_ranks_and_trained(ranks):
     assert p0.keys() == p1.keys() and p0
     for name in p0:
         assert torch.equal(p0[name], p1[name]), name
-    initial, _ = build_policy("embedded", seed=0, tiny={"hidden_size": 32, "num_layers": 1, "num_heads": 2,
-                                                        "intermediate_size": 64})
+    initial, _ = build_policy(
+        "embedded", seed=0, tiny={"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64}
+    )
     moved = [n for n, p in initial.named_parameters() if not torch.equal(p, p0[f"policy.{n}"])]
     assert len(moved) == len(list(initial.parameters()))
 

@@ -41,11 +41,25 @@ def test_fsdp_bf16_ppo_on_one_gpu():
     model, tokenizer = build_policy("embedded", seed=0, tiny=TINY)
     initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
     config = PPOConfig(max_new_tokens=8, ppo_epochs=2, reference_baseline=False, reward_normalization="running")
-    module = PPOModule(model, tokenizer, lambda ps, rs: [len(set(r.split())) / 4 for r in rs], config,
-                       optimizer=functools.partial(torch.optim.AdamW, lr=1e-3), param_groups={})
-    trainer = L.Trainer(accelerator="gpu", devices=1, strategy=fsdp_strategy(mixed_precision="bf16"), max_epochs=1,
-                        limit_train_batches=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False)
+    module = PPOModule(
+        model,
+        tokenizer,
+        lambda ps, rs: [len(set(r.split())) / 4 for r in rs],
+        config,
+        optimizer=functools.partial(torch.optim.AdamW, lr=1e-3),
+        param_groups={},
+    )
+    trainer = L.Trainer(
+        accelerator="gpu",
+        devices=1,
+        strategy=fsdp_strategy(mixed_precision="bf16"),
+        max_epochs=1,
+        limit_train_batches=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(module, DataLoader([{"prompt": p} for p in prompts], batch_size=4, collate_fn=collate_prompts))
 
     units = [m for m in trainer.strategy.model.modules() if isinstance(m, FullyShardedDataParallel)]
@@ -64,9 +78,24 @@ def test_sharded_bf16_ppo_reduces_across_ranks(tmp_path, strategy, devices):
     if torch.cuda.device_count() < devices:
         pytest.skip(f"needs {devices} GPUs, found {torch.cuda.device_count()}")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "--strategy", strategy, "--accelerator", "gpu",
-                           "--devices", str(devices)], env=env, capture_output=True, text=True, timeout=600,
-                          check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            str(tmp_path),
+            "--strategy",
+            strategy,
+            "--accelerator",
+            "gpu",
+            "--devices",
+            str(devices),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{k}.json").read_text()) for k in range(devices)]
     for steps in zip(*(r["steps"] for r in ranks)):

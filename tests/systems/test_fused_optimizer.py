@@ -115,21 +115,25 @@ def test_second_backward_before_step_is_refused():
         _loss(model, 1).backward()
 
 
-@pytest.mark.parametrize("settings,match", [
-    ({"gradient_clip_val": 1.0}, "clipping"),
-    ({"accumulate_grad_batches": 4}, "accumulation"),
-    ({"precision": "16-mixed"}, "GradScaler"),
-    ({"strategy": "ddp"}, "synchronises"),
-    ({"strategy": "fsdp"}, "synchronises"),
-])
+@pytest.mark.parametrize(
+    "settings,match",
+    [
+        ({"gradient_clip_val": 1.0}, "clipping"),
+        ({"accumulate_grad_batches": 4}, "accumulation"),
+        ({"precision": "16-mixed"}, "GradScaler"),
+        ({"strategy": "ddp"}, "synchronises"),
+        ({"strategy": "fsdp"}, "synchronises"),
+    ],
+)
 def test_incompatible_settings_are_refused(settings, match):
     with pytest.raises(ValueError, match=match):
         check_fused_backward_compatible(**settings)
 
 
 def test_compatible_settings_pass():
-    check_fused_backward_compatible(gradient_clip_val=None, accumulate_grad_batches=1, precision="bf16-mixed",
-                                    strategy="auto")
+    check_fused_backward_compatible(
+        gradient_clip_val=None, accumulate_grad_batches=1, precision="bf16-mixed", strategy="auto"
+    )
     check_fused_backward_compatible(gradient_clip_val=0.0, precision="32-true")
 
 
@@ -164,7 +168,11 @@ def test_actor_critic_one_backward_matches_standard():
     _assert_same_params(c_std, c_fused)
     # shared trunk counted once; both groups keep their own learning rate, each part its own name
     assert sorted((g["name"], g["lr"]) for g in opt_fused.param_groups) == [
-        ("critic/decay", 0.1), ("critic/no_decay", 0.1), ("policy/decay", 0.01), ("policy/no_decay", 0.01)]
+        ("critic/decay", 0.1),
+        ("critic/no_decay", 0.1),
+        ("policy/decay", 0.01),
+        ("policy/no_decay", 0.01),
+    ]
     n_params = sum(len(g["params"]) for g in opt_std.param_groups)
     assert n_params == len(list(c_std.parameters()))
 

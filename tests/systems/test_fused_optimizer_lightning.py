@@ -31,8 +31,15 @@ def _fit(fused_backward: bool) -> _Regressor:
     g = torch.Generator().manual_seed(1)
     data = TensorDataset(torch.randn(12, 4, generator=g), torch.randn(12, 1, generator=g))
     module = _Regressor(fused_backward)
-    trainer = L.Trainer(max_steps=5, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        max_steps=5,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(module, DataLoader(data, batch_size=3))
     return module
 

@@ -39,9 +39,19 @@ class StepGradients(L.Callback):
 def _fit(module, fit_kwargs, precision: str, callbacks=(), **trainer_kwargs):
     # Lightning turns precision="16-mixed" on CPU into bf16; its plugin with a CPU GradScaler runs fp16 AMP there.
     amp = {"plugins": [MixedPrecision("16-mixed", "cpu")]} if precision == "16-mixed" else {"precision": precision}
-    trainer = L.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1, accelerator="cpu", logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        callbacks=list(callbacks), **amp, **trainer_kwargs)
+    trainer = L.Trainer(
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=list(callbacks),
+        **amp,
+        **trainer_kwargs,
+    )
     trainer.fit(module, **fit_kwargs)
     return trainer
 
@@ -97,8 +107,11 @@ def test_unscale_before_step_leaves_other_optimizers_alone():
 
 
 def _in_backward(stage: str) -> dict:
-    return {"fused_backward": True, "max_grad_norm": None} if stage == "ppo" else \
-        {"optimizer": partial(FusedBackwardAdamW, lr=1e-3)}
+    return (
+        {"fused_backward": True, "max_grad_norm": None}
+        if stage == "ppo"
+        else {"optimizer": partial(FusedBackwardAdamW, lr=1e-3)}
+    )
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -113,14 +126,19 @@ def test_in_backward_optimizer_trains_under_bf16_without_clipping(tiny_stage, st
 
 
 @pytest.mark.parametrize("stage", ["sft", "reward_model", "dpo"])
-@pytest.mark.parametrize("precision, trainer_kwargs, reason", [
-    ("bf16-mixed", {"gradient_clip_val": 1.0}, "gradient clipping"),
-    ("32-true", {"gradient_clip_val": 1.0, "gradient_clip_algorithm": "value"}, "gradient clipping"),
-    ("bf16-mixed", {"accumulate_grad_batches": 2}, "gradient accumulation"),
-    ("16-mixed", {}, "precision=16-mixed"),
-], ids=["clip_norm", "clip_value", "accumulation", "fp16"])
-def test_in_backward_optimizer_is_refused_where_it_cannot_honour_the_trainer(tiny_stage, stage, precision,
-                                                                            trainer_kwargs, reason):
+@pytest.mark.parametrize(
+    "precision, trainer_kwargs, reason",
+    [
+        ("bf16-mixed", {"gradient_clip_val": 1.0}, "gradient clipping"),
+        ("32-true", {"gradient_clip_val": 1.0, "gradient_clip_algorithm": "value"}, "gradient clipping"),
+        ("bf16-mixed", {"accumulate_grad_batches": 2}, "gradient accumulation"),
+        ("16-mixed", {}, "precision=16-mixed"),
+    ],
+    ids=["clip_norm", "clip_value", "accumulation", "fp16"],
+)
+def test_in_backward_optimizer_is_refused_where_it_cannot_honour_the_trainer(
+    tiny_stage, stage, precision, trainer_kwargs, reason
+):
     module, fit_kwargs = tiny_stage(stage, **_in_backward(stage))
     with pytest.raises(ValueError, match=f"FusedBackwardAdamW cannot be used with: {reason}"):
         _fit(module, fit_kwargs, precision, **trainer_kwargs)
@@ -137,10 +155,13 @@ def test_ppo_in_backward_optimizer_is_refused_with_clipping_or_fp16(tiny_stage):
 TINY_OVERRIDES = ["model.tiny.num_layers=1", "model.tiny.hidden_size=32", "model.tiny.intermediate_size=64"]
 
 
-@pytest.mark.parametrize("experiment, overrides", [
-    ("gym_sft", ["sft.eval.judge=null"]),
-    ("gym_reward_model", ["data.train.pairs_per_prompt=1", "data.test.pairs_per_prompt=1"]),
-])
+@pytest.mark.parametrize(
+    "experiment, overrides",
+    [
+        ("gym_sft", ["sft.eval.judge=null"]),
+        ("gym_reward_model", ["data.train.pairs_per_prompt=1", "data.test.pairs_per_prompt=1"]),
+    ],
+)
 def test_gpu_trainer_config_with_bf16_and_default_clipping_trains(compose_config, monkeypatch, experiment, overrides):
     """``trainer=gpu`` (bf16-mixed, gradient_clip_val=1.0) through ``train(cfg)``, on the CPU."""
     clipped = []
@@ -154,8 +175,15 @@ def test_gpu_trainer_config_with_bf16_and_default_clipping_trains(compose_config
         return total
 
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", recording)
-    cfg = compose_config(f"experiment={experiment}", "trainer=gpu", "trainer.accelerator=cpu", "debug=fast",
-                         "logger=none", *TINY_OVERRIDES, *overrides)
+    cfg = compose_config(
+        f"experiment={experiment}",
+        "trainer=gpu",
+        "trainer.accelerator=cpu",
+        "debug=fast",
+        "logger=none",
+        *TINY_OVERRIDES,
+        *overrides,
+    )
     assert cfg.trainer.precision == "bf16-mixed" and cfg.trainer.gradient_clip_val == 1.0
     train(cfg)
     assert len(clipped) == cfg.trainer.limit_train_batches

@@ -33,9 +33,16 @@ def _fit(directory, batches: int = 6, epochs: int = 1, accumulate: int = 1, **ch
     callback = ResumeCheckpoint(directory, **checkpoint)
     torch.manual_seed(0)
     loader = ResumableDataLoader(torch.randn(batches, 2), batch_size=1, shuffle=True)
-    trainer = L.Trainer(max_epochs=epochs, accumulate_grad_batches=accumulate, accelerator="cpu", logger=False,
-                        enable_progress_bar=False, enable_model_summary=False, plugins=[AtomicCheckpointIO()],
-                        callbacks=[callback])
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accumulate_grad_batches=accumulate,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        plugins=[AtomicCheckpointIO()],
+        callbacks=[callback],
+    )
     trainer.fit(Regression(), loader)
     return callback
 
@@ -53,7 +60,11 @@ def test_checkpoints_fall_between_optimizer_steps_never_inside_accumulation(tmp_
     _fit(tmp_path, batches=8, accumulate=2, every_n_train_steps=1, every_n_epochs=0, keep=10)
     # 4 optimizer steps: after steps 1, 2 and 3; the fourth, due on the epoch's last batch, is written at its end
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "epoch0-step1.ckpt", "epoch0-step2.ckpt", "epoch0-step3.ckpt", "last.ckpt"]
+        "epoch0-step1.ckpt",
+        "epoch0-step2.ckpt",
+        "epoch0-step3.ckpt",
+        "last.ckpt",
+    ]
     assert torch.load(tmp_path / "last.ckpt", weights_only=True)["global_step"] == 4
 
 
@@ -64,8 +75,16 @@ def test_a_minute_interval_and_the_end_of_training_write_checkpoints(tmp_path):
     assert torch.load(tmp_path / "end" / "last.ckpt", weights_only=True)["global_step"] == 6
 
 
-@pytest.mark.parametrize("setting", [{"every_n_train_steps": -1}, {"every_n_epochs": 1.5}, {"keep": 0},
-                                     {"every_n_minutes": 0}, {"every_n_minutes": "10"}])
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"every_n_train_steps": -1},
+        {"every_n_epochs": 1.5},
+        {"keep": 0},
+        {"every_n_minutes": 0},
+        {"every_n_minutes": "10"},
+    ],
+)
 def test_bad_settings_name_their_key(tmp_path, setting):
     with pytest.raises(ConfigError, match=f"callbacks.checkpoint.{next(iter(setting))}"):
         ResumeCheckpoint(tmp_path, **setting)

@@ -26,8 +26,9 @@ def test_ddp_takes_its_backend_from_the_config(compose_config):
 
 
 def test_fsdp_wraps_each_decoder_layer_in_bf16_with_fp32_reduction(compose_config):
-    fsdp = _strategy(compose_config, "fsdp", "strategy.activation_checkpointing=true",
-                     "strategy.sharding_strategy=shard_grad_op")
+    fsdp = _strategy(
+        compose_config, "fsdp", "strategy.activation_checkpointing=true", "strategy.sharding_strategy=shard_grad_op"
+    )
     assert isinstance(fsdp, FSDPStrategy)
     assert fsdp.kwargs["use_orig_params"] is True
     assert fsdp.sharding_strategy.name == "SHARD_GRAD_OP"
