@@ -51,6 +51,7 @@ MODULE_PROGRAMS = {
 NOT_RUN_HERE = {
     "pip": "installs packages; these tests run inside that installation",
     "pytest": "runs this test suite, of which this test is a part",
+    "ruff": "lints this repository's sources (CI runs it before the tests)",
     "torchrun": "starts 8 processes on each of 2 nodes",
     "srun": "a SLURM job step on 2 nodes",
     "source": "activates a virtual environment of the cluster",
