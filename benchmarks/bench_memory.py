@@ -2,7 +2,7 @@
 
 lit_rlhf full-parameter, with LoRA, and with LoRA + gradient checkpointing; TRL full and with PEFT.
 
-    python benchmarks/bench_memory.py                                  # every size and variant (1-2 hours)
+    python benchmarks/bench_memory.py                                  # every size and variant (about 1-1.5 h)
     python benchmarks/bench_memory.py --sizes 30M 120M --variants lit_full trl_full --timeout 3600
 
 Policies are Llama-shaped, built from a config with random weights (seed 0) and a 32,000-word vocabulary
