@@ -48,12 +48,12 @@ def _words(script: Script) -> set[str]:
 
 
 def marks(script: Script) -> list[pytest.MarkDecorator]:
-    """``slow``: long walkthroughs, sweeps, whole pipelines and multi-process runs (more than one stage or process);
-    ``gpu``: runs on a GPU (on a machine without one, the command is composed and the test skipped)."""
+    """``slow``: every documented command (each trains, and together they take minutes; the everyday tier,
+    ``-m "not slow"``, leaves them to the full suite); ``gpu``: runs on a GPU (on a machine without one, the
+    command is composed and the test skipped)."""
     words = _words(script)
-    slow = script.slow or bool(words & {"-m", "lit-rlhf-pipeline", "strategy=ddp"})
     gpu = bool(words & {"trainer=gpu", "trainer.accelerator=gpu"})
-    return [mark for mark, wanted in ((pytest.mark.slow, slow), (pytest.mark.gpu, gpu)) if wanted]
+    return [pytest.mark.slow, *([pytest.mark.gpu] if gpu else [])]
 
 
 @pytest.fixture(scope="session")

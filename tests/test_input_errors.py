@@ -334,6 +334,7 @@ def test_ppo_refuses_a_reward_model_critic_of_another_tokenizer_before_any_gener
 # --- progress in a log file ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # trains in a subprocess
 def test_training_progress_reaches_a_redirected_log(tmp_path):
     log = tmp_path / "train.log"
     command = [

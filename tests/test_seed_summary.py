@@ -5,6 +5,8 @@ import pytest
 
 from lit_rlhf.evaluation.seeds import main, markdown_row, run_summary
 
+pytestmark = pytest.mark.slow  # trains PPO runs
+
 
 def fake_run(path, kl, error, win_minus_loss, spread=None):
     """A PPO run directory: results.json and a CSV log with one row per iteration."""

@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from transformers import AutoModelForCausalLM
 
 from lit_rlhf.run import train
@@ -29,6 +30,7 @@ def _cli(*args, cwd):
     )
 
 
+@pytest.mark.slow  # runs the CLI in subprocesses
 def test_cli_reports_user_errors_in_one_line(tmp_path):
     bad_path = _cli(f"paths.artifacts={tmp_path}", "model=hf", "model.source=./no/such/model", cwd=tmp_path)
     assert bad_path.returncode != 0

@@ -17,6 +17,7 @@ def tiny_policy():
     return build_policy("embedded", seed=0, tiny={"hidden_size": 32, "num_layers": 1, "intermediate_size": 64})
 
 
+@pytest.mark.slow  # samples every prompt twice
 def test_sampling_is_seeded_and_records_the_checkpoint(tiny_policy):
     model, tokenizer = tiny_policy
     prompts = gym_prompts(AlignmentGym(0), "val")[:6]

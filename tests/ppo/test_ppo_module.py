@@ -371,6 +371,7 @@ def test_fused_backward_optimizer_matches_the_standard_step(lora):
         PPOConfig(fused_backward=True, max_grad_norm=1.0)
 
 
+@pytest.mark.slow  # compiles the update
 def test_compiled_update_matches_the_eager_one():
     """``compile_update`` runs the same losses through torch.compile: the same parameters after an iteration."""
     frames_before = torch._dynamo.utils.counters["frames"]["ok"]
