@@ -112,3 +112,56 @@ def own_files(tmp_path_factory) -> dict[str, Path]:
     Qwen2ForCausalLM(config).save_pretrained(base)
     tokenizer.save_pretrained(base)
     return {"base": base, **files}
+
+
+# A user's run, made quick: one short epoch on the CPU; each stage's own defaults otherwise stay as they are.
+QUICK = [
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=2",
+    "+trainer.limit_val_batches=1",
+    "trainer.accelerator=cpu",
+    "logger=csv",
+]
+# What a test adds to each generic experiment (and to each stage of the files plan) to make it small.
+SHRINK = {
+    "sft": ["data.max_length=64", "data.batch_size=4"],
+    "reward_model": ["data.max_length=64", "data.batch_size=4"],
+    "ppo": [
+        "ppo.prompts_per_iteration=4",
+        "ppo.prompt_filter.k=2",
+        "ppo.prompt_filter.min_variance=0",
+        "module.config.max_new_tokens=6",
+        "module.config.ppo_epochs=1",
+        "ppo.eval.samples_per_prompt=1",
+    ],
+    "dpo": [
+        "dpo.data.max_length=64",
+        "dpo.data.batch_size=4",
+        "dpo.data.val_fraction=0.25",
+        "dpo.eval.max_new_tokens=6",
+        "dpo.eval.samples_per_prompt=1",
+    ],
+    "eval": ["eval.max_new_tokens=6", "eval.samples_per_prompt=1"],
+}
+
+
+def stage_inputs(stage: str, files: dict[str, Path], art: Path) -> list[str]:
+    """The overrides that point the generic experiment ``stage`` at the user's files and at the earlier stages'
+    outputs under ``art`` (what conf/pipeline_files.yaml's inputs fill in)."""
+    sft, reward_model = f"{art}/sft/checkpoint", f"{art}/reward_model/checkpoint"
+    return {
+        "sft": [
+            f"model.source={files['base']}",
+            f"data.train.path={files['sft_train']}",
+            f"data.val.path={files['sft_val']}",
+        ],
+        "reward_model": [f"model.source={sft}", f"data.train.path={files['prefs']}"],
+        "ppo": [f"model.source={sft}", f"ppo.reward_model={reward_model}", f"ppo.prompts.path={files['prompts']}"],
+        "dpo": [f"model.source={sft}", f"dpo.pairs.path={files['prefs']}", f"dpo.eval.reward_model={reward_model}"],
+        "eval": [
+            f"eval.prompts={files['heldout']}",
+            f"eval.reward_model={reward_model}",
+            f"eval.baseline.path={sft}",
+            f"eval.candidates={{ppo: {art}/ppo/checkpoint, dpo: {art}/dpo/checkpoint}}",
+        ],
+    }[stage]

@@ -11,15 +11,10 @@ import torch
 
 from lit_rlhf import build_policy, compose, train
 
+from .conftest import QUICK, SHRINK, stage_inputs
+
 peft = pytest.importorskip("peft", reason='LoRA needs the lora extra: pip install -e ".[lora]"')
 
-QUICK = [
-    "trainer.max_epochs=1",
-    "+trainer.limit_train_batches=2",
-    "+trainer.limit_val_batches=1",
-    "trainer.accelerator=cpu",
-    "logger=none",
-]
 MEMORY = ["model.lora={r: 4, alpha: 8, dropout: 0.0}", "model.gradient_checkpointing=true"]
 
 
@@ -27,70 +22,33 @@ def _ids(tokenizer, text: str = "Describe the moon in one sentence.") -> torch.T
     return torch.tensor([tokenizer(text)["input_ids"]])
 
 
+# What the LoRA runs change beyond the adapters: higher rates, so that a short run moves the adapters; no length
+# balancing or prompt filter for the barely trained reward model; a critic from the policy (with adapters).
+LORA_RUNS = {
+    "sft": ["module.optimizer.lr=1e-2"],
+    "reward_model": ["data.length_balance=null"],
+    "ppo": ["ppo.prompt_filter.enabled=false", "ppo.critic_init=policy", "module.optimizer.lr=1e-2"],
+    "dpo": ["module.optimizer.lr=1e-2"],
+}
+
+
 @pytest.fixture(scope="module")
 def lora_runs(own_files, tmp_path_factory):
     art = tmp_path_factory.mktemp("lora_artifacts")
-    f = own_files
-    common = [f"paths.artifacts={art}", *QUICK, *MEMORY]
-    train(
-        compose(
-            [
-                "experiment=sft",
-                f"model.source={f['base']}",
-                f"data.train.path={f['sft_train']}",
-                f"data.val.path={f['sft_val']}",
-                "data.max_length=64",
-                "data.batch_size=4",
-                "module.optimizer.lr=1e-2",
-                *common,
-            ]
+    for stage, changes in LORA_RUNS.items():
+        train(
+            compose(
+                [
+                    f"experiment={stage}",
+                    *stage_inputs(stage, own_files, art),
+                    *SHRINK[stage],
+                    *changes,
+                    f"paths.artifacts={art}",
+                    *QUICK,
+                    *MEMORY,
+                ]
+            )
         )
-    )
-    train(
-        compose(
-            [
-                "experiment=reward_model",
-                f"model.source={art}/sft/checkpoint",
-                f"data.train.path={f['prefs']}",
-                "data.max_length=64",
-                "data.batch_size=4",
-                "data.length_balance=null",
-                *common,
-            ]
-        )
-    )
-    train(
-        compose(
-            [
-                "experiment=ppo",
-                f"model.source={art}/sft/checkpoint",
-                f"ppo.reward_model={art}/reward_model/checkpoint",
-                f"ppo.prompts.path={f['prompts']}",
-                "ppo.prompts_per_iteration=4",
-                "ppo.prompt_filter.enabled=false",
-                "module.config.max_new_tokens=6",
-                "module.config.ppo_epochs=1",
-                "ppo.eval.samples_per_prompt=1",
-                "ppo.critic_init=policy",
-                "module.optimizer.lr=1e-2",
-                *common,
-            ]
-        )
-    )
-    train(
-        compose(
-            [
-                "experiment=dpo",
-                f"model.source={art}/sft/checkpoint",
-                f"dpo.pairs.path={f['prefs']}",
-                "dpo.data.max_length=64",
-                "dpo.data.batch_size=4",
-                "dpo.data.val_fraction=0.25",
-                "module.optimizer.lr=1e-2",
-                *common,
-            ]
-        )
-    )
     return art
 
 

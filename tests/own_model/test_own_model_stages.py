@@ -10,14 +10,7 @@ import pytest
 
 from lit_rlhf import compose, train
 
-# Small and quick, nothing else: each stage's own defaults stay as a user gets them.
-QUICK = [
-    "trainer.max_epochs=1",
-    "+trainer.limit_train_batches=2",
-    "+trainer.limit_val_batches=1",
-    "trainer.accelerator=cpu",
-    "logger=csv",
-]
+from .conftest import QUICK, SHRINK, stage_inputs
 
 
 def _results(path) -> dict:
@@ -66,73 +59,20 @@ def _train(ov: list[str], reads: dict, config_name: str = "train") -> None:
 def runs(own_files, tmp_path_factory):
     """The five generic experiments in order, each reading the previous ones' outputs; ``(artifacts, reads)``."""
     art = tmp_path_factory.mktemp("own_artifacts")
-    f, reads = own_files, {}
-    common = [f"paths.artifacts={art}", *QUICK]
+    reads: dict = {}
+    for stage in ("sft", "reward_model", "ppo", "dpo"):
+        _train(
+            [
+                f"experiment={stage}",
+                *stage_inputs(stage, own_files, art),
+                *SHRINK[stage],
+                f"paths.artifacts={art}",
+                *QUICK,
+            ],
+            reads,
+        )
     _train(
-        [
-            "experiment=sft",
-            f"model.source={f['base']}",
-            f"data.train.path={f['sft_train']}",
-            f"data.val.path={f['sft_val']}",
-            "data.max_length=64",
-            "data.batch_size=4",
-            *common,
-        ],
-        reads,
-    )
-    _train(
-        [
-            "experiment=reward_model",
-            f"model.source={art}/sft/checkpoint",
-            f"data.train.path={f['prefs']}",
-            "data.max_length=64",
-            "data.batch_size=4",
-            *common,
-        ],
-        reads,
-    )
-    _train(
-        [
-            "experiment=ppo",
-            f"model.source={art}/sft/checkpoint",
-            f"ppo.reward_model={art}/reward_model/checkpoint",
-            f"ppo.prompts.path={f['prompts']}",
-            "ppo.prompts_per_iteration=4",
-            "ppo.prompt_filter.k=2",
-            "ppo.prompt_filter.min_variance=0",
-            "module.config.max_new_tokens=6",
-            "module.config.ppo_epochs=1",
-            "ppo.eval.samples_per_prompt=1",
-            *common,
-        ],
-        reads,
-    )
-    _train(
-        [
-            "experiment=dpo",
-            f"model.source={art}/sft/checkpoint",
-            f"dpo.pairs.path={f['prefs']}",
-            f"dpo.eval.reward_model={art}/reward_model/checkpoint",
-            "dpo.data.max_length=64",
-            "dpo.data.batch_size=4",
-            "dpo.data.val_fraction=0.25",
-            "dpo.eval.max_new_tokens=6",
-            "dpo.eval.samples_per_prompt=1",
-            *common,
-        ],
-        reads,
-    )
-    _train(
-        [
-            "experiment=eval",
-            f"eval.prompts={f['heldout']}",
-            f"eval.reward_model={art}/reward_model/checkpoint",
-            f"eval.baseline.path={art}/sft/checkpoint",
-            f"eval.candidates={{ppo: {art}/ppo/checkpoint, dpo: {art}/dpo/checkpoint}}",
-            "eval.max_new_tokens=6",
-            "eval.samples_per_prompt=1",
-            f"paths.artifacts={art}",
-        ],
+        ["experiment=eval", *stage_inputs("eval", own_files, art), *SHRINK["eval"], f"paths.artifacts={art}"],
         reads,
         "eval",
     )
@@ -179,29 +119,6 @@ def test_the_evaluation_compares_the_candidates_by_the_reward_model(runs):
     results = _results(runs / "eval")
     assert results["judge"] == "reward_model" and set(results["pairwise"]) == {"ppo", "dpo"}
     assert (runs / "eval" / "report.md").exists()
-
-
-# What the test adds to each stage of the shipped files plan, to make it quick.
-SHRINK = {
-    "sft": ["data.max_length=64", "data.batch_size=4"],
-    "reward_model": ["data.max_length=64", "data.batch_size=4"],
-    "ppo": [
-        "ppo.prompts_per_iteration=4",
-        "ppo.prompt_filter.k=2",
-        "ppo.prompt_filter.min_variance=0",
-        "module.config.max_new_tokens=6",
-        "module.config.ppo_epochs=1",
-        "ppo.eval.samples_per_prompt=1",
-    ],
-    "dpo": [
-        "dpo.data.max_length=64",
-        "dpo.data.batch_size=4",
-        "dpo.data.val_fraction=0.25",
-        "dpo.eval.max_new_tokens=6",
-        "dpo.eval.samples_per_prompt=1",
-    ],
-    "eval": ["eval.max_new_tokens=6", "eval.samples_per_prompt=1"],
-}
 
 
 def test_the_pipeline_runs_on_ones_own_model_and_files(own_files, tmp_path):
