@@ -21,11 +21,10 @@ def _few_threads():
 @pytest.fixture
 def compose_config(tmp_path):
     """Compose the real ``train`` config with overrides, artifacts under ``tmp_path``."""
-    from hydra import compose, initialize_config_module
+    from lit_rlhf.run import compose
 
     def _compose(*overrides: str):
-        with initialize_config_module("lit_rlhf.conf", version_base="1.3"):
-            return compose("train", overrides=[f"paths.artifacts={tmp_path}", *overrides])
+        return compose([f"paths.artifacts={tmp_path}", *overrides])
 
     return _compose
 

@@ -114,10 +114,9 @@ def _fit(checkpoint_entry, directory, stop_during=None, resume=False, lora=None)
 @pytest.fixture(scope="module")
 def checkpoint_entry():
     """The ``checkpoint`` callback entry of the shipped PPO config."""
-    from hydra import compose, initialize_config_module
+    from lit_rlhf.run import compose
 
-    with initialize_config_module("lit_rlhf.conf", version_base="1.3"):
-        return compose("train", overrides=["experiment=gym_ppo"]).callbacks.checkpoint
+    return compose(["experiment=gym_ppo"]).callbacks.checkpoint
 
 
 @pytest.fixture(scope="module")
