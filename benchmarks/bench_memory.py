@@ -63,6 +63,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench_ppo import KL_COEF, LR  # the rates of the speed benchmark, given to both libraries
+
 VOCAB, REWARD_SIZE = 32_000, "30M"
 # hidden size, layers, attention heads (= key/value heads), MLP width
 SIZES = {
@@ -74,7 +76,6 @@ SIZES = {
 }
 PROMPTS, PROMPT_TOKENS, NEW_TOKENS, PPO_EPOCHS, MINIBATCHES = 8, 64, 32, 2, 2
 WARMUP, ITERATIONS = 1, 1
-LR, KL_COEF = 1e-5, 0.05
 LORA = {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"}
 VARIANTS = ("lit_full", "lit_lora", "lit_lora_gc", "trl_full", "trl_peft")
 PEER = "trl_full"
@@ -266,11 +267,11 @@ def run_trl(variant: str, size: str, reward_path: Path, workdir: Path) -> dict:
     import copy
 
     import torch
-    from bench_ppo import IterationClock
+    from bench_ppo import IterationClock, trl_ppo_args
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForSequenceClassification, LlamaForSequenceClassification, TrainerCallback
-    from trl.experimental.ppo import PPOConfig, PPOTrainer
+    from trl.experimental.ppo import PPOTrainer
 
     class Clock(TrainerCallback):
         def __init__(self):
@@ -305,32 +306,16 @@ def run_trl(variant: str, size: str, reward_path: Path, workdir: Path) -> dict:
             target_modules=LORA["target_modules"],
             task_type="CAUSAL_LM",
         )
-    args = PPOConfig(
-        output_dir=str(workdir / f"trl_{variant}_{size}"),
-        per_device_train_batch_size=PROMPTS,
-        gradient_accumulation_steps=1,
-        num_mini_batches=MINIBATCHES,
-        num_ppo_epochs=PPO_EPOCHS,
-        response_length=NEW_TOKENS,
-        local_rollout_forward_batch_size=PROMPTS,
-        total_episodes=PROMPTS * (WARMUP + ITERATIONS),
-        learning_rate=LR,
-        kl_coef=KL_COEF,
-        temperature=1.0,
-        stop_token="eos",
-        missing_eos_penalty=None,
-        num_sample_generations=0,
-        report_to="none",
-        save_strategy="no",
-        logging_steps=1,
-        use_cpu=True,
+    # bench_ppo's settings; bf16 and checkpointing off explicitly, as in the lit_rlhf variants but lit_lora_gc
+    args = trl_ppo_args(
+        workdir / f"trl_{variant}_{size}",
+        PROMPTS,
+        MINIBATCHES,
+        PPO_EPOCHS,
+        NEW_TOKENS,
+        iterations=WARMUP + ITERATIONS,
         bf16=False,
         gradient_checkpointing=False,
-        seed=0,
-        dataloader_num_workers=0,
-        disable_tqdm=True,
-        lr_scheduler_type="constant",
-        max_grad_norm=None,
     )
     trainer = PPOTrainer(
         args=args,

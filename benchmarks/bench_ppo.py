@@ -210,11 +210,47 @@ def run_lit(
 
 
 # ---- TRL side (runs inside the TRL virtualenv: no lit_rlhf imports here) -----------------------------
+def trl_ppo_args(
+    output_dir: Path, prompts: int, minibatches: int, ppo_epochs: int, new_tokens: int, iterations: int, **overrides
+):
+    """TRL's ``PPOConfig`` for a side-by-side run: ``prompts`` per iteration, lit_rlhf's learning rate and KL
+    coefficient, a constant rate without clipping, sampling at temperature 1 up to EOS, on the CPU, and nothing
+    logged, saved or generated beyond the training itself. ``overrides`` set further fields."""
+    from trl.experimental.ppo import PPOConfig
+
+    return PPOConfig(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=prompts,
+        gradient_accumulation_steps=1,
+        num_mini_batches=minibatches,
+        num_ppo_epochs=ppo_epochs,
+        response_length=new_tokens,
+        local_rollout_forward_batch_size=prompts,
+        total_episodes=prompts * iterations,
+        learning_rate=LR,
+        kl_coef=KL_COEF,
+        temperature=1.0,
+        stop_token="eos",
+        missing_eos_penalty=None,
+        num_sample_generations=0,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        use_cpu=True,
+        seed=0,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        lr_scheduler_type="constant",
+        max_grad_norm=None,
+        **overrides,
+    )
+
+
 def run_trl(workdir: Path, warmup: int, iterations: int) -> dict:
     import transformers
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
-    from trl.experimental.ppo import PPOConfig, PPOTrainer
+    from trl.experimental.ppo import PPOTrainer
 
     class Clock(TrainerCallback):
         def __init__(self):
@@ -239,30 +275,8 @@ def run_trl(workdir: Path, warmup: int, iterations: int) -> dict:
     critic = AutoModelForSequenceClassification.from_pretrained(workdir / "critic", num_labels=1)
     rows = json.loads((workdir / "prompts.json").read_text())
     dataset = Dataset.from_dict({"input_ids": [r["input_ids"] for r in rows]})
-    args = PPOConfig(
-        output_dir=str(workdir / "trl_out"),
-        per_device_train_batch_size=PROMPTS,
-        gradient_accumulation_steps=1,
-        num_mini_batches=MINIBATCHES,
-        num_ppo_epochs=PPO_EPOCHS,
-        response_length=NEW_TOKENS,
-        local_rollout_forward_batch_size=PROMPTS,
-        total_episodes=PROMPTS * (warmup + iterations),
-        learning_rate=LR,
-        kl_coef=KL_COEF,
-        temperature=1.0,
-        stop_token="eos",
-        missing_eos_penalty=None,
-        num_sample_generations=0,
-        report_to="none",
-        save_strategy="no",
-        logging_steps=1,
-        use_cpu=True,
-        seed=0,
-        dataloader_num_workers=0,
-        disable_tqdm=True,
-        lr_scheduler_type="constant",
-        max_grad_norm=None,
+    args = trl_ppo_args(
+        workdir / "trl_out", PROMPTS, MINIBATCHES, PPO_EPOCHS, NEW_TOKENS, iterations=warmup + iterations
     )
     trainer = PPOTrainer(
         args=args,
