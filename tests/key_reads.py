@@ -110,16 +110,16 @@ def recording_reads(modules: list):
                 module.instantiate = instantiate
 
 
-def leaves(cfg: DictConfig, prefix: str = "") -> list[str]:
-    """Full keys of every leaf of ``cfg`` (without resolving interpolations)."""
-    out = []
+def leaves(cfg: DictConfig, prefix: str = "") -> dict[str, object]:
+    """Full key -> value of every leaf of ``cfg``, interpolations left as written (``${paths.artifacts}/...``)."""
+    out = {}
     for key in cfg.keys():
         node = cfg._get_node(key)
         path = f"{prefix}{key}"
         if isinstance(node, DictConfig) and not node._is_none():
-            out += leaves(node, f"{path}.")
+            out.update(leaves(node, f"{path}."))
         else:
-            out.append(path)
+            out[path] = node._value()
     return out
 
 
@@ -136,23 +136,15 @@ def unread(cfg: DictConfig, reads: Reads, skip: tuple[str, ...] = ()) -> list[st
         parts = key.split(".")
         return any(".".join(parts[:i]) in roots for i in range(1, len(parts) + 1))
 
-    all_leaves = leaves(cfg)
-    reached = {k for k in all_leaves if k in reads.keys or under(k, reads.whole)}
+    values = leaves(cfg)
+    reached = {k for k in values if k in reads.keys or under(k, reads.whole)}
     # A reached leaf that interpolates others (output_dir: ${paths.artifacts}/${stage}) reaches them too.
-    targets: set[str] = set()
     while True:
-        for key in reached:
-            raw = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False, throw_on_missing=False)
-            node = (
-                cfg._get_node(key)
-                if "." not in key
-                else OmegaConf.select(cfg, key.rsplit(".", 1)[0])._get_node(key.rsplit(".", 1)[1])
-            )
-            value = node._value() if node is not None else raw
-            if isinstance(value, str):
-                targets |= set(re.findall(r"\$\{([\w.]+)\}", value))
-        grown = reached | {k for k in all_leaves if under(k, targets)}
+        targets = {
+            ref for k in reached if isinstance(values[k], str) for ref in re.findall(r"\$\{([\w.]+)\}", values[k])
+        }
+        grown = reached | {k for k in values if under(k, targets)}
         if grown == reached:
             break
         reached = grown
-    return sorted(k for k in all_leaves if not k.startswith(skip) and k not in reached)
+    return sorted(k for k in values if not k.startswith(skip) and k not in reached)
