@@ -16,9 +16,11 @@ from lit_rlhf.evaluation.answers import (
     sample_rounds,
 )
 from lit_rlhf.evaluation.gold import judge_responses
+from lit_rlhf.evaluation.heldout import check_judge, heldout_prompts
 from lit_rlhf.evaluation.pairwise import format_table, outcomes, win_tie_loss
 from lit_rlhf.generation import generate
 from lit_rlhf.gym.probes import PASS_AT, probe_pass_rates
+from lit_rlhf.reward.model import RewardModel
 
 
 def compare_with_gold(policy, sft, tokenizer, gym, options: DictConfig, seed: int, name: str = "policy") -> dict:
@@ -31,15 +33,9 @@ def compare_with_gold(policy, sft, tokenizer, gym, options: DictConfig, seed: in
     """
     prompts = gym.prompts(options.split)
     texts, categories = [p.text for p in prompts], [p.category for p in prompts]
-    rounds = {
-        key: sample_rounds(model, tokenizer, texts, options.samples_per_prompt, options.max_new_tokens, seed)
-        for key, model in (("policy", policy), ("sft", sft))
-    }
-    scores = {
-        key: flatten(judge_rounds(gold_judge(gym.judge), texts, answers), categories)[0]
-        for key, answers in rounds.items()
-    }
-    table = win_tie_loss(outcomes(scores["policy"], scores["sft"]), flatten(rounds["sft"], categories)[1])
+    rounds, _, table = judged_rounds(
+        policy, sft, "sft", tokenizer, texts, categories, gold_judge(gym.judge), options, seed
+    )
     rank_zero_info(format_table(table, name.upper(), "SFT"))
     probes = {
         key: probe_rates(model, tokenizer, gym, options, seed) for key, model in (("policy", policy), ("sft", sft))
@@ -53,6 +49,21 @@ def compare_with_gold(policy, sft, tokenizer, gym, options: DictConfig, seed: in
         "probes": probes["policy"],
         "probes_sft": probes["sft"],
     }
+
+
+def judged_rounds(
+    policy, base, base_key: str, tokenizer, texts: list[str], categories: list[str], judge, options, seed: int
+) -> tuple[dict, dict, dict]:
+    """``(rounds, scores, table)``: both models' answers (``options.samples_per_prompt`` rounds of
+    ``options.max_new_tokens``, seeds shared), keyed ``policy`` and ``base_key``; the ``judge``'s flat scores of
+    them; and the win/tie/loss table of ``policy`` against ``base`` per category."""
+    rounds = {
+        key: sample_rounds(model, tokenizer, texts, options.samples_per_prompt, options.max_new_tokens, seed)
+        for key, model in (("policy", policy), (base_key, base))
+    }
+    scores = {key: flatten(judge_rounds(judge, texts, answers), categories)[0] for key, answers in rounds.items()}
+    table = win_tie_loss(outcomes(scores["policy"], scores[base_key]), flatten(rounds[base_key], categories)[1])
+    return rounds, scores, table
 
 
 def probe_rates(model, tokenizer, gym, options: DictConfig, seed: int, samples: int = 16) -> dict[str, float]:
@@ -87,13 +98,8 @@ def compare_by_reward_model(
     both, the answers' lengths and what judged them."""
     texts = [r["prompt"] for r in prompts]
     categories = [r.get("category") or "all" for r in prompts]
-    rounds = {
-        key: sample_rounds(model, tokenizer, texts, options.samples_per_prompt, options.max_new_tokens, seed)
-        for key, model in (("policy", policy), ("start", start))
-    }
     judge = reward_model_judge(reward_model)
-    scores = {key: flatten(judge_rounds(judge, texts, answers), categories)[0] for key, answers in rounds.items()}
-    table = win_tie_loss(outcomes(scores["policy"], scores["start"]), flatten(rounds["start"], categories)[1])
+    rounds, scores, table = judged_rounds(policy, start, "start", tokenizer, texts, categories, judge, options, seed)
     rank_zero_info(
         f"judged by the reward model {options.reward_model} on {len(texts)} held-out prompts\n"
         + format_table(table, name.upper(), baseline.upper())
@@ -116,9 +122,6 @@ def compare_with_start(cfg, policy, start, tokenizer, gym, heldout: list[dict], 
     says. ``judge: gold`` (gym experiments): the gym's test prompts by the gold judge, with the capability
     probes, under ``vs_sft``. ``judge: reward_model``: ``heldout`` prompts (or ``eval.prompts``) by the reward
     model at ``eval.reward_model``, under ``vs_start``; without a reward model, no comparison (logged)."""
-    from lit_rlhf.evaluation.heldout import check_judge, heldout_prompts
-    from lit_rlhf.reward.model import RewardModel
-
     options = cfg[stage].eval
     check_judge(options, f"{stage}.eval")
     seed = int(cfg.seed)
