@@ -24,6 +24,7 @@ from lit_rlhf.data.preference_files import read_preferences
 from lit_rlhf.dpo.data import DPODataModule
 from lit_rlhf.dpo.policy_pairs import load_or_build_pairs, policy_pairs
 from lit_rlhf.evaluation.compare import compare_with_start
+from lit_rlhf.evaluation.heldout import check_judge
 from lit_rlhf.models import save_hf_checkpoint
 from lit_rlhf.models.adapters import frozen_reference
 from lit_rlhf.provenance import input_id
@@ -45,6 +46,7 @@ def run(cfg: DictConfig) -> dict:
     seed_and_threads(cfg)
     out = Path(cfg.output_dir)
     options = cfg.dpo
+    check_judge(options.eval, "dpo.eval")  # before training: the comparison comes after it
     banner(f"DPO -> {out}")
     policy, tokenizer = instantiate(cfg.model)
     # the gym's prompts for sampled pairs, and its gold judge: gym experiments only

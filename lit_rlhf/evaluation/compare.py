@@ -16,7 +16,7 @@ from lit_rlhf.evaluation.answers import (
     sample_rounds,
 )
 from lit_rlhf.evaluation.gold import judge_responses
-from lit_rlhf.evaluation.heldout import check_judge, heldout_prompts
+from lit_rlhf.evaluation.heldout import heldout_prompts
 from lit_rlhf.evaluation.pairwise import format_table, outcomes, win_tie_loss
 from lit_rlhf.generation import generate
 from lit_rlhf.gym.probes import PASS_AT, probe_pass_rates
@@ -122,8 +122,7 @@ def compare_with_start(cfg, policy, start, tokenizer, gym, heldout: list[dict], 
     says. ``judge: gold`` (gym experiments): the gym's test prompts by the gold judge, with the capability
     probes, under ``vs_sft``. ``judge: reward_model``: ``heldout`` prompts (or ``eval.prompts``) by the reward
     model at ``eval.reward_model``, under ``vs_start``; without a reward model, no comparison (logged)."""
-    options = cfg[stage].eval
-    check_judge(options, f"{stage}.eval")
+    options = cfg[stage].eval  # its judge checked by the stage before training (check_judge)
     seed = int(cfg.seed)
     if options.judge == "gold":
         if gym is None:

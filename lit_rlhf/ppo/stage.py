@@ -14,6 +14,7 @@ from lit_rlhf.core.rewards import prompt_reward_spread
 from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.data.resumable import ResumableDataLoader
 from lit_rlhf.evaluation.compare import compare_with_start
+from lit_rlhf.evaluation.heldout import check_judge
 from lit_rlhf.models import save_hf_checkpoint
 from lit_rlhf.models.adapters import frozen_reference
 from lit_rlhf.ppo.reward_offsets import OffsetReward
@@ -50,6 +51,7 @@ def run(cfg: DictConfig) -> dict:
     seed_and_threads(cfg)
     out = Path(cfg.output_dir)
     options = cfg.ppo
+    check_judge(options.eval, "ppo.eval")  # before training: the comparison comes after it
     if options.eval.get("judge") == "gold" and (options.get("prompts") or {}).get("path"):
         raise ConfigError(
             "ppo.eval.judge=gold scores the gym's prompts only, and ppo.prompts.path gives your own: "

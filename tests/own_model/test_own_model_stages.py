@@ -174,3 +174,17 @@ def test_a_null_sft_file_path_names_the_way_out():
 
     with pytest.raises(ConfigError, match="data.val=null"):
         read_sft_jsonl(None)
+
+
+@pytest.mark.parametrize("stage", ["ppo", "dpo"])
+def test_an_unknown_judge_is_refused_before_training(compose_config, stage):
+    import importlib
+
+    from lit_rlhf.data.errors import ConfigError
+
+    inputs = {"ppo": ["ppo.reward_model=./none", "ppo.prompts.path=./none"], "dpo": ["dpo.pairs.path=./none"]}
+    cfg = compose_config(
+        f"experiment={stage}", "model.source=./no/such/model", *inputs[stage], f"{stage}.eval.judge=human"
+    )
+    with pytest.raises(ConfigError, match=f"{stage}.eval.judge must be one of"):
+        importlib.import_module(f"lit_rlhf.{stage}.stage").run(cfg)  # before the missing model is looked for
