@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.stages import get_stage
@@ -69,7 +70,7 @@ def stage_plan(path: str | Path | None = None, overrides: list[str] | None = Non
         OmegaConf.set_struct(raw.inputs, True)  # a misspelt input name fails, naming it
         try:
             raw.merge_with_dotlist(given)
-        except Exception as err:
+        except OmegaConfBaseException as err:  # a misspelt input name: one line naming it
             raise ConfigError(f"{path}: {err}".splitlines()[0]) from None
     missing = [k for k in raw.get("inputs") or {} if OmegaConf.is_missing(raw.inputs, k)]
     if missing:
