@@ -1,7 +1,7 @@
 """Memory options for any Hugging Face model: LoRA adapters (through ``peft``) and gradient checkpointing.
 
 With LoRA only the adapters train: optimizer state and gradients shrink to a few percent of the model's, and
-the frozen reference a stage needs is the same base model with its adapters switched off (``base_model_of``),
+the frozen reference a stage needs is the same base model with its adapters switched off (``AdaptersOff``),
 never a second copy. A checkpoint of an adapted model is written twice over: the adapters alone under
 ``adapter/`` and, in the checkpoint directory itself, the merged weights as a plain HF model that loads with
 ``transformers`` alone (``merged_copy``).
@@ -9,7 +9,6 @@ never a second copy. A checkpoint of an adapted model is written twice over: the
 
 from __future__ import annotations
 
-import contextlib
 import copy
 
 import torch
@@ -71,17 +70,6 @@ def _with_lora(model: nn.Module, lora: dict, task: str) -> nn.Module:
 def is_adapted(model) -> bool:
     """Whether ``model`` carries ``peft`` adapters (``AdaptersOff`` of one included)."""
     return hasattr(model, "disable_adapter") and hasattr(model, "merge_and_unload")
-
-
-@contextlib.contextmanager
-def base_model_of(model: nn.Module):
-    """The model with its adapters switched off for the block (the frozen reference of an adapted policy);
-    a model without adapters is yielded as it is."""
-    if not is_adapted(model):
-        yield model
-        return
-    with model.disable_adapter():
-        yield model
 
 
 class AdaptersOff:

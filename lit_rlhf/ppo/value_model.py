@@ -7,6 +7,8 @@ import copy
 import torch
 from torch import nn
 
+from lit_rlhf.models.adapters import is_adapted
+
 
 class ValueModel(nn.Module):
     """``forward(input_ids, attention_mask, position_ids) -> [B, T]`` values.
@@ -26,7 +28,7 @@ class ValueModel(nn.Module):
     def from_policy(cls, policy: nn.Module) -> ValueModel:
         """A copy of the policy's backbone under a zero head. Of an adapted (LoRA) policy: a copy of its frozen
         base carrying copies of its adapters, which train as the critic's own."""
-        inner = policy.get_base_model() if hasattr(policy, "get_base_model") else policy
+        inner = policy.get_base_model() if is_adapted(policy) else policy
         backbone = copy.deepcopy(inner.base_model)
         head = nn.Linear(policy.config.hidden_size, 1, bias=True)
         nn.init.zeros_(head.weight)
