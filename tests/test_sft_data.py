@@ -3,7 +3,7 @@ import json
 import pytest
 
 from lit_rlhf.core.sft_loss import IGNORE_INDEX
-from lit_rlhf.data.errors import DataError, SkipReport
+from lit_rlhf.data.errors import ConfigError, DataError, SkipReport
 from lit_rlhf.data.formatting import encode_prompt, encode_response
 from lit_rlhf.data.jsonl import read_jsonl, write_jsonl
 from lit_rlhf.models import build_gym_tokenizer
@@ -97,3 +97,15 @@ def test_write_jsonl_is_atomic_and_round_trips(tmp_path):
     assert [r for _, r in read_jsonl(path)] == rows
     assert [p.name for p in tmp_path.iterdir()] == ["x.jsonl"]
     assert json.loads(path.read_text().splitlines()[0])["text"] == "é"
+
+
+def test_gym_demonstrations_keep_only_the_categories_asked_for():
+    from lit_rlhf.gym import AlignmentGym
+    from lit_rlhf.sft.data import gym_sft_rows
+
+    gym = AlignmentGym(seed=0)
+    rows = gym_sft_rows(gym, per_prompt=1, categories=["identity", "format"])
+    assert rows and {r["category"] for r in rows} == {"identity", "format"}
+    assert len(rows) == sum(r["category"] in ("identity", "format") for r in gym_sft_rows(gym, per_prompt=1))
+    with pytest.raises(ConfigError, match="poetry"):
+        gym_sft_rows(gym, categories=["identity", "poetry"])

@@ -250,9 +250,26 @@ class PPOModule(L.LightningModule):
         metrics = {k: float(v) for k, v in info["stats"].items()}
         metrics.update({k: v / updates for k, v in totals.items()})
         metrics.update(self._critic_quality(rollout))
-        if self.monitor is not None:
-            metrics["gold/rollout"] = float(sum(self.monitor(prompts, info["responses"])) / n)
+        gold = self.monitor(prompts, info["responses"]) if self.monitor is not None else None
+        if gold is not None:
+            metrics["gold/rollout"] = float(sum(gold) / n)
         self.log_dict(metrics, prog_bar=False, on_step=True, on_epoch=False, batch_size=n, sync_dist=True)
+        if "category" in batch:
+            # Which category drifts first: rank zero's own prompts only (another rank may lack a category, and
+            # a key logged on some ranks alone would stall a synced reduction).
+            per_category = {
+                "reward/raw": info["raw"].tolist(),
+                "rollout/response_length": rollout.response_mask.sum(-1).tolist(),
+                **({"gold/rollout": gold} if gold is not None else {}),
+            }
+            for name, values in per_category.items():
+                self.log_dict(
+                    category_means(name, values, list(batch["category"])),
+                    on_step=True,
+                    on_epoch=False,
+                    batch_size=n,
+                    rank_zero_only=True,
+                )
         self.log("reward", metrics["reward/raw"], prog_bar=True, on_step=True, batch_size=n, sync_dist=True)
         self.last_rollout = {"prompts": prompts, "responses": info["responses"], "raw": info["raw"].tolist()}
 
@@ -313,6 +330,14 @@ class PPOModule(L.LightningModule):
             np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
             if rng["cuda"] is not None and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def category_means(name: str, values: list[float], categories: list[str]) -> dict[str, float]:
+    """``{"<name>/<category>": mean of values}`` over the categories present, e.g. ``reward/raw/writing``."""
+    groups: dict[str, list[float]] = {}
+    for value, category in zip(values, categories, strict=True):
+        groups.setdefault(category, []).append(float(value))
+    return {f"{name}/{category}": sum(v) / len(v) for category, v in sorted(groups.items())}
 
 
 def _numpy_state() -> tuple:

@@ -20,9 +20,16 @@ from lit_rlhf.data.jsonl import optional_category, read_rows, require_text
 from lit_rlhf.data.resumable import ResumableDataLoader, ResumableTrainLoader
 
 
-def gym_sft_rows(gym, split: str = "train", per_prompt: int = 4) -> list[dict]:
-    """The gym's (imperfect) demonstrations for a split."""
-    return gym.demonstrations(split, per_prompt=per_prompt)
+def gym_sft_rows(gym, split: str = "train", per_prompt: int = 4, categories: list[str] | None = None) -> list[dict]:
+    """The gym's (imperfect) demonstrations for a split; with ``categories``, those categories' only (e.g. the
+    capability probes' identity and format, as the NTP term's feed in PPO)."""
+    rows = gym.demonstrations(split, per_prompt=per_prompt)
+    if categories is None:
+        return rows
+    unknown = sorted(set(categories) - {r["category"] for r in rows})
+    if unknown:
+        raise ConfigError(f"data categories: {unknown} have no gym demonstrations in split {split!r}")
+    return [r for r in rows if r["category"] in set(categories)]
 
 
 def read_sft_jsonl(

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from lit_rlhf.gym import AlignmentGym
 from lit_rlhf.models import build_policy
 from lit_rlhf.ppo.config import PPOConfig
-from lit_rlhf.ppo.module import PPOModule
+from lit_rlhf.ppo.module import PPOModule, category_means
 from lit_rlhf.ppo.rl_prompts import filter_by_reward_variance, reference_baseline
 from lit_rlhf.ppo.rollout import (
     Rollout,
@@ -215,7 +215,8 @@ def test_training_moves_policy_and_critic_and_never_the_reference(policy):
         param_groups={},
     )
     before = {name: p.detach().clone() for name, p in module.named_parameters()}
-    loader = DataLoader([{"prompt": p} for p in PROMPTS], batch_size=4, collate_fn=collate_prompts)
+    rows = [{"prompt": p, "category": "odd" if i % 2 else "even"} for i, p in enumerate(PROMPTS)]
+    loader = DataLoader(rows, batch_size=4, collate_fn=collate_prompts)
     trainer = L.Trainer(
         max_epochs=1,
         limit_train_batches=2,
@@ -239,8 +240,16 @@ def test_training_moves_policy_and_critic_and_never_the_reference(policy):
         "rollout/response_length",
         "gold/rollout",
         "policy/entropy",
+        "reward/raw/odd",
+        "gold/rollout/even",
+        "rollout/response_length/odd",
     ):
         assert key in trainer.callback_metrics, key
+
+
+def test_category_means_average_each_category_apart():
+    got = category_means("reward/raw", [1.0, 2.0, 4.0, -1.0], ["math", "writing", "math", "writing"])
+    assert got == {"reward/raw/math": 2.5, "reward/raw/writing": 0.5}
 
 
 def test_reference_baseline_is_required_unless_turned_off(policy):
