@@ -1,0 +1,165 @@
+"""PPO's defaults chosen across gyms: variants of the gym PPO run, scored on the tuning gyms' validation prompts.
+
+    python benchmarks/ppo_defaults_sweep.py --gym-seeds 0 1 2 --root artifacts/tuning --run   # ~2.5 min a run
+
+For each tuning gym (a gym seed): the pipeline's SFT, preference and reward-model stages (skipped when done),
+then one PPO run per variant with training seed 0, compared with SFT by the gold judge on that gym's
+*validation* prompts (``ppo.eval.split=val``). Neither the tuning gyms' test prompts nor any prompt of the
+gyms that report the headline (``python -m lit_rlhf.evaluation.gym_seeds``) take part in the choice.
+
+Writes ``ROOT/sweep.md`` and ``ROOT/sweep.json``: per variant, wins − losses against SFT with its 95%
+interval on each gym and pooled, per category, and the capability probes against SFT's. ``--drift RUN_DIR``
+draws one run's reward-model score against the gold judge per prompt category over training
+(``ROOT/drift.png``): where PPO over-optimises its reward model, the two part.
+Long (a PPO run per variant and gym): a benchmark-style script, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from lit_rlhf.evaluation.ablation import read_curves
+from lit_rlhf.evaluation.gym_seeds import pooled_row
+from lit_rlhf.evaluation.plots import _pyplot, _save, smooth
+
+# name -> (Hydra overrides on top of experiment=gym_ppo, what it tries)
+VARIANTS: dict[str, tuple[list[str], str]] = {
+    "A": ([], "the defaults before this sweep: 8 epochs, β 0.1, y_ref one greedy answer, λ_NTP 0.1 on all SFT data"),
+    "B": (
+        ["ppo.reference_answers.greedy=false", "ppo.reference_answers.samples=4"],
+        "reference baseline from the mean score of 4 sampled SFT answers instead of one greedy one",
+    ),
+    "C": (
+        ["module.config.adaptive_kl=true", "module.config.kl_target=0.5", "module.config.kl_horizon=500"],
+        "adaptive KL: β steered towards a KL of 0.5 nats per answer",
+    ),
+    "D": (["trainer.max_epochs=4"], "half the PPO iterations (4 passes over the RL prompts)"),
+    "E": (["module.config.kl_coef=0.2"], "β 0.2"),
+    "N0": (["module.config.ntp_coef=0"], "no NTP term"),
+    "N3": (["module.config.ntp_coef=0.3"], "λ_NTP 0.3 on all SFT data"),
+    "N10": (["module.config.ntp_coef=1.0"], "λ_NTP 1.0 on all SFT data"),
+    "Nc1": (["data.train.categories=[identity,format]"], "λ_NTP 0.1 on the identity and format demonstrations only"),
+    "Nc3": (
+        ["module.config.ntp_coef=0.3", "data.train.categories=[identity,format]"],
+        "λ_NTP 0.3 on the identity and format demonstrations only",
+    ),
+}
+PROBES = ("identity", "format")
+
+
+def run_dir(root: Path, gym_seed: int, variant: str) -> Path:
+    return root / f"g{gym_seed}" / "ppo" / "tune" / variant
+
+
+def run_variants(root: Path, gym_seeds: list[int], variants: list[str]) -> None:
+    """The shared stages once per gym, then each variant's PPO run (each resumes or is skipped when done)."""
+    from lit_rlhf.pipeline import run_pipeline
+    from lit_rlhf.run import compose, train
+
+    for seed in gym_seeds:
+        base = [f"paths.artifacts={root / f'g{seed}'}", f"gym.seed={seed}"]
+        run_pipeline(base, only=["sft", "preferences", "reward_model"])
+        for name in variants:
+            if not (run_dir(root, seed, name) / "results.json").exists():
+                overrides = ["experiment=gym_ppo", *base, f"run_suffix=/tune/{name}", "ppo.eval.split=val"]
+                train(compose(overrides + VARIANTS[name][0]))
+
+
+def summarize(root: Path, gym_seeds: list[int], variants: list[str]) -> dict:
+    """Per variant: each gym's table against SFT and probes, and the table pooled over the gyms."""
+    out = {}
+    for name in variants:
+        gyms = {}
+        for seed in gym_seeds:
+            path = run_dir(root, seed, name) / "results.json"
+            if path.exists():
+                vs = json.loads(path.read_text())["vs_sft"]
+                gyms[seed] = {"table": vs["win_tie_loss"], "probes": vs["probes"], "probes_sft": vs["probes_sft"]}
+        if gyms:
+            categories = sorted({c for g in gyms.values() for c in g["table"]})
+            pooled = {c: pooled_row([g["table"][c] for g in gyms.values() if c in g["table"]]) for c in categories}
+            out[name] = {"what": VARIANTS[name][1], "gyms": gyms, "pooled": pooled}
+    return out
+
+
+def _probe_shift(gyms: dict) -> str:
+    """Mean change of each probe's pass rate against SFT's over the gyms, in points."""
+    cells = []
+    for probe in PROBES:
+        shifts = [100 * (g["probes"][probe] - g["probes_sft"][probe]) for g in gyms.values()]
+        cells.append(f"{sum(shifts) / len(shifts):+.1f}")
+    return " / ".join(cells)
+
+
+def markdown(summary: dict, gym_seeds: list[int]) -> str:
+    lines = [
+        "| variant | " + " | ".join(f"gym {s}" for s in gym_seeds) + " | pooled | harmful | math | writing "
+        "| probes identity / format vs SFT | what |",
+        "|---" * (len(gym_seeds) + 7) + "|",
+    ]
+    for name, row in summary.items():
+        gyms, pooled = row["gyms"], row["pooled"]
+        per_gym = [f"{gyms[s]['table']['all']['win_minus_loss']:+.1f}" if s in gyms else "–" for s in gym_seeds]
+        lo, hi = pooled["all"]["ci95"]
+        headline = f"**{pooled['all']['win_minus_loss']:+.1f}** [{lo:+.1f}, {hi:+.1f}]"
+        cats = [f"{pooled[c]['win_minus_loss']:+.1f}" if c in pooled else "–" for c in ("harmful", "math", "writing")]
+        lines.append(
+            f"| {name} | "
+            + " | ".join(per_gym)
+            + f" | {headline} | "
+            + " | ".join(cats)
+            + f" | {_probe_shift(gyms)} | {row['what']} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_drift(run: Path, path: Path) -> Path:
+    """Per prompt category: the reward model's mean score and the gold judge's on the policy's own rollouts."""
+    curves = read_curves(run)
+    categories = sorted(k.split("/")[-1] for k in curves if k.startswith("gold/rollout/"))
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(categories) + 1, figsize=(4 * (len(categories) + 1), 3), squeeze=False)
+    for ax, category in zip(axes[0], categories):
+        ax.plot(smooth(curves[f"reward/raw/{category}"], 10), color="tab:blue", label="reward model")
+        ax.set_ylabel("reward model", color="tab:blue")
+        twin = ax.twinx()
+        twin.plot(smooth(curves[f"gold/rollout/{category}"], 10), color="tab:red", label="gold judge")
+        twin.set_ylabel("gold judge", color="tab:red")
+        ax.set_title(f"{category} (mean of 10)")
+        ax.set_xlabel("PPO iteration")
+    ax = axes[0][-1]
+    ax.plot(smooth(curves["objective/kl"], 10), color="black", label="KL (nats / answer)")
+    for category in categories:
+        ax.plot(smooth(curves[f"rollout/response_length/{category}"], 10), label=f"length {category}")
+    ax.set_title("KL and answer length (tokens)")
+    ax.set_xlabel("PPO iteration")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="benchmarks/ppo_defaults_sweep.py", description=__doc__.split("\n")[0])
+    parser.add_argument("--gym-seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--root", type=Path, default=Path("artifacts/tuning"))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--run", action="store_true", help="train what is missing first")
+    parser.add_argument("--drift", type=Path, help="a PPO run directory: plot its reward against gold per category")
+    args = parser.parse_args(argv)
+    if args.drift:
+        print(plot_drift(args.drift, args.root / "drift.png"))
+        return 0
+    if args.run:
+        run_variants(args.root, args.gym_seeds, args.variants)
+    summary = summarize(args.root, args.gym_seeds, args.variants)
+    text = markdown(summary, args.gym_seeds)
+    args.root.mkdir(parents=True, exist_ok=True)
+    (args.root / "sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (args.root / "sweep.md").write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
