@@ -51,6 +51,9 @@ CHOICES = {
     "loss_type": ["sigmoid", "ipo"],
     "fused_optimizer": ["auto", True, False],
     "input_format": ["chat", "auto"],
+    "advantage_estimator": ["gae", "reinforce_pp"],  # the group estimators need samples_per_prompt >= 2 too
+    "kl_penalty": ["reward", "loss"],
+    "loss_aggregation": ["token", "sequence"],
 }
 # Flipping these alone would make the config invalid on purpose (each is checked elsewhere): the partner
 # setting that makes the flipped value valid.

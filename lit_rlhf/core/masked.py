@@ -30,6 +30,17 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor, dim: int | None = None
     return masked_sum(values, mask, dim) / count.clamp(min=1)
 
 
+def masked_aggregate(values: torch.Tensor, mask: torch.Tensor, how: str = "token") -> torch.Tensor:
+    """A loss ``[B, T]`` -> scalar: ``token`` weighs every valid token alike (a long answer counts more);
+    ``sequence`` takes each row's token mean, then the mean over rows (every answer counts alike)."""
+    if how == "token":
+        return masked_mean(values, mask)
+    if how == "sequence":
+        m = mask.to(values.dtype)
+        return ((values * m).sum(-1) / m.sum(-1).clamp(min=1)).mean()
+    raise ValueError(f"unknown aggregation {how!r}; choose token or sequence")
+
+
 def masked_var(values: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
     """Variance of the masked elements (a scalar).
 

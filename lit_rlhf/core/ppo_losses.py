@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import torch
 
-from lit_rlhf.core.masked import masked_mean
+from lit_rlhf.core.masked import masked_aggregate, masked_mean
 
 
 class PolicyLoss(NamedTuple):
@@ -31,10 +31,12 @@ def clipped_policy_loss(
     advantages: torch.Tensor,
     mask: torch.Tensor,
     clip_range: float = 0.2,
+    aggregation: str = "token",
 ) -> PolicyLoss:
     """``L = mean_t max(-A_t ρ_t, -A_t clip(ρ_t, 1-ε, 1+ε))`` with ``ρ_t = exp(logp_t - logp_old_t)``.
 
-    ``logprobs`` carries gradient; ``old_logprobs`` and ``advantages`` are treated as constants.
+    ``logprobs`` carries gradient; ``old_logprobs`` and ``advantages`` are treated as constants. The mean is
+    over all valid tokens (``aggregation="token"``) or per answer first (``"sequence"``, see ``masked_aggregate``).
     """
     dtype = torch.float64 if logprobs.dtype == torch.float64 else torch.float32
     log_ratio = logprobs.to(dtype) - old_logprobs.detach().to(dtype)
@@ -42,7 +44,7 @@ def clipped_policy_loss(
     adv = advantages.detach().to(ratio.dtype)
     unclipped = -adv * ratio
     clipped = -adv * torch.clamp(ratio, 1.0 - clip_range, 1.0 + clip_range)
-    loss = masked_mean(torch.maximum(unclipped, clipped), mask)
+    loss = masked_aggregate(torch.maximum(unclipped, clipped), mask, aggregation)
     with torch.no_grad():
         clip_fraction = masked_mean((clipped > unclipped).to(ratio.dtype), mask)
         approx_kl = masked_mean(torch.expm1(log_ratio) - log_ratio, mask)

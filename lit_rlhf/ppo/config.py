@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from lit_rlhf.data.errors import ConfigError
 
+ESTIMATORS = ("gae", "grpo", "rloo", "reinforce_pp", "remax")
+GROUPED = ("grpo", "rloo")  # their baseline is the other answers to the same prompt
+
 
 @dataclass
 class PPOConfig:
@@ -47,6 +50,19 @@ class PPOConfig:
     """none | running | batch. The paper uses the reference baseline and no other normalisation."""
     reference_baseline: bool = True
     """Use r(x, y) - r(x, y_ref) with y_ref the SFT model's own answer (needs ``ref_scores``)."""
+    advantage_estimator: str = "gae"
+    """gae (PPO with a critic) | grpo | rloo | reinforce_pp | remax: the critic-free ones need no value model
+    (``lit_rlhf.core.critic_free`` says what each paper does). The reference baseline composes with each."""
+    samples_per_prompt: int = 1
+    """k answers sampled per prompt each iteration; grpo and rloo need k >= 2 (their baseline is the group)."""
+    kl_penalty: str = "reward"
+    """reward: ``-β KL`` on every token of the reward (PPO, RLOO, REINFORCE++, ReMax); loss: ``β KL`` of the
+    current policy to the reference as a loss term (GRPO), with ``kl_estimator`` (GRPO takes k3)."""
+    loss_aggregation: str = "token"
+    """token: the policy loss averages every token of the batch alike; sequence: each answer's token mean first,
+    then the answers' mean (GRPO's paper)."""
+    grpo_scale: bool = True
+    """GRPO divides by the group's std; False only centres (Dr. GRPO)."""
     ntp_coef: float = 0.0
     """λ of L = L_PPO + λ·L_NTP on SFT batches, against capability forgetting; 0 turns it off."""
     max_grad_norm: float | None = 1.0
@@ -74,6 +90,10 @@ class PPOConfig:
             "kl_estimator": self.kl_estimator in ("k1", "k2", "k3"),
             "reward_normalization": self.reward_normalization in ("none", "running", "batch"),
             "ntp_coef": self.ntp_coef >= 0,
+            "advantage_estimator": self.advantage_estimator in ESTIMATORS,
+            "samples_per_prompt": self.samples_per_prompt >= (2 if self.advantage_estimator in GROUPED else 1),
+            "kl_penalty": self.kl_penalty in ("reward", "loss"),
+            "loss_aggregation": self.loss_aggregation in ("token", "sequence"),
             "kl_target": not self.adaptive_kl or (self.kl_target or 0) > 0,
             # no moment exists in which all gradients are alive to take their global norm
             "max_grad_norm": not (self.fused_backward and self.max_grad_norm),

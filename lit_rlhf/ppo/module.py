@@ -9,11 +9,12 @@ from collections.abc import Callable
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 
-from lit_rlhf.core.advantages import gae_advantages, whiten_advantages
+from lit_rlhf.core.kl import kl_estimate
 from lit_rlhf.core.kl_controllers import build_kl_controller
 from lit_rlhf.core.logprobs import entropy_from_logits
-from lit_rlhf.core.masked import masked_mean, masked_var
+from lit_rlhf.core.masked import masked_aggregate, masked_mean, masked_var
 from lit_rlhf.core.ppo_losses import clipped_policy_loss, clipped_value_loss
 from lit_rlhf.core.reward_normalization import build_reward_normalizer
 from lit_rlhf.core.rewards import kl_penalized_rewards, reference_baseline_reward
@@ -22,6 +23,7 @@ from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.models.adapters import frozen_reference
 from lit_rlhf.models.modes import eval_mode
 from lit_rlhf.ppo.config import PPOConfig
+from lit_rlhf.ppo.estimators import rollout_advantages
 from lit_rlhf.ppo.rollout import (
     Rollout,
     decode_responses,
@@ -93,7 +95,12 @@ class PPOModule(L.LightningModule):
         self.reference = reference if reference is not None else frozen_reference(policy)
         if isinstance(self.reference, torch.nn.Module):
             self.reference.requires_grad_(False).eval()
-        self.critic = critic if critic is not None else ValueModel.from_policy(policy)
+        if self.config.advantage_estimator != "gae":
+            if critic is not None:
+                raise ConfigError(f"advantage_estimator={self.config.advantage_estimator} trains no critic; pass none")
+            self.critic = None  # critic-free: the baseline comes from other answers, not a value model
+        else:
+            self.critic = critic if critic is not None else ValueModel.from_policy(policy)
         if self.config.reference_baseline and not ref_scores:
             raise ConfigError(
                 "reference_baseline=True needs ref_scores (r(x, y_ref) per prompt); "
@@ -116,6 +123,10 @@ class PPOModule(L.LightningModule):
 
     def configure_optimizers(self):
         c = self.config
+        if self.critic is None and "critic" in self.param_groups:
+            rank_zero_warn(
+                f"param_groups.critic is unused: advantage_estimator={c.advantage_estimator} trains no critic"
+            )
         groups = actor_critic_param_groups(self.policy, self.critic, self.param_groups)
         if c.fused_backward:
             optimizer = FusedBackwardAdamW(
@@ -133,26 +144,25 @@ class PPOModule(L.LightningModule):
         """Under FSDP2 (``strategy=fsdp2``) shard policy, critic and reference block by block."""
         shard = getattr(self.trainer.strategy, "shard_models", None) if self._trainer is not None else None
         if shard is not None:
-            shard(self.policy, self.critic, *[m for m in (self.reference,) if isinstance(m, torch.nn.Module)])
+            shard(self.policy, *[m for m in (self.critic, self.reference) if isinstance(m, torch.nn.Module)])
 
     # ---- rollout -------------------------------------------------------------------------------
     @torch.no_grad()
     def make_experience(self, prompts: list[str]) -> tuple[Rollout, dict]:
+        """One rollout over ``samples_per_prompt`` answers to each prompt (rows grouped by prompt)."""
         c = self.config
+        prompts = [p for p in prompts for _ in range(c.samples_per_prompt)]
         rollout = sample_rollout(self.policy, self.tokenizer, prompts, c.max_new_tokens, c.temperature, c.top_p)
         # Without dropout (see the class docstring): the stored log-probs and values are the models' own
         # numbers, not one noisy draw, and policy == reference gives a KL of exactly 0.
-        with eval_mode(self.policy), eval_mode(self.reference), eval_mode(self.critic):
+        with eval_mode(self.policy), eval_mode(self.reference):
             rollout.logprobs = response_logprobs(self.policy, rollout, c.temperature)
             rollout.ref_logprobs = response_logprobs(self.reference, rollout, c.temperature)
-            rollout.values = response_values(self.critic, rollout)
+        if self.critic is not None:
+            with eval_mode(self.critic):
+                rollout.values = response_values(self.critic, rollout)
         responses = decode_responses(self.tokenizer, rollout)
-        # A reward model sharing the policy's tokenizer reads the rollout's ids; others get the text.
-        raw = torch.tensor(
-            rollout_rewards(self.reward_fn, self.tokenizer, prompts, responses, rollout),
-            dtype=torch.float32,
-            device=self.device,
-        )
+        raw = self._scores(prompts, responses, rollout)
         scores = raw
         if c.reference_baseline:
             missing = [p for p in prompts if p not in self.ref_scores]
@@ -162,12 +172,10 @@ class PPOModule(L.LightningModule):
             scores = reference_baseline_reward(raw, ref)
         scores = self.normalizer(scores)
         mask = rollout.response_mask
-        rewards, kl = kl_penalized_rewards(
-            scores, rollout.logprobs, rollout.ref_logprobs, mask, self.kl_controller.value, c.kl_estimator
-        )
-        advantages, returns = gae_advantages(rewards, rollout.values, mask, c.gamma, c.lam)
-        rollout.advantages = whiten_advantages(advantages, mask) if c.whiten_advantages else advantages
-        rollout.returns = returns
+        beta = self.kl_controller.value if c.kl_penalty == "reward" else 0.0  # else a loss term in the update
+        rewards, kl = kl_penalized_rewards(scores, rollout.logprobs, rollout.ref_logprobs, mask, beta, c.kl_estimator)
+        greedy = self._greedy_scores(prompts) if c.advantage_estimator == "remax" else None
+        rollout.advantages, rollout.returns = rollout_advantages(c, rewards, mask, rollout.values, greedy)
         stats = {
             "reward/raw": raw.mean(),
             "reward/raw_std": raw.std(unbiased=False),
@@ -177,28 +185,44 @@ class PPOModule(L.LightningModule):
             "objective/kl_coef": torch.tensor(self.kl_controller.value),
             "rollout/response_length": mask.sum(-1).float().mean(),
         }
-        return rollout, {"stats": stats, "responses": responses, "raw": raw}
+        return rollout, {"stats": stats, "responses": responses, "raw": raw, "prompts": prompts}
+
+    def _scores(self, prompts: list[str], responses: list[str], rollout: Rollout) -> torch.Tensor:
+        # A reward model sharing the policy's tokenizer reads the rollout's ids; others get the text.
+        scores = rollout_rewards(self.reward_fn, self.tokenizer, prompts, responses, rollout)
+        return torch.tensor(scores, dtype=torch.float32, device=self.device)
+
+    def _greedy_scores(self, prompts: list[str]) -> torch.Tensor:
+        """ReMax's baseline: the score of the current policy's greedy answer, once per distinct prompt."""
+        distinct = list(dict.fromkeys(prompts))
+        greedy = sample_rollout(self.policy, self.tokenizer, distinct, self.config.max_new_tokens, greedy=True)
+        by_prompt = dict(zip(distinct, self._scores(distinct, decode_responses(self.tokenizer, greedy), greedy)))
+        return torch.stack([by_prompt[p] for p in prompts])
 
     # ---- update --------------------------------------------------------------------------------
     def _ppo_losses(self, mb: Rollout) -> tuple[torch.Tensor, dict]:
         c = self.config
         logprobs, logits = response_logprobs(self.policy, mb, c.temperature, with_logits=True)
-        values = response_values(self.critic, mb)
-        policy = clipped_policy_loss(logprobs, mb.logprobs, mb.advantages, mb.response_mask, c.clip_range)
-        value = clipped_value_loss(values, mb.values, mb.returns, mb.response_mask, c.value_clip_range)
+        mask = mb.response_mask
+        policy = clipped_policy_loss(logprobs, mb.logprobs, mb.advantages, mask, c.clip_range, c.loss_aggregation)
         # The entropy of the distribution responses are sampled from: the temperature-scaled one.
-        entropy = masked_mean(
-            entropy_from_logits(logits.detach() if c.entropy_coef == 0 else logits, c.temperature), mb.response_mask
-        )
-        loss = policy.loss + c.value_loss_coef * value.loss - c.entropy_coef * entropy
+        entropy = masked_mean(entropy_from_logits(logits if c.entropy_coef else logits.detach(), c.temperature), mask)
+        loss = policy.loss - c.entropy_coef * entropy
         stats = {
             "policy/loss": policy.loss.detach(),
             "policy/clipfrac": policy.clip_fraction,
             "policy/approx_kl": policy.approx_kl,
             "policy/entropy": entropy.detach(),
-            "critic/loss": value.loss.detach(),
-            "critic/clipfrac": value.clip_fraction,
         }
+        if self.critic is not None:
+            values = response_values(self.critic, mb)
+            value = clipped_value_loss(values, mb.values, mb.returns, mask, c.value_clip_range)
+            loss = loss + c.value_loss_coef * value.loss
+            stats.update({"critic/loss": value.loss.detach(), "critic/clipfrac": value.clip_fraction})
+        if c.kl_penalty == "loss":  # GRPO's: the current policy's KL to the reference, with gradient
+            kl = masked_aggregate(kl_estimate(logprobs, mb.ref_logprobs, c.kl_estimator), mask, c.loss_aggregation)
+            loss = loss + self.kl_controller.value * kl
+            stats["policy/kl_loss"] = kl.detach()
         return loss, stats
 
     def _update_losses(self, mb: Rollout) -> tuple[torch.Tensor, dict]:
@@ -223,8 +247,8 @@ class PPOModule(L.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> None:
         c = self.config
         optimizer = self.optimizers()
-        prompts = list(batch["prompt"])
-        rollout, info = self.make_experience(prompts)
+        rollout, info = self.make_experience(list(batch["prompt"]))
+        prompts = info["prompts"]  # each prompt samples_per_prompt times
         n = len(prompts)
         totals: dict[str, float] = {}
         updates = 0
@@ -249,7 +273,8 @@ class PPOModule(L.LightningModule):
         self.kl_controller.update(float(self._mean_over_ranks(info["stats"]["objective/kl"])), n * self._world())
         metrics = {k: float(v) for k, v in info["stats"].items()}
         metrics.update({k: v / updates for k, v in totals.items()})
-        metrics.update(self._critic_quality(rollout))
+        if self.critic is not None:
+            metrics.update(self._critic_quality(rollout))
         gold = self.monitor(prompts, info["responses"]) if self.monitor is not None else None
         if gold is not None:
             metrics["gold/rollout"] = float(sum(gold) / n)
@@ -263,8 +288,9 @@ class PPOModule(L.LightningModule):
                 **({"gold/rollout": gold} if gold is not None else {}),
             }
             for name, values in per_category.items():
+                categories = [c for c in batch["category"] for _ in range(self.config.samples_per_prompt)]
                 self.log_dict(
-                    category_means(name, values, list(batch["category"])),
+                    category_means(name, values, categories),
                     on_step=True,
                     on_epoch=False,
                     batch_size=n,

@@ -60,19 +60,24 @@ def response_mask_until_eos(responses: torch.Tensor, eos_id: int) -> torch.Tenso
 
 @torch.no_grad()
 def sample_rollout(
-    policy, tokenizer, prompts: list[str], max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0
+    policy,
+    tokenizer,
+    prompts: list[str],
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    greedy: bool = False,
 ) -> Rollout:
-    """Sample one response per prompt from ``policy`` (left-padded batch, KV cache)."""
+    """Sample one response per prompt from ``policy`` (left-padded batch, KV cache); ``greedy``: its argmax answer."""
+    sampling = {} if greedy else {"temperature": temperature, "top_p": top_p, "top_k": 0}
     device = next(policy.parameters()).device
     prompt_ids, prompt_mask = left_pad([encode_prompt(tokenizer, p) for p in prompts], tokenizer.pad_token_id)
     with eval_mode(policy):
         sequences = policy.generate(
             input_ids=prompt_ids.to(device),
             attention_mask=prompt_mask.to(device),
-            do_sample=True,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=0,
+            do_sample=not greedy,
+            **sampling,
             max_new_tokens=max_new_tokens,
             use_cache=True,
             pad_token_id=tokenizer.pad_token_id,

@@ -61,13 +61,15 @@ def run(cfg: DictConfig) -> dict:
     policy, tokenizer = instantiate(cfg.model)
     reference = frozen_reference(policy)  # LoRA: the policy's base with its adapters off, not a copy
     reward_model = RewardModel.load(options.reward_model, dtype=options.get("reward_model_dtype"))
-    check_critic_init(options.critic_init, reward_model, tokenizer)  # before the prompt filter's generation
+    config = OmegaConf.to_object(cfg.module.config)  # a PPOConfig, checked; the module builds the same one
+    with_critic = config.advantage_estimator == "gae"  # the critic-free estimators build none
+    if with_critic:
+        check_critic_init(options.critic_init, reward_model, tokenizer)  # before the prompt filter's generation
     reports: dict = {}
     rows, heldout, gym = _rl_prompts(cfg, reports)
-    config = OmegaConf.to_object(cfg.module.config)  # a PPOConfig, checked; the module builds the same one
     rows, reward_fn, ref_scores = _prepare_prompts(cfg, config, reference, tokenizer, reward_model, rows, reports)
     ntp = ntp_batches(cfg, config, tokenizer)
-    critic = _critic(options.critic_init, policy, reward_model)
+    critic = _critic(options.critic_init, policy, reward_model) if with_critic else None
     monitor = None
     if gym is not None:  # the gold judge knows the gym's prompts only
         judge = gym.judge

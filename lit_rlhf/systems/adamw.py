@@ -116,7 +116,7 @@ def build_adamw(
 
 
 def actor_critic_param_groups(
-    policy: nn.Module, critic: nn.Module, options: dict[str, dict] | None = None
+    policy: nn.Module, critic: nn.Module | None, options: dict[str, dict] | None = None
 ) -> list[dict]:
     """Two labelled groups, ``policy`` and ``critic``, for one optimizer stepping both after one backward.
 
@@ -125,11 +125,13 @@ def actor_critic_param_groups(
     ``{name}/decay`` and ``{name}/no_decay``.
 
     Parameters the critic shares with the policy (a value head on the policy's trunk) are
-    optimised once, in the policy group, at the policy's learning rate.
+    optimised once, in the policy group, at the policy's learning rate. Without a critic (a critic-free
+    estimator) there is one group, and a ``critic`` entry of ``options`` has nothing to reach.
     """
     policy_params = [p for p in policy.parameters() if p.requires_grad]
     seen = {id(p) for p in policy_params}
-    critic_params = [p for p in critic.parameters() if p.requires_grad and id(p) not in seen]
+    trained = [p for p in critic.parameters() if p.requires_grad] if critic is not None else []
+    critic_params = [p for p in trained if id(p) not in seen]
     options = dict(options or {})
     unknown = sorted(set(options) - {"policy", "critic"})
     if unknown:

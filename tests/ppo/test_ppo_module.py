@@ -390,3 +390,77 @@ def test_compiled_update_matches_the_eager_one():
     assert eager.keys() == compiled.keys()  # the models are not wrapped, names are unchanged
     for name, param in eager.items():
         torch.testing.assert_close(compiled[name], param, atol=1e-5, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize(
+    "estimator, extra",
+    [
+        ("grpo", {"samples_per_prompt": 2, "kl_penalty": "loss", "kl_estimator": "k3", "loss_aggregation": "sequence"}),
+        ("rloo", {"samples_per_prompt": 2}),
+        ("reinforce_pp", {}),
+        ("remax", {}),
+    ],
+)
+def test_critic_free_estimators_train_the_policy_alone(policy, estimator, extra):
+    model, tokenizer = policy
+    config = PPOConfig(advantage_estimator=estimator, reference_baseline=False, max_new_tokens=6, ppo_epochs=1, **extra)
+    module = PPOModule(model, tokenizer, gold, config, optimizer=functools.partial(torch.optim.AdamW, lr=1e-3))
+    assert module.critic is None
+    before = {name: p.detach().clone() for name, p in module.named_parameters()}
+    loader = DataLoader([{"prompt": p} for p in PROMPTS], batch_size=4, collate_fn=collate_prompts)
+    trainer = L.Trainer(
+        max_epochs=1,
+        limit_train_batches=1,
+        logger=False,
+        enable_checkpointing=False,
+        accelerator="cpu",
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    with pytest.warns(UserWarning, match="param_groups.critic is unused"):  # the default groups name a critic
+        trainer.fit(module, loader)
+    changed = {name for name, p in module.named_parameters() if not torch.equal(p, before[name])}
+    assert any(n.startswith("policy.") for n in changed) and not any(n.startswith("reference.") for n in changed)
+    assert not any(k.startswith("critic/") for k in trainer.callback_metrics)
+    assert len(module.last_rollout["prompts"]) == 4 * config.samples_per_prompt
+    assert ("policy/kl_loss" in trainer.callback_metrics) == (config.kl_penalty == "loss")
+
+
+def test_a_critic_free_estimator_refuses_a_critic(policy):
+    model, tokenizer = policy
+    with pytest.raises(ValueError, match="trains no critic"):
+        PPOModule(
+            model,
+            tokenizer,
+            gold,
+            PPOConfig(advantage_estimator="rloo", samples_per_prompt=2, reference_baseline=False),
+            critic=ValueModel.from_policy(model),
+        )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"advantage_estimator": "vtrace"},
+        {"advantage_estimator": "grpo"},
+        {"kl_penalty": "both"},
+        {"loss_aggregation": "row"},
+    ],
+)
+def test_bad_estimator_settings_are_named(bad):
+    with pytest.raises(ValueError, match=next(iter(bad)) if "grpo" not in bad.values() else "samples_per_prompt"):
+        PPOConfig(**bad)
+
+
+def test_remax_baseline_is_the_greedy_answers_score(policy):
+    model, tokenizer = policy
+    config = PPOConfig(advantage_estimator="remax", reference_baseline=False, max_new_tokens=6, kl_coef=0.0)
+    module = PPOModule(model, tokenizer, gold, config)
+    greedy = module._greedy_scores(PROMPTS[:2])
+    again = module._greedy_scores(PROMPTS[:2])  # greedy: the same answers again
+    torch.testing.assert_close(greedy, again)
+    torch.manual_seed(0)
+    rollout, info = module.make_experience(PROMPTS[:2])
+    expected = info["raw"] - greedy
+    got = rollout.advantages[torch.arange(2), rollout.response_mask.sum(-1) - 1]
+    torch.testing.assert_close(got, expected)
