@@ -114,6 +114,27 @@ def test_rl_stages_end_with_a_reward_model_comparison_on_held_out_prompts(runs, 
         assert table["n"] == comparison["prompts"] and abs(table["win"] + table["tie"] + table["loss"] - 1) < 1e-9
 
 
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        ["module.config.advantage_estimator=grpo", "module.config.samples_per_prompt=2"],
+        ["module.config.advantage_estimator=remax", "module.config.kl_penalty=loss"],
+    ],
+    ids=["grpo", "remax"],
+)
+def test_critic_free_ppo_runs_from_the_command_line_on_ones_own_model(runs, own_files, estimator):
+    art = runs[0]
+    cfg = compose(
+        ["experiment=ppo", *stage_inputs("ppo", own_files, art), *SHRINK["ppo"], f"paths.artifacts={art}", *QUICK]
+        + [*estimator, f"run_suffix=/{estimator[0].split('=')[1]}"]
+    )
+    with pytest.warns(UserWarning, match="param_groups.critic is unused"):
+        results = train(cfg)
+    metrics = results["train_metrics"]
+    assert "policy/loss" in metrics and not any(k.startswith("critic/") for k in metrics)
+    assert results["vs_start"]["win_tie_loss"]["all"]["n"] >= 1
+
+
 def test_the_evaluation_compares_the_candidates_by_the_reward_model(runs):
     runs = runs[0]
     results = _results(runs / "eval")
