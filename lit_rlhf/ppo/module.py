@@ -184,6 +184,7 @@ class PPOModule(L.LightningModule):
             "objective/kl": kl.sum(-1).mean(),
             "objective/kl_coef": torch.tensor(self.kl_controller.value),
             "rollout/response_length": mask.sum(-1).float().mean(),
+            **{f"reward/part/{name}": torch.tensor(v) for name, v in getattr(self.reward_fn, "last", {}).items()},
         }
         return rollout, {"stats": stats, "responses": responses, "raw": raw, "prompts": prompts}
 

@@ -14,6 +14,7 @@ from lit_rlhf.data.formatting import encode_prompt, position_ids
 from lit_rlhf.generation import left_pad
 from lit_rlhf.models.adapters import is_adapted
 from lit_rlhf.models.modes import eval_mode
+from lit_rlhf.ppo.reward_parts import RewardParts
 
 
 @dataclass
@@ -181,6 +182,12 @@ def rollout_rewards(
     tokenizer, a rule) gets the text; so does a batch with a row longer than the reward model's
     ``max_length``, which the text path truncates.
     """
+    if isinstance(reward_fn, RewardParts):  # each part by its own best path (a reward model reads the ids)
+        by_part = {
+            name: rollout_rewards(part, tokenizer, prompts, responses, rollout)
+            for name, part in reward_fn.parts.items()
+        }
+        return reward_fn.combine(by_part)
     scorer = _token_scorer(reward_fn)
     if scorer is not None and scorer.reads_tokens_of(tokenizer):
         input_ids, attention_mask = reward_sequences(rollout, tokenizer.eos_token_id, tokenizer.pad_token_id)

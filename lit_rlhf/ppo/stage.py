@@ -18,6 +18,7 @@ from lit_rlhf.evaluation.heldout import check_judge
 from lit_rlhf.models import save_hf_checkpoint
 from lit_rlhf.models.adapters import frozen_reference
 from lit_rlhf.ppo.reward_offsets import OffsetReward
+from lit_rlhf.ppo.reward_parts import build_reward_parts
 from lit_rlhf.ppo.rl_prompts import filter_by_reward_variance, reference_baseline, sampled_rewards
 from lit_rlhf.ppo.value_model import ValueModel
 from lit_rlhf.provenance import clear_if_made_otherwise, input_id
@@ -67,7 +68,9 @@ def run(cfg: DictConfig) -> dict:
         check_critic_init(options.critic_init, reward_model, tokenizer)  # before the prompt filter's generation
     reports: dict = {}
     rows, heldout, gym = _rl_prompts(cfg, reports)
-    rows, reward_fn, ref_scores = _prepare_prompts(cfg, config, reference, tokenizer, reward_model, rows, reports)
+    reward = build_reward_parts(options.get("reward_parts"), reward_model.score)
+    rank_zero_info(f"PPO's reward: {reward!r}")
+    rows, reward_fn, ref_scores = _prepare_prompts(cfg, config, reference, tokenizer, reward, rows, reports)
     ntp = ntp_batches(cfg, config, tokenizer)
     critic = _critic(options.critic_init, policy, reward_model) if with_critic else None
     monitor = None
@@ -108,7 +111,7 @@ def run(cfg: DictConfig) -> dict:
 
 
 def _prepare_prompts(
-    cfg: DictConfig, config, reference, tokenizer, reward_model: RewardModel, rows: list[dict], reports: dict
+    cfg: DictConfig, config, reference, tokenizer, reward, rows: list[dict], reports: dict
 ) -> tuple[list[dict], object, dict | None]:
     """Before training: the prompt filter, the reward PPO trains on (with ``ppo.reward_offsets``) and the
     reference baseline's r(x, y_ref) per prompt. Returns the kept rows, the reward function and the
@@ -119,7 +122,7 @@ def _prepare_prompts(
         sampled = sampled_rewards(
             reference,
             tokenizer,
-            reward_model.score,
+            reward,
             [r["prompt"] for r in rows],
             options.prompt_filter.k,
             new_tokens,
@@ -128,7 +131,7 @@ def _prepare_prompts(
         kept, reports["prompt_filter"] = filter_by_reward_variance(
             reference,
             tokenizer,
-            reward_model.score,
+            reward,
             rows,
             options.prompt_filter.k,
             options.prompt_filter.min_variance,
@@ -139,18 +142,22 @@ def _prepare_prompts(
         keep = {r["prompt"] for r in kept}
         sampled = [s for r, s in zip(rows, sampled) if r["prompt"] in keep]
         rows = kept
-    reward_fn, offset = _offset_reward(options.get("reward_offsets"), reward_model, rows)
+    reward_fn, offset = _offset_reward(options.get("reward_offsets"), reward, rows)
     if not config.reference_baseline:
         return rows, reward_fn, None
     answers = options.get("reference_answers") or {}
     cache_path = Path(cfg.output_dir) / "reference_baseline.jsonl"
-    made_from = {"reward_model": input_id(str(options.reward_model)), "reference": input_id(str(cfg.model.source))}
+    made_from = {
+        "reward_model": input_id(str(options.reward_model)),
+        "reference": input_id(str(cfg.model.source)),
+        "reward_parts": OmegaConf.to_container(options.reward_parts) if options.get("reward_parts") else None,
+    }
     if clear_if_made_otherwise(cache_path, made_from):
         rank_zero_info(f"{cache_path} was scored by another reward model or policy: computing it again")
     cache = reference_baseline(
         reference,
         tokenizer,
-        reward_model.score,
+        reward,
         [r["prompt"] for r in rows],
         cache_path,
         new_tokens,
@@ -215,18 +222,18 @@ def _reward_spread(rows: list[dict], sampled: list[list[float]], ref_scores: dic
     return spread
 
 
-def _offset_reward(offsets, reward_model: RewardModel, rows: list[dict]):
-    """The reward PPO trains on and the constant it adds per prompt: ``reward_model.score`` itself, or that plus
+def _offset_reward(offsets, reward, rows: list[dict]):
+    """The reward PPO trains on and the constant it adds per prompt: ``reward`` itself, or that plus
     ``ppo.reward_offsets`` (``per_category``, ``per_prompt_std``, ``seed``; see ``OffsetReward``). The offsets
     enter after the prompt filter (a constant per prompt leaves variances alone) and on top of the baseline
     cache, which keeps the reward model's own scores."""
     if not offsets:
-        return reward_model.score, lambda prompt: 0.0
+        return reward, lambda prompt: 0.0
     unknown = sorted(set(offsets) - {"per_category", "per_prompt_std", "seed"})
     if unknown:
         raise ConfigError(f"ppo.reward_offsets: unknown key(s) {unknown}; expected per_category, per_prompt_std, seed")
     shifted = OffsetReward(
-        reward_model.score,
+        reward,
         {r["prompt"]: r["category"] for r in rows},
         offsets.get("per_category"),
         offsets.get("per_prompt_std", 0.0),

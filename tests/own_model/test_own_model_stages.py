@@ -135,6 +135,21 @@ def test_critic_free_ppo_runs_from_the_command_line_on_ones_own_model(runs, own_
     assert results["vs_start"]["win_tie_loss"]["all"]["n"] >= 1
 
 
+def test_reward_parts_from_the_command_line_are_each_logged(runs, own_files):
+    art = runs[0]
+    parts = (
+        "ppo.reward_parts={reward_model: {weight: 1.0}, "
+        "length: {_target_: lit_rlhf.ppo.reward_parts.LengthPenalty, per_word: 0.05, weight: 2.0}}"
+    )
+    cfg = compose(
+        ["experiment=ppo", *stage_inputs("ppo", own_files, art), *SHRINK["ppo"], f"paths.artifacts={art}", *QUICK]
+        + [parts, "run_suffix=/parts"]
+    )
+    metrics = train(cfg)["train_metrics"]
+    assert {"reward/part/reward_model", "reward/part/length"} <= set(metrics)
+    assert metrics["reward/part/length"] <= 0
+
+
 def test_the_evaluation_compares_the_candidates_by_the_reward_model(runs):
     runs = runs[0]
     results = _results(runs / "eval")
