@@ -44,3 +44,16 @@ def test_gae_needs_values_and_returns_targets():
     torch.testing.assert_close(returns, advantages)
     with pytest.raises(ValueError, match="values"):
         rollout_advantages(config, REWARDS, MASK)
+
+
+@pytest.mark.parametrize("estimator", ["grpo", "rloo", "remax", "reinforce_pp"])
+def test_each_estimator_ablation_composes_to_a_checked_config(estimator):
+    from omegaconf import OmegaConf
+
+    from lit_rlhf.run import compose
+
+    cfg = compose(["experiment=gym_ppo", f"ablation=estimator_{estimator}"])
+    config = OmegaConf.to_object(cfg.module.config)  # PPOConfig's own checks run here
+    assert config.advantage_estimator == estimator
+    # the same number of sampled answers per iteration as the default run
+    assert cfg.ppo.prompts_per_iteration * config.samples_per_prompt == 16
