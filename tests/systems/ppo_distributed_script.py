@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 
 from lit_rlhf.gym import AlignmentGym
 from lit_rlhf.models import build_policy
+from lit_rlhf.models.adapters import apply_memory_options
 from lit_rlhf.ppo.config import PPOConfig
 from lit_rlhf.ppo.module import PPOModule
 from lit_rlhf.ppo.stage import collate_prompts
@@ -77,12 +78,16 @@ def main() -> None:
     parser.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--devices", type=int, default=2)
     parser.add_argument("--fused-backward", action="store_true", help="AdamW stepped inside backward")
+    parser.add_argument("--lora", action="store_true", help="LoRA adapters on the policy (the base stays frozen)")
+    parser.add_argument("--estimator", default="gae", help="PPOConfig.advantage_estimator (grpo: 2 answers each)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     L.seed_everything(0)
     gym = AlignmentGym(seed=0)
     prompts = [p.text for p in gym.prompts("train")[::7]][: args.devices * PROMPTS_PER_RANK_STEP * args.iterations]
     model, tokenizer = build_policy("embedded", seed=0, tiny=TINY)
+    if args.lora:
+        model = apply_memory_options(model, lora={"r": 4, "alpha": 8, "dropout": 0.0}, seed=0)
     config = PPOConfig(
         max_new_tokens=6,
         ppo_epochs=2,
@@ -94,6 +99,8 @@ def main() -> None:
         kl_horizon=50,
         fused_backward=args.fused_backward,
         max_grad_norm=None,
+        advantage_estimator=args.estimator,
+        samples_per_prompt=2 if args.estimator in ("grpo", "rloo") else 1,
     )  # unclipped in every run, so runs compare across strategies
     module = (ShardedPPOModule if args.strategy == "fsdp2" else PPOModule)(
         model, tokenizer, toy_reward, config, optimizer=functools.partial(torch.optim.AdamW, lr=1e-3), param_groups={}

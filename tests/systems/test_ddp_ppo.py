@@ -125,3 +125,26 @@ def test_fsdp2_with_the_in_backward_optimizer_matches_ddp(tmp_path, ranks):
     for name in p0:
         assert torch.equal(p0[name], p1[name]), name
         torch.testing.assert_close(p0[name], ddp[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.slow
+def test_lora_with_a_critic_free_estimator_under_ddp(tmp_path):
+    """DDP over a LoRA policy with GRPO (no critic): the adapters train alike on both ranks, the base stays put."""
+    run_two_ranks(tmp_path, "--lora", "--estimator", "grpo")
+    r0, r1 = (json.loads((tmp_path / f"rank{k}.json").read_text()) for k in (0, 1))
+    for s0, s1 in zip(r0["steps"], r1["steps"]):
+        assert not set(s0["prompts"]) & set(s1["prompts"])
+        assert all(s0["prompts"].count(p) == 2 for p in s0["prompts"])  # a group of 2 answers per prompt
+        assert s0["logged_raw"] == pytest.approx(statistics.fmean(s0["raw"] + s1["raw"]), abs=1e-5)
+    p0, p1 = (torch.load(tmp_path / f"rank{k}.pt", weights_only=True) for k in (0, 1))
+    assert p0.keys() == p1.keys()
+    for name in p0:
+        assert torch.equal(p0[name], p1[name]), name
+    initial, _ = build_policy(
+        "embedded", seed=0, tiny={"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64}
+    )
+    base = dict(initial.named_parameters())
+    adapters = [n for n in p0 if "lora_B" in n]
+    assert adapters and all(p0[n].abs().sum() > 0 for n in adapters)  # B starts at zero: these trained
+    frozen = {n: n.removeprefix("policy.base_model.model.").replace(".base_layer", "") for n in p0 if "lora_" not in n}
+    assert frozen and all(torch.equal(p0[n], base[plain]) for n, plain in frozen.items())
