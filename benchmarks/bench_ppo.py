@@ -123,7 +123,10 @@ def _count_bytes(params) -> int:
 
 # ---- lit_rlhf side ---------------------------------------------------------------------------------
 def build_lit_module(workdir: Path, **config_changes):
-    """The lit_rlhf side of the workload: a ``PPOModule`` over the checkpoints in ``workdir`` and its reward model."""
+    """The lit_rlhf side of the workload: a ``PPOModule`` over the checkpoints in ``workdir`` and its reward model.
+
+    ``config_changes`` replace any of the workload's ``PPOConfig`` settings; a critic-free ``advantage_estimator``
+    gets no critic."""
     from lit_rlhf.models import build_policy
     from lit_rlhf.ppo.config import PPOConfig
     from lit_rlhf.ppo.module import PPOModule
@@ -132,8 +135,7 @@ def build_lit_module(workdir: Path, **config_changes):
 
     policy, tokenizer = build_policy(str(workdir / "policy"))
     reward = RewardModel(*build_reward_model(str(workdir / "reward")))
-    critic = ValueModel.from_reward_model(build_reward_model(str(workdir / "critic"))[0])
-    config = PPOConfig(
+    settings = dict(
         max_new_tokens=NEW_TOKENS,
         ppo_epochs=PPO_EPOCHS,
         num_minibatches=MINIBATCHES,
@@ -141,8 +143,11 @@ def build_lit_module(workdir: Path, **config_changes):
         max_grad_norm=None,
         kl_coef=KL_COEF,
         whiten_advantages=True,
-        **config_changes,
     )
+    config = PPOConfig(**{**settings, **config_changes})
+    critic = None
+    if config.advantage_estimator == "gae":
+        critic = ValueModel.from_reward_model(build_reward_model(str(workdir / "critic"))[0])
     return PPOModule(
         policy,
         tokenizer,
@@ -154,15 +159,16 @@ def build_lit_module(workdir: Path, **config_changes):
     ), reward
 
 
-def fit_lit(module, workdir: Path, iterations: int, callbacks=()) -> None:
-    """``iterations`` PPO iterations on the workload's prompts, one Lightning fit on one CPU device."""
+def fit_lit(module, workdir: Path, iterations: int, callbacks=(), prompts: int = PROMPTS) -> None:
+    """``iterations`` PPO iterations on the workload's first ``prompts`` prompts, one Lightning fit on one CPU
+    device."""
     import lightning as L
     from torch.utils.data import DataLoader
 
     from lit_rlhf.ppo.stage import collate_prompts
 
-    rows = [{"prompt": r["prompt"]} for r in json.loads((workdir / "prompts.json").read_text())]
-    loader = DataLoader(rows * iterations, batch_size=PROMPTS, collate_fn=collate_prompts)
+    rows = [{"prompt": r["prompt"]} for r in json.loads((workdir / "prompts.json").read_text())[:prompts]]
+    loader = DataLoader(rows * iterations, batch_size=prompts, collate_fn=collate_prompts)
     trainer = L.Trainer(
         accelerator="cpu",
         devices=1,
@@ -303,33 +309,41 @@ def run_trl(workdir: Path, warmup: int, iterations: int) -> dict:
 
 def ensure_trl_venv() -> tuple[Path | None, str]:
     """The TRL virtualenv's python, made on first use; or None and why it cannot be had."""
-    python = TRL_VENV / "bin" / "python"
-    check = [str(python), "-c", "import trl.experimental.ppo, transformers; print(transformers.__version__)"]
+    return ensure_venv(TRL_VENV, TRL_PINS, "trl.experimental.ppo")
+
+
+def ensure_venv(venv: Path, pins: list[str], module: str) -> tuple[Path | None, str]:
+    """The python of a virtualenv at ``venv`` with ``pins`` and lit_rlhf's transformers installed, made on first
+    use, once ``module`` imports there; or None and why it cannot be had."""
+    python = venv / "bin" / "python"
+    check = [str(python), "-c", f"import {module}, transformers; print(transformers.__version__)"]
     if python.exists() and subprocess.run(check, capture_output=True, check=False).returncode == 0:
         return python, "ready"
     from importlib.metadata import version
 
-    pins = TRL_PINS + [f"transformers=={version('transformers')}"]
-    TRL_VENV.parent.mkdir(parents=True, exist_ok=True)
+    pins = pins + [f"transformers=={version('transformers')}"]
+    venv.parent.mkdir(parents=True, exist_ok=True)
     steps = [
-        [sys.executable, "-m", "venv", "--clear", str(TRL_VENV)],  # no system site-packages
+        [sys.executable, "-m", "venv", "--clear", str(venv)],  # no system site-packages
         [str(python), "-m", "pip", "install", "-q", *pins],
     ]
-    print(f"creating {TRL_VENV} with {' '.join(pins)} ...", flush=True)
+    print(f"creating {venv} with {' '.join(pins)} ...", flush=True)
     for step in steps:
         done = subprocess.run(step, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             return None, f"`{' '.join(step)}` failed: {(done.stderr or done.stdout).strip()[-800:]}"
     done = subprocess.run(check, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        return None, f"trl.experimental.ppo does not import: {done.stderr.strip()[-800:]}"
+        return None, f"{module} does not import: {done.stderr.strip()[-800:]}"
     return python, "created"
 
 
-def _child(python, variant: str, workdir: Path, args) -> dict:
+def _child(python, variant: str, workdir: Path, args, script: str = __file__) -> dict:
+    """Run ``script --variant variant`` under ``python`` (a fresh process, one thread) and read the JSON it prints
+    last."""
     cmd = [
         str(python),
-        __file__,
+        script,
         "--variant",
         variant,
         "--workdir",

@@ -163,6 +163,7 @@ class PPOModule(L.LightningModule):
                 rollout.values = response_values(self.critic, rollout)
         responses = decode_responses(self.tokenizer, rollout)
         raw = self._scores(prompts, responses, rollout)
+        parts = {f"reward/part/{n}": torch.tensor(v) for n, v in getattr(self.reward_fn, "last", {}).items()}
         scores = raw
         if c.reference_baseline:
             missing = [p for p in prompts if p not in self.ref_scores]
@@ -184,7 +185,7 @@ class PPOModule(L.LightningModule):
             "objective/kl": kl.sum(-1).mean(),
             "objective/kl_coef": torch.tensor(self.kl_controller.value),
             "rollout/response_length": mask.sum(-1).float().mean(),
-            **{f"reward/part/{name}": torch.tensor(v) for name, v in getattr(self.reward_fn, "last", {}).items()},
+            **parts,  # each part's mean, before ReMax's greedy answers are scored too
         }
         return rollout, {"stats": stats, "responses": responses, "raw": raw, "prompts": prompts}
 

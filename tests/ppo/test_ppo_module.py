@@ -464,3 +464,18 @@ def test_remax_baseline_is_the_greedy_answers_score(policy):
     expected = info["raw"] - greedy
     got = rollout.advantages[torch.arange(2), rollout.response_mask.sum(-1) - 1]
     torch.testing.assert_close(got, expected)
+
+
+def test_logged_reward_parts_are_the_sampled_answers_also_under_remax(policy):
+    from lit_rlhf.ppo.reward_parts import RewardParts
+
+    model, tokenizer = policy
+    words = lambda ps, rs: [float(len(r.split())) for r in rs]  # noqa: E731
+    reward = RewardParts({"gold": gold, "words": words}, {"words": 0.0})
+    config = PPOConfig(advantage_estimator="remax", reference_baseline=False, max_new_tokens=6)
+    module = PPOModule(model, tokenizer, reward, config)
+    torch.manual_seed(0)
+    _, info = module.make_experience(PROMPTS[:4])
+    sampled_words = sum(len(r.split()) for r in info["responses"]) / 4
+    assert float(info["stats"]["reward/part/words"]) == pytest.approx(sampled_words)
+    torch.testing.assert_close(info["raw"], torch.tensor(gold(info["prompts"], info["responses"])))
