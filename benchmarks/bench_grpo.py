@@ -273,7 +273,7 @@ def main() -> None:
         print(json.dumps({"variant": args.variant, **run(estimator, Path(args.workdir), args.warmup, args.iterations)}))
         return
     variants = [v for v in VARIANTS if v in args.variants and not (args.skip_trl and v.startswith("trl"))]
-    command = "python benchmarks/bench_grpo.py " + shlex.join(sys.argv[1:])
+    command = shlex.join(["python", "benchmarks/bench_grpo.py", *sys.argv[1:]])
     trl_python, trl_note = None, "--skip-trl" if args.skip_trl else "no trl_* variant asked for"
     if any(v.startswith("trl") for v in variants):
         trl_python, trl_note = ensure_venv(TRL_VENV, TRL_PINS, "trl.trainer.grpo_trainer, trl.trainer.rloo_trainer")

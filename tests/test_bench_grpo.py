@@ -32,7 +32,7 @@ def test_lit_side_of_the_grpo_benchmark(tmp_path):
     assert "trl_grpo" not in done.stdout and "lit_rlhf / TRL" not in done.stdout
 
     report = json.loads(out.read_text())
-    assert report["command"] == "python benchmarks/bench_grpo.py " + shlex.join(args)
+    assert report["command"] == shlex.join(["python", "benchmarks/bench_grpo.py", *args])
     assert report["versions"]["lit_rlhf_env"]["torch"] and report["versions"]["trl_env"] is None
     assert report["ratios_lit_over_trl"] == {}
     assert report["workload"]["prompts"] * report["workload"]["samples_per_prompt"] == 16
