@@ -49,34 +49,48 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
 PROBES = ("identity", "format")
 
 
-def run_dir(root: Path, gym_seed: int, variant: str) -> Path:
-    return root / f"g{gym_seed}" / "ppo" / "tune" / variant
+def run_dir(root: Path, gym_seed: int, variant: str, seed: int = 0) -> Path:
+    """Training seed 0 in ``tune/<variant>``, another in ``tune/<variant>_s<seed>``."""
+    return root / f"g{gym_seed}" / "ppo" / "tune" / (variant if seed == 0 else f"{variant}_s{seed}")
 
 
-def run_variants(root: Path, gym_seeds: list[int], variants: list[str]) -> None:
-    """The shared stages once per gym, then each variant's PPO run (each resumes or is skipped when done)."""
+def run_variants(root: Path, gym_seeds: list[int], variants: list[str], seeds: list[int]) -> None:
+    """The shared stages once per gym, then each variant's PPO run per training seed (each resumes, or is skipped
+    when done)."""
     from lit_rlhf.pipeline import run_pipeline
     from lit_rlhf.run import compose, train
 
-    for seed in gym_seeds:
-        base = [f"paths.artifacts={root / f'g{seed}'}", f"gym.seed={seed}"]
+    for gym_seed in gym_seeds:
+        base = [f"paths.artifacts={root / f'g{gym_seed}'}", f"gym.seed={gym_seed}"]
         run_pipeline(base, only=["sft", "preferences", "reward_model"])
         for name in variants:
-            if not (run_dir(root, seed, name) / "results.json").exists():
-                overrides = ["experiment=gym_ppo", *base, f"run_suffix=/tune/{name}", "ppo.eval.split=val"]
-                train(compose(overrides + VARIANTS[name][0]))
+            for seed in seeds:
+                out = run_dir(root, gym_seed, name, seed)
+                if not (out / "results.json").exists():
+                    suffix = f"run_suffix=/{out.relative_to(root / f'g{gym_seed}' / 'ppo')}"
+                    overrides = ["experiment=gym_ppo", *base, f"seed={seed}", suffix, "ppo.eval.split=val"]
+                    train(compose(overrides + VARIANTS[name][0]))
 
 
-def summarize(root: Path, gym_seeds: list[int], variants: list[str]) -> dict:
-    """Per variant: each gym's table against SFT and probes, and the table pooled over the gyms."""
+def summarize(root: Path, gym_seeds: list[int], variants: list[str], seeds: list[int]) -> dict:
+    """Per variant: each gym's table against SFT (pooled over the training seeds that ran) and probes (their
+    mean), and the table pooled over the gyms."""
     out = {}
     for name in variants:
         gyms = {}
-        for seed in gym_seeds:
-            path = run_dir(root, seed, name) / "results.json"
-            if path.exists():
-                vs = json.loads(path.read_text())["vs_sft"]
-                gyms[seed] = {"table": vs["win_tie_loss"], "probes": vs["probes"], "probes_sft": vs["probes_sft"]}
+        for gym_seed in gym_seeds:
+            paths = [run_dir(root, gym_seed, name, s) / "results.json" for s in seeds]
+            runs = [json.loads(p.read_text())["vs_sft"] for p in paths if p.exists()]
+            if runs:
+                categories = sorted({c for r in runs for c in r["win_tie_loss"]})
+                gyms[gym_seed] = {
+                    "runs": len(runs),
+                    "table": {c: pooled_row([r["win_tie_loss"][c] for r in runs]) for c in categories},
+                    **{
+                        key: {p: sum(r[key][p] for r in runs) / len(runs) for p in PROBES}
+                        for key in ("probes", "probes_sft")
+                    },
+                }
         if gyms:
             categories = sorted({c for g in gyms.values() for c in g["table"]})
             pooled = {c: pooled_row([g["table"][c] for g in gyms.values() if c in g["table"]]) for c in categories}
@@ -95,13 +109,16 @@ def _probe_shift(gyms: dict) -> str:
 
 def markdown(summary: dict, gym_seeds: list[int]) -> str:
     lines = [
-        "| variant | " + " | ".join(f"gym {s}" for s in gym_seeds) + " | pooled | harmful | math | writing "
+        "| variant | " + " | ".join(f"gym {s} (runs)" for s in gym_seeds) + " | pooled | harmful | math | writing "
         "| probes identity / format vs SFT | what |",
         "|---" * (len(gym_seeds) + 7) + "|",
     ]
     for name, row in summary.items():
         gyms, pooled = row["gyms"], row["pooled"]
-        per_gym = [f"{gyms[s]['table']['all']['win_minus_loss']:+.1f}" if s in gyms else "–" for s in gym_seeds]
+        per_gym = [
+            f"{gyms[s]['table']['all']['win_minus_loss']:+.1f} ({gyms[s]['runs']})" if s in gyms else "–"
+            for s in gym_seeds
+        ]
         lo, hi = pooled["all"]["ci95"]
         headline = f"**{pooled['all']['win_minus_loss']:+.1f}** [{lo:+.1f}, {hi:+.1f}]"
         cats = [f"{pooled[c]['win_minus_loss']:+.1f}" if c in pooled else "–" for c in ("harmful", "math", "writing")]
@@ -144,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gym-seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--root", type=Path, default=Path("artifacts/tuning"))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds of each variant")
     parser.add_argument("--run", action="store_true", help="train what is missing first")
     parser.add_argument("--drift", type=Path, help="a PPO run directory: plot its reward against gold per category")
     args = parser.parse_args(argv)
@@ -151,8 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         print(plot_drift(args.drift, args.root / "drift.png"))
         return 0
     if args.run:
-        run_variants(args.root, args.gym_seeds, args.variants)
-    summary = summarize(args.root, args.gym_seeds, args.variants)
+        run_variants(args.root, args.gym_seeds, args.variants, args.seeds)
+    summary = summarize(args.root, args.gym_seeds, args.variants, args.seeds)
     text = markdown(summary, args.gym_seeds)
     args.root.mkdir(parents=True, exist_ok=True)
     (args.root / "sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
