@@ -39,6 +39,19 @@ def gold(prompts, responses):  # a stand-in reward for mechanics tests
     return [GYM.judge.score(p, r).overall for p, r in zip(prompts, responses)]
 
 
+def quiet_trainer(limit_train_batches: int | None = None) -> L.Trainer:
+    """One CPU epoch (of ``limit_train_batches`` iterations), with no logger, checkpoint or progress bar."""
+    return L.Trainer(
+        max_epochs=1,
+        limit_train_batches=limit_train_batches,
+        logger=False,
+        enable_checkpointing=False,
+        accelerator="cpu",
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+
+
 @pytest.fixture
 def policy():
     torch.manual_seed(0)
@@ -169,14 +182,7 @@ def test_each_ppo_epoch_takes_num_minibatches_optimizer_steps(policy, prompts, m
     seen, losses = [], module._update_losses
     module._update_losses = lambda mb: seen.append(mb.input_ids.size(0)) or losses(mb)
     loader = DataLoader([{"prompt": p} for p in PROMPTS[:prompts]], batch_size=prompts, collate_fn=collate_prompts)
-    trainer = L.Trainer(
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        accelerator="cpu",
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer()
     trainer.fit(module, loader)
     assert seen == sizes * 2
     assert trainer.global_step == 2 * minibatches  # optimizer steps
@@ -217,15 +223,7 @@ def test_training_moves_policy_and_critic_and_never_the_reference(policy):
     before = {name: p.detach().clone() for name, p in module.named_parameters()}
     rows = [{"prompt": p, "category": "odd" if i % 2 else "even"} for i, p in enumerate(PROMPTS)]
     loader = DataLoader(rows, batch_size=4, collate_fn=collate_prompts)
-    trainer = L.Trainer(
-        max_epochs=1,
-        limit_train_batches=2,
-        logger=False,
-        enable_checkpointing=False,
-        accelerator="cpu",
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(2)
     trainer.fit(module, loader)
     changed = {name for name, p in module.named_parameters() if not torch.equal(p, before[name])}
     assert all(any(n.startswith(f"policy.{k}") for n in changed) for k in ("model.layers", "lm_head"))
@@ -355,15 +353,7 @@ def _one_iteration(lora: dict | None = None, **config_changes) -> PPOModule:
     )
     loader = DataLoader([{"prompt": p} for p in PROMPTS], batch_size=8, collate_fn=collate_prompts)
     torch.manual_seed(0)
-    L.Trainer(
-        max_epochs=1,
-        limit_train_batches=1,
-        logger=False,
-        enable_checkpointing=False,
-        accelerator="cpu",
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    ).fit(module, loader)
+    quiet_trainer(1).fit(module, loader)
     return module
 
 
@@ -408,15 +398,7 @@ def test_critic_free_estimators_train_the_policy_alone(policy, estimator, extra)
     assert module.critic is None
     before = {name: p.detach().clone() for name, p in module.named_parameters()}
     loader = DataLoader([{"prompt": p} for p in PROMPTS], batch_size=4, collate_fn=collate_prompts)
-    trainer = L.Trainer(
-        max_epochs=1,
-        limit_train_batches=1,
-        logger=False,
-        enable_checkpointing=False,
-        accelerator="cpu",
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(1)
     with pytest.warns(UserWarning, match="param_groups.critic is unused"):  # the default groups name a critic
         trainer.fit(module, loader)
     changed = {name for name, p in module.named_parameters() if not torch.equal(p, before[name])}
