@@ -326,7 +326,7 @@ from lit_rlhf.ppo.reward_parts import RewardParts
 
 math_rows = [r for r in rows if r["category"] == "math"]
 grpo = PPOModule(
-    copy.deepcopy(sft_policy).train(),
+    copy.deepcopy(sft_policy).train().requires_grad_(True),  # the SFT copy above is a frozen reference
     tokenizer,
     RewardParts({"reward_model": reward_model.score, "math": MathAnswer()}, weights={"math": 2.0}),
     PPOConfig(

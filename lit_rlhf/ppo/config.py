@@ -46,6 +46,7 @@ class PPOConfig:
     kl_target: float | None = None
     kl_horizon: float = 10000.0
     whiten_advantages: bool = True
+    """gae only: whiten the advantages over the batch's tokens (the critic-free estimators scale as their papers do)."""
     reward_normalization: str = "none"
     """none | running | batch. The paper uses the reference baseline and no other normalisation."""
     reference_baseline: bool = True
