@@ -24,27 +24,35 @@ from lit_rlhf.evaluation.ablation import read_curves
 from lit_rlhf.evaluation.gym_seeds import pooled_row
 from lit_rlhf.evaluation.plots import _pyplot, _save, smooth
 
-# name -> (Hydra overrides on top of experiment=gym_ppo, what it tries)
-VARIANTS: dict[str, tuple[list[str], str]] = {
-    "A": ([], "the defaults before this sweep: 8 epochs, β 0.1, y_ref one greedy answer, λ_NTP 0.1 on all SFT data"),
+# The gym PPO settings before this sweep; every variant changes some of them (a later default moves nothing here).
+BEFORE = {
+    "trainer.max_epochs": "8",
+    "module.config.kl_coef": "0.1",
+    "module.config.adaptive_kl": "false",
+    "module.config.ntp_coef": "0.1",
+    "data.train.categories": "null",
+}
+ADAPTIVE_KL = {"module.config.adaptive_kl": "true", "module.config.kl_target": "0.5", "module.config.kl_horizon": "500"}
+CAPABILITY_NTP = {"data.train.categories": "[identity,format]"}
+# name -> (what it changes from BEFORE, what it tries)
+VARIANTS: dict[str, tuple[dict[str, str], str]] = {
+    "A": ({}, "the settings before this sweep: 8 epochs, β 0.1, y_ref one greedy answer, λ_NTP 0.1 on all SFT data"),
     "B": (
-        ["ppo.reference_answers.greedy=false", "ppo.reference_answers.samples=4"],
+        {"ppo.reference_answers.greedy": "false", "ppo.reference_answers.samples": "4"},
         "reference baseline from the mean score of 4 sampled SFT answers instead of one greedy one",
     ),
-    "C": (
-        ["module.config.adaptive_kl=true", "module.config.kl_target=0.5", "module.config.kl_horizon=500"],
-        "adaptive KL: β steered towards a KL of 0.5 nats per answer",
-    ),
-    "D": (["trainer.max_epochs=4"], "half the PPO iterations (4 passes over the RL prompts)"),
-    "E": (["module.config.kl_coef=0.2"], "β 0.2"),
-    "N0": (["module.config.ntp_coef=0"], "no NTP term"),
-    "N3": (["module.config.ntp_coef=0.3"], "λ_NTP 0.3 on all SFT data"),
-    "N10": (["module.config.ntp_coef=1.0"], "λ_NTP 1.0 on all SFT data"),
-    "Nc1": (["data.train.categories=[identity,format]"], "λ_NTP 0.1 on the identity and format demonstrations only"),
+    "C": (ADAPTIVE_KL, "adaptive KL: β steered towards a KL of 0.5 nats per answer"),
+    "D": ({"trainer.max_epochs": "4"}, "half the PPO iterations (4 passes over the RL prompts)"),
+    "E": ({"module.config.kl_coef": "0.2"}, "β 0.2"),
+    "N0": ({"module.config.ntp_coef": "0"}, "no NTP term"),
+    "N3": ({"module.config.ntp_coef": "0.3"}, "λ_NTP 0.3 on all SFT data"),
+    "N10": ({"module.config.ntp_coef": "1.0"}, "λ_NTP 1.0 on all SFT data"),
+    "Nc1": (CAPABILITY_NTP, "λ_NTP 0.1 on the identity and format demonstrations only"),
     "Nc3": (
-        ["module.config.ntp_coef=0.3", "data.train.categories=[identity,format]"],
+        {**CAPABILITY_NTP, "module.config.ntp_coef": "0.3"},
         "λ_NTP 0.3 on the identity and format demonstrations only",
     ),
+    "CN": ({**ADAPTIVE_KL, **CAPABILITY_NTP}, "C and Nc1 together: the gym_ppo defaults since this sweep"),
 }
 PROBES = ("identity", "format")
 
@@ -69,7 +77,8 @@ def run_variants(root: Path, gym_seeds: list[int], variants: list[str], seeds: l
                 if not (out / "results.json").exists():
                     suffix = f"run_suffix=/{out.relative_to(root / f'g{gym_seed}' / 'ppo')}"
                     overrides = ["experiment=gym_ppo", *base, f"seed={seed}", suffix, "ppo.eval.split=val"]
-                    train(compose(overrides + VARIANTS[name][0]))
+                    settings = {**BEFORE, **VARIANTS[name][0]}
+                    train(compose(overrides + [f"{key}={value}" for key, value in settings.items()]))
 
 
 def summarize(root: Path, gym_seeds: list[int], variants: list[str], seeds: list[int]) -> dict:
