@@ -62,14 +62,14 @@ def run(cfg: DictConfig) -> dict:
     policy, tokenizer = instantiate(cfg.model)
     reference = frozen_reference(policy)  # LoRA: the policy's base with its adapters off, not a copy
     reward_model = RewardModel.load(options.reward_model, dtype=options.get("reward_model_dtype"))
+    reward = build_reward_parts(options.get("reward_parts"), reward_model.score)  # a bad part fails here
+    rank_zero_info(f"PPO's reward: {reward!r}")
     config = OmegaConf.to_object(cfg.module.config)  # a PPOConfig, checked; the module builds the same one
     with_critic = config.advantage_estimator == "gae"  # the critic-free estimators build none
     if with_critic:
         check_critic_init(options.critic_init, reward_model, tokenizer)  # before the prompt filter's generation
     reports: dict = {}
     rows, heldout, gym = _rl_prompts(cfg, reports)
-    reward = build_reward_parts(options.get("reward_parts"), reward_model.score)
-    rank_zero_info(f"PPO's reward: {reward!r}")
     rows, reward_fn, ref_scores = _prepare_prompts(cfg, config, reference, tokenizer, reward, rows, reports)
     ntp = ntp_batches(cfg, config, tokenizer)
     critic = _critic(options.critic_init, policy, reward_model) if with_critic else None
