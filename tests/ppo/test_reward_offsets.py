@@ -67,17 +67,14 @@ def test_the_reference_baseline_removes_the_offsets_exactly():
 
 
 def test_the_ppo_stage_reads_its_offsets_config_and_rejects_unknown_keys():
-    from types import SimpleNamespace
-
     from lit_rlhf.ppo.stage import _offset_reward
 
     rows = [{"prompt": p, "category": c} for p, c in CATEGORY_OF.items()]
-    reward_model = SimpleNamespace(score=constant)
-    assert _offset_reward(None, reward_model, rows)[0] is constant
+    assert _offset_reward(None, constant, rows)[0] is constant  # the reward (model's score, or its parts) itself
     reward_fn, offset = _offset_reward(
-        {"per_category": {"math": 2.0}, "per_prompt_std": 0.5, "seed": 1}, reward_model, rows
+        {"per_category": {"math": 2.0}, "per_prompt_std": 0.5, "seed": 1}, constant, rows
     )
     assert offset("add 2 and 3 .") == 2.0 + 0.5 * prompt_noise("add 2 and 3 .", 1)
     assert reward_fn(list(CATEGORY_OF), ["a", "b", "c"])[0] == 1.0 + offset("add 2 and 3 .")
     with pytest.raises(ValueError, match=r"ppo.reward_offsets: unknown key\(s\) \['per_promt_std'\]"):
-        _offset_reward({"per_promt_std": 1.0}, reward_model, rows)
+        _offset_reward({"per_promt_std": 1.0}, constant, rows)
