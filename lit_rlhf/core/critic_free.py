@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 
+from lit_rlhf.core.advantages import gae_advantages
 from lit_rlhf.core.masked import masked_whiten
 
 
@@ -70,17 +71,11 @@ def per_token(advantages: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def returns_to_go(rewards: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
-    """``G_t = r_t + γ G_{t+1}`` over each row's valid tokens, ``[B, T]``, 0 on padding (padding is skipped)."""
+    """``G_t = r_t + γ G_{t+1}`` over each row's valid tokens, ``[B, T]``, 0 on padding (padding is skipped):
+    GAE with no critic (V = 0) and λ = 1."""
     if rewards.shape != mask.shape:
         raise ValueError(f"rewards {tuple(rewards.shape)} and mask {tuple(mask.shape)} differ")
-    with torch.no_grad():
-        m = mask.bool()
-        out = torch.zeros_like(rewards, dtype=torch.float32)
-        running = torch.zeros_like(out[:, 0])
-        for t in reversed(range(rewards.size(1))):
-            running = torch.where(m[:, t], rewards[:, t].float() + gamma * running, running)
-            out[:, t] = torch.where(m[:, t], running, 0.0)
-    return out
+    return gae_advantages(rewards, torch.zeros_like(rewards), mask, gamma, lam=1.0)[0]
 
 
 def reinforce_pp_advantages(rewards: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
