@@ -7,8 +7,7 @@ to say about it), so a verifier adds to a reward model instead of replacing it.
 
 from __future__ import annotations
 
-import json
-
+from lit_rlhf.gym.judge import answer_object, final_number
 from lit_rlhf.gym.prompt_bank import parse_prompt
 
 
@@ -21,12 +20,11 @@ class MathAnswer:
     def __call__(self, prompts: list[str], responses: list[str]) -> list[float]:
         out = []
         for prompt, response in zip(prompts, responses, strict=True):
-            task = parse_prompt(prompt)
-            numbers = [w for w in response.split() if w.isdigit()]
-            if task.category != "math" or not numbers:
+            task, number = parse_prompt(prompt), final_number(response)
+            if task.category != "math" or number is None:
                 out.append(0.0)
             else:
-                out.append(self.correct if numbers[-1] == task.target else self.wrong)
+                out.append(self.correct if number == task.target else self.wrong)
         return out
 
 
@@ -34,14 +32,7 @@ class JsonAnswer:
     """1 when a format answer is exactly a JSON object ``{"answer": ...}``, else 0; 0 for other categories."""
 
     def __call__(self, prompts: list[str], responses: list[str]) -> list[float]:
-        out = []
-        for prompt, response in zip(prompts, responses, strict=True):
-            if parse_prompt(prompt).category != "format":
-                out.append(0.0)
-                continue
-            try:
-                parsed = json.loads(response)
-            except ValueError:
-                parsed = None
-            out.append(float(isinstance(parsed, dict) and set(parsed) == {"answer"}))
-        return out
+        return [
+            float(parse_prompt(prompt).category == "format" and answer_object(response) is not None)
+            for prompt, response in zip(prompts, responses, strict=True)
+        ]
