@@ -48,10 +48,13 @@ class AlignmentGym:
             raise ConfigError(f"split must be one of {self.SPLITS}, got {split!r}")
         return [p for p in self._splits[split] if categories is None or p.category in categories]
 
-    def demonstrations(self, split: str = "train", per_prompt: int = 4) -> list[dict[str, str]]:
-        """Imperfect SFT data: ``per_prompt`` responses per prompt, ideal with the category's quality rate."""
+    def demonstrations(
+        self, split: str = "train", per_prompt: int = 4, categories: list[str] | None = None
+    ) -> list[dict[str, str]]:
+        """Imperfect SFT data: ``per_prompt`` responses per prompt (of ``categories``, or all), ideal with the
+        category's quality rate."""
         rows = []
-        for prompt in self.prompts(split):
+        for prompt in self.prompts(split, categories):
             rng = random.Random(f"{self.seed}:demo:{prompt.text}")
             for _ in range(per_prompt):
                 good = rng.random() < self.demo_quality[prompt.category]

@@ -23,13 +23,11 @@ from lit_rlhf.data.resumable import ResumableDataLoader, ResumableTrainLoader
 def gym_sft_rows(gym, split: str = "train", per_prompt: int = 4, categories: list[str] | None = None) -> list[dict]:
     """The gym's (imperfect) demonstrations for a split; with ``categories``, those categories' only (e.g. the
     capability probes' identity and format, as the NTP term's feed in PPO)."""
-    rows = gym.demonstrations(split, per_prompt=per_prompt)
-    if categories is None:
-        return rows
-    unknown = sorted(set(categories) - {r["category"] for r in rows})
+    rows = gym.demonstrations(split, per_prompt=per_prompt, categories=categories)
+    unknown = sorted(set(categories or []) - {r["category"] for r in rows})
     if unknown:
         raise ConfigError(f"data categories: {unknown} have no gym demonstrations in split {split!r}")
-    return [r for r in rows if r["category"] in set(categories)]
+    return rows
 
 
 def read_sft_jsonl(
