@@ -289,8 +289,8 @@ class PPOModule(L.LightningModule):
                 "rollout/response_length": rollout.response_mask.sum(-1).tolist(),
                 **({"gold/rollout": gold} if gold is not None else {}),
             }
+            categories = [c for c in batch["category"] for _ in range(self.config.samples_per_prompt)]
             for name, values in per_category.items():
-                categories = [c for c in batch["category"] for _ in range(self.config.samples_per_prompt)]
                 self.log_dict(
                     category_means(name, values, categories),
                     on_step=True,
