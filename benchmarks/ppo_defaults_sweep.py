@@ -62,6 +62,22 @@ def run_dir(root: Path, gym_seed: int, variant: str, seed: int = 0) -> Path:
     return root / f"g{gym_seed}" / "ppo" / "tune" / (variant if seed == 0 else f"{variant}_s{seed}")
 
 
+def variant_overrides(root: Path, gym_seed: int, name: str, seed: int) -> list[str]:
+    """The ``lit-rlhf-train`` overrides of one variant's run: experiment=gym_ppo on that gym, judged on its
+    validation prompts, with BEFORE and then the variant's own settings."""
+    out = run_dir(root, gym_seed, name, seed)
+    settings = {**BEFORE, **VARIANTS[name][0]}
+    return [
+        "experiment=gym_ppo",
+        f"paths.artifacts={root / f'g{gym_seed}'}",
+        f"gym.seed={gym_seed}",
+        f"seed={seed}",
+        f"run_suffix=/{out.relative_to(root / f'g{gym_seed}' / 'ppo')}",
+        "ppo.eval.split=val",
+        *(f"{key}={value}" for key, value in settings.items()),
+    ]
+
+
 def run_variants(root: Path, gym_seeds: list[int], variants: list[str], seeds: list[int]) -> None:
     """The shared stages once per gym, then each variant's PPO run per training seed (each resumes, or is skipped
     when done)."""
@@ -69,16 +85,14 @@ def run_variants(root: Path, gym_seeds: list[int], variants: list[str], seeds: l
     from lit_rlhf.run import compose, train
 
     for gym_seed in gym_seeds:
-        base = [f"paths.artifacts={root / f'g{gym_seed}'}", f"gym.seed={gym_seed}"]
-        run_pipeline(base, only=["sft", "preferences", "reward_model"])
+        run_pipeline(
+            [f"paths.artifacts={root / f'g{gym_seed}'}", f"gym.seed={gym_seed}"],
+            only=["sft", "preferences", "reward_model"],
+        )
         for name in variants:
             for seed in seeds:
-                out = run_dir(root, gym_seed, name, seed)
-                if not (out / "results.json").exists():
-                    suffix = f"run_suffix=/{out.relative_to(root / f'g{gym_seed}' / 'ppo')}"
-                    overrides = ["experiment=gym_ppo", *base, f"seed={seed}", suffix, "ppo.eval.split=val"]
-                    settings = {**BEFORE, **VARIANTS[name][0]}
-                    train(compose(overrides + [f"{key}={value}" for key, value in settings.items()]))
+                if not (run_dir(root, gym_seed, name, seed) / "results.json").exists():
+                    train(compose(variant_overrides(root, gym_seed, name, seed)))
 
 
 def summarize(root: Path, gym_seeds: list[int], variants: list[str], seeds: list[int]) -> dict:
