@@ -51,3 +51,31 @@ def rollout_advantages(
     else:
         raise ValueError(f"unknown advantage estimator {name!r}")
     return per_token(sequence, mask), None
+
+
+def baselined_returns(
+    config: PPOConfig,
+    rewards: torch.Tensor,
+    mask: torch.Tensor,
+    values: torch.Tensor | None = None,
+    greedy_scores: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``[B]``: each answer's summed reward minus the baseline its estimator compares it with, before any
+    scaling or whitening; its spread over the batch is the variance the estimator leaves in its signal.
+
+    The baselines: the critic's value of the prompt at the first answer token (gae), the group's mean (grpo),
+    the other k - 1 answers' mean (rloo), the greedy answer's score (remax), the batch's mean (reinforce_pp).
+    """
+    c = config
+    totals = (rewards.float() * mask).sum(-1)
+    name = c.advantage_estimator
+    if name == "gae":
+        first = mask.to(torch.long).argmax(-1, keepdim=True)
+        return totals - values.float().gather(1, first).squeeze(1)
+    if name == "grpo":
+        return grpo_advantages(totals, c.samples_per_prompt, scale=False)
+    if name == "rloo":
+        return rloo_advantages(totals, c.samples_per_prompt)
+    if name == "remax":
+        return remax_advantages(totals, greedy_scores.to(totals.dtype))
+    return totals - totals.mean()

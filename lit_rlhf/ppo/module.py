@@ -23,7 +23,7 @@ from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.models.adapters import frozen_reference
 from lit_rlhf.models.modes import eval_mode
 from lit_rlhf.ppo.config import PPOConfig
-from lit_rlhf.ppo.estimators import rollout_advantages
+from lit_rlhf.ppo.estimators import baselined_returns, rollout_advantages
 from lit_rlhf.ppo.rollout import (
     Rollout,
     decode_responses,
@@ -182,6 +182,8 @@ class PPOModule(L.LightningModule):
             "reward/raw_std": raw.std(unbiased=False),
             "reward/used": scores.mean(),
             "reward/used_std": scores.std(unbiased=False),
+            # what the estimator's baseline leaves: the variance its policy gradient carries
+            "reward/baselined_std": baselined_returns(c, rewards, mask, rollout.values, greedy).std(unbiased=False),
             "objective/kl": kl.sum(-1).mean(),
             "objective/kl_coef": torch.tensor(self.kl_controller.value),
             "rollout/response_length": mask.sum(-1).float().mean(),

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lit_rlhf.ppo.config import PPOConfig
-from lit_rlhf.ppo.estimators import rollout_advantages
+from lit_rlhf.ppo.estimators import baselined_returns, rollout_advantages
 
 # two prompts × two answers; score on the last token, a KL penalty of -0.5 on answer 0's first token
 REWARDS = torch.tensor([[-0.5, 1.0], [0.0, 3.0], [2.0, 0.0], [4.0, 0.0]])
@@ -57,3 +57,27 @@ def test_each_estimator_ablation_composes_to_a_checked_config(estimator):
     assert config.advantage_estimator == estimator
     # the same number of sampled answers per iteration as the default run
     assert cfg.ppo.prompts_per_iteration * config.samples_per_prompt == 16
+
+
+# totals (0.5, 3.0 | 2.0, 4.0); each estimator's baseline taken off, by hand
+BASELINED = {
+    "grpo": [-1.25, 1.25, -1.0, 1.0],  # group means 1.75 and 3
+    "rloo": [-2.5, 2.5, -2.0, 2.0],  # the other answer's total
+    "reinforce_pp": [-1.875, 0.625, -0.375, 1.625],  # the batch's mean, 2.375
+}
+
+
+@pytest.mark.parametrize("name", sorted(BASELINED))
+def test_baselined_returns_take_off_each_estimators_baseline(name):
+    config = PPOConfig(advantage_estimator=name, samples_per_prompt=2)
+    torch.testing.assert_close(baselined_returns(config, REWARDS, MASK), torch.tensor(BASELINED[name]))
+
+
+def test_baselined_returns_of_gae_and_remax_use_the_critic_and_the_greedy_answer():
+    values = torch.tensor([[1.0, 9.0], [-1.0, 9.0], [0.5, 9.0], [2.0, 9.0]])  # V at the first answer token counts
+    gae = baselined_returns(PPOConfig(advantage_estimator="gae"), REWARDS, MASK, values=values)
+    torch.testing.assert_close(gae, torch.tensor([-0.5, 4.0, 1.5, 2.0]))
+    remax = baselined_returns(
+        PPOConfig(advantage_estimator="remax"), REWARDS, MASK, greedy_scores=torch.tensor([1.0, 1.0, 3.0, 3.0])
+    )
+    torch.testing.assert_close(remax, torch.tensor([-0.5, 2.0, -1.0, 1.0]))
