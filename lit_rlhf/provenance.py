@@ -42,7 +42,20 @@ INPUT_KEYS = (
     "eval.prompts",
 )
 # Keys that change how a run is watched, not what it computes.
-UNTRACKED = ("logger", "callbacks.progress_bar", "callbacks.checkpoint", "resume", "hydra")
+UNTRACKED = (
+    "logger",
+    "callbacks.progress_bar",
+    "callbacks.checkpoint",
+    "callbacks.lr_monitor",
+    "callbacks.samples",
+    "callbacks.cost",
+    "resume",
+    "hydra",
+)
+
+
+def _tracked(flat: dict) -> dict:
+    return {k: v for k, v in flat.items() if not any(k == u or k.startswith(u + ".") for u in UNTRACKED)}
 
 
 def run_inputs(cfg: DictConfig) -> dict[str, str]:
@@ -96,7 +109,7 @@ def _flatten(node, prefix: str = "") -> dict:
 def recipe(cfg: DictConfig) -> dict:
     """``{"config": {dotted key: value}, "inputs": {key: id}, "hash": ...}`` of a stage config."""
     flat = _flatten(OmegaConf.to_container(cfg, resolve=True))
-    config = {k: v for k, v in flat.items() if not any(k == u or k.startswith(u + ".") for u in UNTRACKED)}
+    config = _tracked(flat)
     inputs = {key: input_id(value) for key, value in run_inputs(cfg).items()}
     text = json.dumps({"config": config, "inputs": inputs}, sort_keys=True, default=str)
     return {"config": config, "inputs": inputs, "hash": hashlib.sha256(text.encode()).hexdigest()}
@@ -108,13 +121,14 @@ def changes(before: dict | None, now: dict) -> list[str]:
         return [f"no {FINGERPRINT}"]
     if before.get("hash") == now["hash"]:
         return []
-    old_config, new_config = before.get("config", {}), now["config"]
+    # A recipe written before a key joined UNTRACKED still carries it: compare what is tracked now.
+    old_config, new_config = _tracked(before.get("config", {})), now["config"]
     keys = sorted(k for k in old_config.keys() | new_config.keys() if old_config.get(k, ...) != new_config.get(k, ...))
     old_inputs, new_inputs = before.get("inputs", {}), now["inputs"]
     keys += [
         f"input {k}" for k in sorted(old_inputs.keys() | new_inputs.keys()) if old_inputs.get(k) != new_inputs.get(k)
     ]
-    return keys or ["recipe"]
+    return keys
 
 
 def read_fingerprint(run_dir: str | os.PathLike) -> dict | None:

@@ -53,6 +53,16 @@ def test_changes_name_config_keys_and_inputs(tmp_path):
     assert changes(before, recipe(cfg)) == ["lr", "input data.train.path"]
 
 
+def test_a_recipe_written_before_a_key_was_untracked_still_matches():
+    cfg = OmegaConf.create({"stage": "x", "lr": 1, "callbacks": {"cost": {"_target_": "a.B"}}})
+    now = recipe(cfg)
+    assert "callbacks.cost._target_" not in now["config"]  # watching a run's cost changes nothing it computes
+    older = {**now, "config": {**now["config"], "callbacks.cost._target_": "a.B"}, "hash": "older"}
+    assert changes(older, now) == []
+    older["config"]["lr"] = 2
+    assert changes(older, now) == ["lr"]
+
+
 def test_a_stage_reruns_when_an_input_changed_in_an_earlier_invocation(tmp_path, capsys):
     """`--force sft` killed before the stages after it ran: the next run sees their input is a new SFT run."""
     plan = [
