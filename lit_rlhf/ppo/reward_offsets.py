@@ -65,6 +65,11 @@ class OffsetReward:
         shift = self.per_category.get(self.category_of[prompt], 0.0)
         return shift + (self.per_prompt_std * prompt_noise(prompt, self.seed) if self.per_prompt_std else 0.0)
 
+    @property
+    def last(self) -> dict[str, float]:
+        """The wrapped reward's per-part means of its last call (``RewardParts``), so they are still logged."""
+        return getattr(self.reward_fn, "last", {})
+
     def __call__(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
         scores = self.reward_fn(prompts, responses)
         return [float(s) + self.offset(p) for s, p in zip(scores, prompts, strict=True)]

@@ -78,3 +78,14 @@ def test_the_ppo_stage_reads_its_offsets_config_and_rejects_unknown_keys():
     assert reward_fn(list(CATEGORY_OF), ["a", "b", "c"])[0] == 1.0 + offset("add 2 and 3 .")
     with pytest.raises(ValueError, match=r"ppo.reward_offsets: unknown key\(s\) \['per_promt_std'\]"):
         _offset_reward({"per_promt_std": 1.0}, constant, rows)
+
+
+def test_the_parts_of_an_offset_reward_are_still_reported():
+    from lit_rlhf.ppo.reward_parts import RewardParts
+
+    parts = RewardParts({"one": lambda p, r: [1.0] * len(r), "len": lambda p, r: [float(len(x)) for x in r]})
+    reward = OffsetReward(parts, CATEGORY_OF, per_category={"math": 10.0})
+    assert reward.last == {}
+    assert reward(["add 2 and 3 .", "describe the sea ."], ["ab", "abcd"]) == [13.0, 5.0]
+    assert reward.last == {"one": 1.0, "len": 3.0}  # unweighted, before the offsets
+    assert OffsetReward(lambda p, r: [0.0], CATEGORY_OF).last == {}
