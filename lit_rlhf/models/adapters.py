@@ -10,6 +10,8 @@ never a second copy. A checkpoint of an adapted model is written twice over: the
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -105,3 +107,21 @@ def frozen_reference(policy: nn.Module):
 def merged_copy(model: nn.Module) -> nn.Module:
     """A plain HF model with the adapters merged into its weights (``model`` itself keeps them apart)."""
     return copy.deepcopy(model).merge_and_unload()
+
+
+@contextmanager
+def active_adapter(model: nn.Module, name: str) -> Iterator[nn.Module]:
+    """``model`` (a ``peft`` model) with adapter ``name`` the one in use, then the one before it again.
+
+    ``peft`` freezes the adapters it switches off (also when ``disable_adapter`` ends). Here every parameter
+    that was trainable before or inside stays trainable afterwards: a leaf frozen between forward and backward
+    gets no gradient, and two adapters on one base (a policy's and its critic's) train from one backward."""
+    before, trainable = model.active_adapter, [p for p in model.parameters() if p.requires_grad]
+    model.base_model.set_adapter(name)
+    trainable += [p for p in model.parameters() if p.requires_grad]
+    try:
+        yield model
+    finally:
+        model.base_model.set_adapter(before)
+        for parameter in trainable:
+            parameter.requires_grad_(True)

@@ -117,7 +117,8 @@ def save_hf_checkpoint(model, tokenizer, path: str | os.PathLike, extra_files: d
 
     def fill(directory: Path) -> None:
         if is_adapted(model):
-            model.save_pretrained(directory / ADAPTER_DIR)
+            # the adapter in use alone: a critic's adapter on the same base (critic_init=shared) is not the model's
+            model.save_pretrained(directory / ADAPTER_DIR, selected_adapters=[model.active_adapter])
             merged_copy(model).save_pretrained(directory)
         else:
             model.save_pretrained(directory)

@@ -20,7 +20,7 @@ from lit_rlhf.models.adapters import frozen_reference
 from lit_rlhf.ppo.reward_offsets import OffsetReward
 from lit_rlhf.ppo.reward_parts import build_reward_parts
 from lit_rlhf.ppo.rl_prompts import filter_by_reward_variance, reference_baseline, sampled_rewards
-from lit_rlhf.ppo.value_model import ValueModel
+from lit_rlhf.ppo.value_model import SharedBaseCritic, ValueModel
 from lit_rlhf.provenance import clear_if_made_otherwise, input_id
 from lit_rlhf.reward.model import RewardModel
 from lit_rlhf.stages.common import (
@@ -67,7 +67,7 @@ def run(cfg: DictConfig) -> dict:
     config = OmegaConf.to_object(cfg.module.config)  # a PPOConfig, checked; the module builds the same one
     with_critic = config.advantage_estimator == "gae"  # the critic-free estimators build none
     if with_critic:
-        check_critic_init(options.critic_init, reward_model, tokenizer)  # before the prompt filter's generation
+        check_critic_init(options.critic_init, reward_model, tokenizer, policy)  # before the prompt filter's generation
     reports: dict = {}
     rows, heldout, gym = _rl_prompts(cfg, reports)
     rows, reward_fn, ref_scores = _prepare_prompts(cfg, config, reference, tokenizer, reward, rows, reports)
@@ -244,11 +244,17 @@ def _offset_reward(offsets, reward, rows: list[dict]):
     return shifted, shifted.offset
 
 
-def check_critic_init(init: str, reward_model: RewardModel, tokenizer) -> None:
-    """``ConfigError`` unless ``ppo.critic_init`` is ``policy``, or ``reward_model`` with the policy's tokenizer
-    (the critic reads the policy's token ids)."""
-    if init not in ("policy", "reward_model"):
-        raise ConfigError(f"ppo.critic_init must be 'policy' or 'reward_model', got {init!r}")
+# Where the critic starts: a copy of the policy, a copy of the reward model, or (a LoRA policy) its own base.
+CRITIC_INITS = ("policy", "reward_model", "shared")
+
+
+def check_critic_init(init: str, reward_model: RewardModel, tokenizer, policy=None) -> None:
+    """``ConfigError`` unless ``ppo.critic_init`` is ``policy``, ``reward_model`` with the policy's tokenizer
+    (the critic reads the policy's token ids), or ``shared`` with a LoRA policy."""
+    if init not in CRITIC_INITS:
+        raise ConfigError(f"ppo.critic_init must be one of {', '.join(CRITIC_INITS)}; got {init!r}")
+    if init == "shared" and policy is not None:
+        SharedBaseCritic.check(policy)
     if init == "reward_model" and reward_model.tokenizer.get_vocab() != tokenizer.get_vocab():
         raise ConfigError(
             "ppo.critic_init=reward_model needs the reward model to share the policy's tokenizer; "
@@ -260,5 +266,7 @@ def _critic(init: str, policy, reward_model: RewardModel):
     """The value model ``ppo.critic_init`` names; ``run`` has checked it with :func:`check_critic_init`."""
     if init == "policy":
         return ValueModel.from_policy(policy)
+    if init == "shared":
+        return SharedBaseCritic(policy)
     # the critic trains: in the policy's dtype, even from a reward model loaded in bf16 to save memory
     return ValueModel.from_reward_model(reward_model.model).to(next(policy.parameters()).dtype)

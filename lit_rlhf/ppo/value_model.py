@@ -7,7 +7,10 @@ import copy
 import torch
 from torch import nn
 
-from lit_rlhf.models.adapters import is_adapted
+from lit_rlhf.data.errors import ConfigError
+from lit_rlhf.models.adapters import active_adapter, is_adapted
+
+CRITIC_ADAPTER = "critic"
 
 
 class ValueModel(nn.Module):
@@ -56,4 +59,61 @@ class ValueModel(nn.Module):
         hidden = self.backbone(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
         ).last_hidden_state
+        return self.head(hidden.to(self.head.weight.dtype)).squeeze(-1).float()
+
+
+class SharedBaseCritic(nn.Module):
+    """The critic of a LoRA policy on the policy's own frozen base: an adapter of its own (named ``critic``,
+    configured like the policy's) and a zero value head, with no second copy of the base model.
+
+    ``forward`` runs the policy's base with the critic's adapter in use instead of the policy's. The policy is
+    not a submodule (its weights are the policy's): ``parameters()`` is the head, ``parameters_in_policy()``
+    the critic's adapter, and both train in the optimizer's critic group. Gradient checkpointing is refused:
+    its recomputation in backward would run under whichever adapter is in use then.
+    """
+
+    def __init__(self, policy: nn.Module, seed: int = 0):
+        super().__init__()
+        self.check(policy)
+        object.__setattr__(self, "policy", policy)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            policy.add_adapter(CRITIC_ADAPTER, copy.deepcopy(policy.peft_config[policy.active_adapter]))
+        for parameter in self.parameters_in_policy():
+            parameter.requires_grad_(True)  # peft adds an adapter it does not use frozen
+        self.head = nn.Linear(policy.config.hidden_size, 1, bias=True)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        self.head.to(next(policy.parameters()).dtype)
+
+    @staticmethod
+    def check(policy: nn.Module) -> None:
+        """``ConfigError`` unless ``policy`` can carry the critic: adapted, without gradient checkpointing."""
+        if not is_adapted(policy):
+            raise ConfigError("ppo.critic_init=shared needs a LoRA policy (model.lora); use policy or reward_model")
+        if getattr(policy, "is_gradient_checkpointing", False):
+            raise ConfigError(
+                "ppo.critic_init=shared cannot run with model.gradient_checkpointing: the recomputation in backward "
+                "would use the other adapter; use critic_init=policy or turn gradient checkpointing off"
+            )
+
+    def parameters_in_policy(self) -> list[nn.Parameter]:
+        return [p for name, p in self.policy.named_parameters() if f".{CRITIC_ADAPTER}." in name]
+
+    def train(self, mode: bool = True) -> SharedBaseCritic:
+        super().train(mode)
+        self.policy.train(mode)  # its forward runs the policy's layers, dropout included
+        return self
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        with active_adapter(self.policy, CRITIC_ADAPTER):
+            hidden = (
+                self.policy.get_base_model()
+                .base_model(
+                    input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+                )
+                .last_hidden_state
+            )
         return self.head(hidden.to(self.head.weight.dtype)).squeeze(-1).float()

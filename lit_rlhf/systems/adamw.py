@@ -125,12 +125,15 @@ def actor_critic_param_groups(
     ``{name}/decay`` and ``{name}/no_decay``.
 
     Parameters the critic shares with the policy (a value head on the policy's trunk) are
-    optimised once, in the policy group, at the policy's learning rate. Without a critic (a critic-free
-    estimator) there is one group, and a ``critic`` entry of ``options`` has nothing to reach.
+    optimised once, in the policy group, at the policy's learning rate; those a critic names with
+    ``parameters_in_policy()`` (its own adapter on the policy's base) are the critic's. Without a critic (a
+    critic-free estimator) there is one group, and a ``critic`` entry of ``options`` has nothing to reach.
     """
-    policy_params = [p for p in policy.parameters() if p.requires_grad]
+    borrowed = list(getattr(critic, "parameters_in_policy", list)())
+    mine = {id(p) for p in borrowed}
+    policy_params = [p for p in policy.parameters() if p.requires_grad and id(p) not in mine]
     seen = {id(p) for p in policy_params}
-    trained = [p for p in critic.parameters() if p.requires_grad] if critic is not None else []
+    trained = [*borrowed, *(p for p in critic.parameters() if p.requires_grad)] if critic is not None else []
     critic_params = [p for p in trained if id(p) not in seen]
     options = dict(options or {})
     unknown = sorted(set(options) - {"policy", "critic"})

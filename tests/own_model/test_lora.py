@@ -174,3 +174,85 @@ def test_a_critic_from_a_bf16_reward_model_trains_in_the_policys_dtype(lora_runs
     reward_model = RewardModel.load(lora_runs / "reward_model" / "checkpoint", dtype="bfloat16")
     assert next(reward_model.model.parameters()).dtype == torch.bfloat16
     assert {p.dtype for p in _critic("reward_model", policy, reward_model).parameters()} == {torch.float32}
+
+
+# --- the critic as a second adapter on the policy's base (ppo.critic_init=shared) ---------------------------------
+
+
+def test_a_shared_critic_is_an_adapter_and_a_head_on_the_policys_own_base(own_files):
+    from lit_rlhf import PPOConfig, PPOModule
+    from lit_rlhf.ppo.value_model import SharedBaseCritic
+    from lit_rlhf.systems.adamw import actor_critic_param_groups
+
+    policy, tokenizer = build_policy(str(own_files["base"]), lora={"r": 4, "dropout": 0.0})
+    policy_size = sum(p.numel() for p in policy.parameters())
+    critic = SharedBaseCritic(policy)
+    module = PPOModule(
+        policy, tokenizer, lambda ps, rs: [0.0] * len(ps), PPOConfig(reference_baseline=False), critic=critic
+    )
+    assert [n for n, _ in critic.named_parameters()] == ["head.weight", "head.bias"]  # the base is not copied
+    adapter = sum(p.numel() for p in critic.parameters_in_policy())
+    assert sum(p.numel() for p in module.parameters()) == policy_size + adapter + policy.config.hidden_size + 1
+    groups = {g["name"]: g["params"] for g in actor_critic_param_groups(policy, critic)}
+    names = {id(p): n for n, p in policy.named_parameters()}
+    assert all(".default." in names[id(p)] for p in groups["policy"])
+    assert {id(p) for p in groups["critic"]} == {id(p) for p in [*critic.parameters_in_policy(), *critic.parameters()]}
+
+    ids = _ids(tokenizer)
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        logits = policy(ids).logits
+        assert torch.equal(critic(ids, mask), torch.zeros(ids.shape))  # a zero head: values start at 0
+        for parameter in critic.parameters_in_policy():
+            parameter.add_(0.3)
+        critic.head.weight.fill_(0.1)
+        torch.testing.assert_close(policy(ids).logits, logits)  # the critic's adapter leaves the policy alone
+        with policy.disable_adapter():
+            base = critic.head(policy.get_base_model().base_model(ids).last_hidden_state).squeeze(-1)
+        assert not torch.allclose(critic(ids, mask), base)  # its own adapter is in use
+        module.reference(ids)  # peft freezes an adapter it does not use when the base alone has run
+    loss = policy(ids).logits.pow(2).mean() + critic(ids, mask).pow(2).mean()
+    loss.backward()  # one backward reaches both adapters and the head
+    for name, parameter in policy.named_parameters():
+        if "lora_B" in name:
+            assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+    assert critic.head.weight.grad.abs().sum() > 0 and policy.active_adapter == "default"
+
+
+def test_a_shared_critic_needs_a_lora_policy_without_gradient_checkpointing(own_files):
+    from lit_rlhf.data.errors import ConfigError
+    from lit_rlhf.ppo.value_model import SharedBaseCritic
+
+    with pytest.raises(ConfigError, match="critic_init=shared needs a LoRA policy"):
+        SharedBaseCritic(build_policy(str(own_files["base"]))[0])
+    policy = build_policy(str(own_files["base"]), lora={"r": 4}, gradient_checkpointing=True)[0]
+    with pytest.raises(ConfigError, match="cannot run with model.gradient_checkpointing"):
+        SharedBaseCritic(policy)
+
+
+def test_a_ppo_run_with_a_shared_critic_writes_the_policys_adapter_alone(lora_runs, own_files):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    changes = ["ppo.critic_init=shared" if c.startswith("ppo.critic_init") else c for c in LORA_RUNS["ppo"]]
+    run = compose(
+        [
+            "experiment=ppo",
+            *stage_inputs("ppo", own_files, lora_runs),
+            *SHRINK["ppo"],
+            *changes,
+            f"paths.artifacts={lora_runs}",
+            "run_suffix=/shared_critic",
+            *QUICK,
+            MEMORY[0],  # LoRA without gradient checkpointing
+        ]
+    )
+    train(run)
+    checkpoint = lora_runs / "ppo" / "shared_critic" / "checkpoint"
+    assert [p.name for p in (checkpoint / "adapter").iterdir() if p.is_dir()] == []  # no critic adapter in it
+    merged = AutoModelForCausalLM.from_pretrained(checkpoint).eval()
+    base = AutoModelForCausalLM.from_pretrained(lora_runs / "sft" / "checkpoint")
+    adapted = PeftModel.from_pretrained(base, checkpoint / "adapter")
+    ids = _ids(AutoTokenizer.from_pretrained(checkpoint))
+    with torch.no_grad():
+        torch.testing.assert_close(merged(ids).logits, adapted.eval()(ids).logits, atol=1e-4, rtol=1e-4)

@@ -14,6 +14,7 @@ from lit_rlhf.models import build_policy
 from lit_rlhf.ppo.config import PPOConfig
 from lit_rlhf.ppo.module import PPOModule
 from lit_rlhf.ppo.stage import prompt_loader
+from lit_rlhf.ppo.value_model import SharedBaseCritic
 from lit_rlhf.sft.data import SFTCollator, SFTDataset
 from lit_rlhf.systems.checkpoint_io import AtomicCheckpointIO
 
@@ -51,7 +52,7 @@ class StopDuring(L.Callback):
         self.seen += 1
 
 
-def _module(lora: dict | None = None):
+def _module(lora: dict | None = None, shared_critic: bool = False):
     model, tokenizer = build_policy(
         "embedded",
         seed=0,
@@ -83,13 +84,14 @@ def _module(lora: dict | None = None):
         ntp_batches=ntp,
         optimizer=functools.partial(torch.optim.AdamW, lr=1e-3),
         param_groups={},
+        critic=SharedBaseCritic(model) if shared_critic else None,
     )
     return module, prompt_loader([{"prompt": p} for p in prompts], 4)
 
 
-def _fit(checkpoint_entry, directory, stop_during=None, resume=False, lora=None):
+def _fit(checkpoint_entry, directory, stop_during=None, resume=False, lora=None, shared_critic=False):
     L.seed_everything(0)
-    module, loader = _module(lora)
+    module, loader = _module(lora, shared_critic)
     recorder = Recorder()
     callbacks = [recorder, instantiate(checkpoint_entry, dirpath=str(directory))]
     if stop_during is not None:
@@ -141,14 +143,16 @@ def test_stopped_and_resumed_run_matches_the_uninterrupted_run(checkpoint_entry,
         assert torch.equal(a, b), name
 
 
-def test_a_lora_run_stopped_and_resumed_matches_the_uninterrupted_run(checkpoint_entry, tmp_path):
-    """The same with LoRA adapters on the policy (the reference is its base with the adapters off)."""
+@pytest.mark.parametrize("shared_critic", [False, True], ids=["critic_copy", "critic_on_the_policys_base"])
+def test_a_lora_run_stopped_and_resumed_matches_the_uninterrupted_run(checkpoint_entry, tmp_path, shared_critic):
+    """The same with LoRA adapters on the policy (the reference is its base with the adapters off), and with
+    the critic as a second adapter on the policy's base (critic_init=shared)."""
     pytest.importorskip("peft")
-    lora = {"r": 4, "dropout": 0.0}
-    full, full_module = _fit(checkpoint_entry, tmp_path / "full", lora=lora)
-    first, _ = _fit(checkpoint_entry, tmp_path / "stopped", stop_during=3, lora=lora)
+    lora, shared = {"r": 4, "dropout": 0.0}, {"shared_critic": shared_critic}
+    full, full_module = _fit(checkpoint_entry, tmp_path / "full", lora=lora, **shared)
+    first, _ = _fit(checkpoint_entry, tmp_path / "stopped", stop_during=3, lora=lora, **shared)
     assert first == full[:4]
-    resumed, resumed_module = _fit(checkpoint_entry, tmp_path / "stopped", resume=True, lora=lora)
+    resumed, resumed_module = _fit(checkpoint_entry, tmp_path / "stopped", resume=True, lora=lora, **shared)
     assert resumed == full[3:]
     trained = [
         (n, a, b)
@@ -156,5 +160,6 @@ def test_a_lora_run_stopped_and_resumed_matches_the_uninterrupted_run(checkpoint
         if a.requires_grad
     ]
     assert trained and all("lora_" in n or n.startswith("critic") for n, _, _ in trained)
+    assert any(".critic." in n for n, _, _ in trained) == shared_critic  # the critic's adapter, in the policy
     for name, a, b in trained:
         assert torch.equal(a, b), name
