@@ -28,6 +28,9 @@ Variants (``VARIANTS``):
   with its adapters off; critic: ``from_policy``, i.e. a copy of the frozen base carrying its own adapters.
 - ``lit_lora_gc``: ``lit_lora`` with gradient checkpointing, and the reward model loaded in bf16
   (``RewardModel.load(path, dtype="bfloat16")``, what ``ppo.reward_model_dtype=bfloat16`` does).
+- ``lit_lora_shared``: ``lit_lora`` with the critic as a second adapter and a value head on the policy's own
+  base (``SharedBaseCritic``, what ``ppo.critic_init=shared`` builds: no copy of the base), and the reward
+  model in bf16. No gradient checkpointing: the shared critic refuses it.
 - ``trl_full``: ``trl.experimental.ppo.PPOTrainer``; reference: ``ref_model=None``, so TRL makes its own
   copy of the policy; critic: TRL takes any ``value_model`` and has no default (its example script loads it
   from the reward model's checkpoint); here, for equal footing with ``lit_full``, a
@@ -77,7 +80,7 @@ SIZES = {
 PROMPTS, PROMPT_TOKENS, NEW_TOKENS, PPO_EPOCHS, MINIBATCHES = 8, 64, 32, 2, 2
 WARMUP, ITERATIONS = 1, 1
 LORA = {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"}
-VARIANTS = ("lit_full", "lit_lora", "lit_lora_gc", "trl_full", "trl_peft")
+VARIANTS = ("lit_full", "lit_lora", "lit_lora_gc", "lit_lora_shared", "trl_full", "trl_peft")
 PEER = "trl_full"
 RESULTS = Path(__file__).parent / "results"
 GB = 1e9
@@ -191,15 +194,16 @@ def run_lit(variant: str, size: str, reward_path: Path) -> dict:
     from lit_rlhf.ppo.config import PPOConfig
     from lit_rlhf.ppo.module import PPOModule
     from lit_rlhf.ppo.stage import collate_prompts
-    from lit_rlhf.ppo.value_model import ValueModel
+    from lit_rlhf.ppo.value_model import SharedBaseCritic, ValueModel
     from lit_rlhf.reward.model import RewardModel
 
     rss_imports = _rss()
     tokenizer = build_tokenizer()
     rows = prompts(tokenizer)
-    lora = LORA if variant in ("lit_lora", "lit_lora_gc") else None
+    lora = LORA if variant in ("lit_lora", "lit_lora_gc", "lit_lora_shared") else None
     policy = apply_memory_options(random_policy(size, tokenizer), lora, gradient_checkpointing=variant == "lit_lora_gc")
-    reward = RewardModel.load(reward_path, dtype="bfloat16" if variant == "lit_lora_gc" else None)
+    bf16_reward = variant in ("lit_lora_gc", "lit_lora_shared")
+    reward = RewardModel.load(reward_path, dtype="bfloat16" if bf16_reward else None)
     config = PPOConfig(
         max_new_tokens=NEW_TOKENS,
         ppo_epochs=PPO_EPOCHS,
@@ -214,7 +218,8 @@ def run_lit(variant: str, size: str, reward_path: Path) -> dict:
         tokenizer,
         reward.score,
         config,
-        critic=ValueModel.from_policy(policy),  # ppo.critic_init=policy
+        # ppo.critic_init=shared, else =policy
+        critic=SharedBaseCritic(policy) if variant == "lit_lora_shared" else ValueModel.from_policy(policy),
         optimizer=functools.partial(torch.optim.AdamW, lr=LR),
         param_groups={},
     )
