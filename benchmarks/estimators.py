@@ -20,15 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from statistics import mean, median
 
 from lit_rlhf.evaluation.ablation import read_curves
 from lit_rlhf.evaluation.gym_seeds import pooled_row
+from lit_rlhf.evaluation.parallel_runs import train_in_processes
 from lit_rlhf.evaluation.plots import _pyplot, _save, smooth
 
 # name -> (the ablation that makes it, what it is)
@@ -79,20 +76,8 @@ def run_all(root: Path, gym_seeds: list[int], variants: list[str], seeds: list[i
         for v in variants
         if not (run_dir(root, g, v, s) / "results.json").exists()
     ]
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-
-    def train(job: tuple[int, str, int]) -> int:
-        out = run_dir(root, *job)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "lit_rlhf.cli.train", *run_overrides(root, *job)]
-        with (out.parent / f"{out.name}.log").open("a") as log:
-            code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
-        print(f"{'done' if code == 0 else f'FAILED ({code})'}: gym {job[0]} {job[1]} seed {job[2]}", flush=True)
-        return code
-
-    with ThreadPoolExecutor(jobs) as pool:
-        failed = sum(code != 0 for code in pool.map(train, pending))
+    runs = [(run_overrides(root, *job), run_dir(root, *job).with_suffix(".log")) for job in pending]
+    failed = train_in_processes(runs, jobs)
     if failed:
         raise SystemExit(f"{failed} of {len(pending)} runs failed; their logs are beside their run folders")
 

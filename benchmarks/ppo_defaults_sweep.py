@@ -1,6 +1,6 @@
 """PPO's defaults chosen across gyms: variants of the gym PPO run, scored on the tuning gyms' validation prompts.
 
-    python benchmarks/ppo_defaults_sweep.py --gym-seeds 0 1 2 --root artifacts/tuning --run   # ~2.5 min a run
+    python benchmarks/ppo_defaults_sweep.py --gym-seeds 0 1 2 --root artifacts/tuning --run --jobs 2   # ~2.5 min a run
 
 For each tuning gym (a gym seed): the pipeline's SFT, preference and reward-model stages (skipped when done),
 then one PPO run per variant with training seed 0, compared with SFT by the gold judge on that gym's
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from lit_rlhf.evaluation.ablation import read_curves
 from lit_rlhf.evaluation.gym_seeds import pooled_row
+from lit_rlhf.evaluation.parallel_runs import train_in_processes
 from lit_rlhf.evaluation.plots import _pyplot, _save, smooth
 
 # The gym PPO settings before this sweep; every variant changes some of them (a later default moves nothing here).
@@ -34,6 +35,10 @@ BEFORE = {
 }
 ADAPTIVE_KL = {"module.config.adaptive_kl": "true", "module.config.kl_target": "0.5", "module.config.kl_horizon": "500"}
 CAPABILITY_NTP = {"data.train.categories": "[identity,format]"}
+LENGTH_PART = (
+    "{reward_model: {weight: 1.0}, "
+    "length: {_target_: lit_rlhf.ppo.reward_parts.LengthPenalty, per_word: 0.1, free_words: 16}}"
+)
 # name -> (what it changes from BEFORE, what it tries)
 VARIANTS: dict[str, tuple[dict[str, str], str]] = {
     "A": ({}, "the settings before this sweep: 8 epochs, β 0.1, y_ref one greedy answer, λ_NTP 0.1 on all SFT data"),
@@ -53,6 +58,14 @@ VARIANTS: dict[str, tuple[dict[str, str], str]] = {
         "λ_NTP 0.3 on the identity and format demonstrations only",
     ),
     "CN": ({**ADAPTIVE_KL, **CAPABILITY_NTP}, "C and Nc1 together: the gym_ppo defaults since this sweep"),
+    "CNh": (
+        {**ADAPTIVE_KL, **CAPABILITY_NTP, "module.config.kl_horizon": "100"},
+        "CN with a 5× faster KL controller (horizon 100 samples: β can move 6.6% per iteration, not 1.3%)",
+    ),
+    "CNL": (
+        {**ADAPTIVE_KL, **CAPABILITY_NTP, "ppo.reward_parts": LENGTH_PART},
+        "CN with a length part in the reward: -0.1 per word beyond 16",
+    ),
 }
 PROBES = ("identity", "format")
 
@@ -78,21 +91,26 @@ def variant_overrides(root: Path, gym_seed: int, name: str, seed: int) -> list[s
     ]
 
 
-def run_variants(root: Path, gym_seeds: list[int], variants: list[str], seeds: list[int]) -> None:
-    """The shared stages once per gym, then each variant's PPO run per training seed (each resumes, or is skipped
-    when done)."""
+def run_variants(root: Path, gym_seeds: list[int], variants: list[str], seeds: list[int], jobs: int = 1) -> None:
+    """The shared stages once per gym, then each variant's missing PPO runs, ``jobs`` at a time in their own
+    processes (each resumes, or is skipped when done)."""
     from lit_rlhf.pipeline import run_pipeline
-    from lit_rlhf.run import compose, train
 
     for gym_seed in gym_seeds:
         run_pipeline(
             [f"paths.artifacts={root / f'g{gym_seed}'}", f"gym.seed={gym_seed}"],
             only=["sft", "preferences", "reward_model"],
         )
-        for name in variants:
-            for seed in seeds:
-                if not (run_dir(root, gym_seed, name, seed) / "results.json").exists():
-                    train(compose(variant_overrides(root, gym_seed, name, seed)))
+    runs = [
+        (variant_overrides(root, g, name, seed), run_dir(root, g, name, seed).with_suffix(".log"))
+        for seed in seeds
+        for g in gym_seeds
+        for name in variants
+        if not (run_dir(root, g, name, seed) / "results.json").exists()
+    ]
+    failed = train_in_processes(runs, jobs)
+    if failed:
+        raise SystemExit(f"{failed} of {len(runs)} runs failed; their logs are beside their run folders")
 
 
 def summarize(root: Path, gym_seeds: list[int], variants: list[str], seeds: list[int]) -> dict:
@@ -186,13 +204,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds of each variant")
     parser.add_argument("--run", action="store_true", help="train what is missing first")
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained at once, each in its own process")
     parser.add_argument("--drift", type=Path, help="a PPO run directory: plot its reward against gold per category")
     args = parser.parse_args(argv)
     if args.drift:
         print(plot_drift(args.drift, args.root / "drift.png"))
         return 0
     if args.run:
-        run_variants(args.root, args.gym_seeds, args.variants, args.seeds)
+        run_variants(args.root, args.gym_seeds, args.variants, args.seeds, args.jobs)
     summary = summarize(args.root, args.gym_seeds, args.variants, args.seeds)
     text = markdown(summary, args.gym_seeds)
     args.root.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 import estimators as bench  # noqa: E402
 
+from lit_rlhf.evaluation import parallel_runs  # noqa: E402
 from lit_rlhf.run import compose  # noqa: E402
 
 ESTIMATOR = {"gae": "gae", "gae_no_ref": "gae", "gae_math": "gae", "grpo": "grpo", "rloo": "rloo"}
@@ -39,8 +40,8 @@ def test_missing_runs_are_trained_seed_by_seed_each_in_its_own_process(tmp_path,
         commands.append((command, env["OMP_NUM_THREADS"]))
         return subprocess.CompletedProcess(command, 0)
 
-    monkeypatch.setattr(bench.subprocess, "run", fake_run)
-    monkeypatch.setattr(bench.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(parallel_runs.subprocess, "run", fake_run)
+    monkeypatch.setattr(parallel_runs.os, "cpu_count", lambda: 4)
     done = bench.run_dir(tmp_path, 4, "grpo", 0)
     done.mkdir(parents=True)
     (done / "results.json").write_text("{}")
@@ -64,7 +65,7 @@ def test_a_failed_run_fails_the_sweep_after_the_others_ran(tmp_path, monkeypatch
 
     monkeypatch.setattr(lit_rlhf.pipeline, "run_pipeline", lambda overrides, only: None)
     codes = iter([1, 0])
-    monkeypatch.setattr(bench.subprocess, "run", lambda c, **kw: subprocess.CompletedProcess(c, next(codes)))
+    monkeypatch.setattr(parallel_runs.subprocess, "run", lambda c, **kw: subprocess.CompletedProcess(c, next(codes)))
     with pytest.raises(SystemExit, match="1 of 2 runs failed"):
         bench.run_all(tmp_path, [4], ["gae", "grpo"], [0], jobs=2)
 
