@@ -28,9 +28,8 @@ Variants (``VARIANTS``):
   with its adapters off; critic: ``from_policy``, i.e. a copy of the frozen base carrying its own adapters.
 - ``lit_lora_gc``: ``lit_lora`` with gradient checkpointing, and the reward model loaded in bf16
   (``RewardModel.load(path, dtype="bfloat16")``, what ``ppo.reward_model_dtype=bfloat16`` does).
-- ``lit_lora_shared``: ``lit_lora`` with the critic as a second adapter and a value head on the policy's own
-  base (``SharedBaseCritic``, what ``ppo.critic_init=shared`` builds: no copy of the base), and the reward
-  model in bf16. No gradient checkpointing: the shared critic refuses it.
+- ``lit_lora_shared``: ``lit_lora_gc`` with the critic as a second adapter and a value head on the policy's
+  own base (``SharedBaseCritic``, what ``ppo.critic_init=shared`` builds: no copy of the base).
 - ``trl_full``: ``trl.experimental.ppo.PPOTrainer``; reference: ``ref_model=None``, so TRL makes its own
   copy of the policy; critic: TRL takes any ``value_model`` and has no default (its example script loads it
   from the reward model's checkpoint); here, for equal footing with ``lit_full``, a
@@ -201,7 +200,8 @@ def run_lit(variant: str, size: str, reward_path: Path) -> dict:
     tokenizer = build_tokenizer()
     rows = prompts(tokenizer)
     lora = LORA if variant in ("lit_lora", "lit_lora_gc", "lit_lora_shared") else None
-    policy = apply_memory_options(random_policy(size, tokenizer), lora, gradient_checkpointing=variant == "lit_lora_gc")
+    checkpointing = variant in ("lit_lora_gc", "lit_lora_shared")
+    policy = apply_memory_options(random_policy(size, tokenizer), lora, gradient_checkpointing=checkpointing)
     bf16_reward = variant in ("lit_lora_gc", "lit_lora_shared")
     reward = RewardModel.load(reward_path, dtype="bfloat16" if bf16_reward else None)
     config = PPOConfig(

@@ -117,11 +117,11 @@ def active_adapter(model: nn.Module, name: str) -> Iterator[nn.Module]:
     that was trainable before or inside stays trainable afterwards: a leaf frozen between forward and backward
     gets no gradient, and two adapters on one base (a policy's and its critic's) train from one backward."""
     before, trainable = model.active_adapter, [p for p in model.parameters() if p.requires_grad]
-    model.base_model.set_adapter(name)
+    model.set_adapter(name)
     trainable += [p for p in model.parameters() if p.requires_grad]
     try:
         yield model
     finally:
-        model.base_model.set_adapter(before)
+        model.set_adapter(before)
         for parameter in trainable:
             parameter.requires_grad_(True)

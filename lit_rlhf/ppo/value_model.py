@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import torch
@@ -68,14 +69,22 @@ class SharedBaseCritic(nn.Module):
 
     ``forward`` runs the policy's base with the critic's adapter in use instead of the policy's. The policy is
     not a submodule (its weights are the policy's): ``parameters()`` is the head, ``parameters_in_policy()``
-    the critic's adapter, and both train in the optimizer's critic group. Gradient checkpointing is refused:
-    its recomputation in backward would run under whichever adapter is in use then.
+    the critic's adapter, and both train in the optimizer's critic group. Under gradient checkpointing each
+    block's recomputation in backward runs under the adapter its forward used (``recompute_under_same_adapter``),
+    not the one in use when backward reaches it.
     """
 
     def __init__(self, policy: nn.Module, seed: int = 0):
         super().__init__()
         self.check(policy)
         object.__setattr__(self, "policy", policy)
+        if getattr(policy, "is_gradient_checkpointing", False):
+            policy.get_base_model().gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={
+                    "use_reentrant": False,
+                    "context_fn": recompute_under_same_adapter(policy),
+                }
+            )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             policy.add_adapter(CRITIC_ADAPTER, copy.deepcopy(policy.peft_config[policy.active_adapter]))
@@ -88,14 +97,9 @@ class SharedBaseCritic(nn.Module):
 
     @staticmethod
     def check(policy: nn.Module) -> None:
-        """``ConfigError`` unless ``policy`` can carry the critic: adapted, without gradient checkpointing."""
+        """``ConfigError`` unless ``policy`` can carry the critic: a LoRA policy."""
         if not is_adapted(policy):
             raise ConfigError("ppo.critic_init=shared needs a LoRA policy (model.lora); use policy or reward_model")
-        if getattr(policy, "is_gradient_checkpointing", False):
-            raise ConfigError(
-                "ppo.critic_init=shared cannot run with model.gradient_checkpointing: the recomputation in backward "
-                "would use the other adapter; use critic_init=policy or turn gradient checkpointing off"
-            )
 
     def parameters_in_policy(self) -> list[nn.Parameter]:
         return [p for name, p in self.policy.named_parameters() if f".{CRITIC_ADAPTER}." in name]
@@ -117,3 +121,13 @@ class SharedBaseCritic(nn.Module):
                 .last_hidden_state
             )
         return self.head(hidden.to(self.head.weight.dtype)).squeeze(-1).float()
+
+
+def recompute_under_same_adapter(model: nn.Module):
+    """A ``context_fn`` for ``torch.utils.checkpoint``: notes the adapter in use when a block runs forward and
+    puts it back in use while backward recomputes that block."""
+
+    def context_fn():
+        return contextlib.nullcontext(), active_adapter(model, model.active_adapter)
+
+    return context_fn

@@ -219,15 +219,39 @@ def test_a_shared_critic_is_an_adapter_and_a_head_on_the_policys_own_base(own_fi
     assert critic.head.weight.grad.abs().sum() > 0 and policy.active_adapter == "default"
 
 
-def test_a_shared_critic_needs_a_lora_policy_without_gradient_checkpointing(own_files):
+def test_a_shared_critic_needs_a_lora_policy(own_files):
     from lit_rlhf.data.errors import ConfigError
     from lit_rlhf.ppo.value_model import SharedBaseCritic
 
     with pytest.raises(ConfigError, match="critic_init=shared needs a LoRA policy"):
         SharedBaseCritic(build_policy(str(own_files["base"]))[0])
-    policy = build_policy(str(own_files["base"]), lora={"r": 4}, gradient_checkpointing=True)[0]
-    with pytest.raises(ConfigError, match="cannot run with model.gradient_checkpointing"):
-        SharedBaseCritic(policy)
+
+
+def test_under_gradient_checkpointing_a_shared_critic_gets_the_same_gradients(own_files):
+    """Backward recomputes each block under the adapter its forward used, not the one in use at backward."""
+    from lit_rlhf.ppo.value_model import SharedBaseCritic
+
+    grads = []
+    for checkpointing in (False, True):
+        policy, tokenizer = build_policy(
+            str(own_files["base"]), lora={"r": 4, "dropout": 0.0}, gradient_checkpointing=checkpointing
+        )
+        critic = SharedBaseCritic(policy)
+        with torch.no_grad():
+            for name, parameter in policy.named_parameters():
+                if "lora_B" in name:  # the two adapters apart from each other and from zero
+                    parameter.fill_(0.05 if ".critic." in name else -0.05)
+            critic.head.weight.fill_(0.1)
+        policy.train()
+        ids = _ids(tokenizer)
+        values = critic(ids, torch.ones_like(ids))  # the critic's forward first: backward meets the policy's last
+        loss = policy(ids, labels=ids).loss + values.pow(2).mean()
+        loss.backward()
+        assert policy.get_base_model().is_gradient_checkpointing is checkpointing
+        grads.append({n: p.grad.clone() for n, p in policy.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and any(".critic." in n for n in grads[0])
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-6, rtol=1e-5)
 
 
 def test_a_ppo_run_with_a_shared_critic_writes_the_policys_adapter_alone(lora_runs, own_files):
@@ -244,7 +268,7 @@ def test_a_ppo_run_with_a_shared_critic_writes_the_policys_adapter_alone(lora_ru
             f"paths.artifacts={lora_runs}",
             "run_suffix=/shared_critic",
             *QUICK,
-            MEMORY[0],  # LoRA without gradient checkpointing
+            *MEMORY,
         ]
     )
     train(run)
