@@ -39,7 +39,7 @@ from pathlib import Path
 
 import torch
 from bench_grpo import TRL_PINS, TRL_VENV, _lit_versions, describe_optimizer
-from bench_ppo import LR, IterationClock, _child, ensure_venv
+from bench_ppo import LR, IterationClock, alternate_children, ensure_venv
 
 PAIRS, BETA, MAX_LENGTH, CLIP = 16, 0.1, 128, 1.0
 VARIANTS = ("lit_dpo", "trl_dpo", "trl_dpo_live")
@@ -255,21 +255,10 @@ def main() -> None:
     if any(v.startswith("trl") for v in variants):
         trl_python, trl_note = ensure_venv(TRL_VENV, TRL_PINS, "trl.trainer.dpo_trainer")
     print(f"command: {command}\nTRL: {TRL_VENV} ({trl_note})", flush=True)
-    results: dict[str, list[dict]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         write_workload(workdir, args.warmup + args.iterations)
-        for _ in range(args.repeats):  # alternate, so background load hits every variant alike
-            for variant in variants:
-                python = trl_python if variant.startswith("trl") else sys.executable
-                if python is None:
-                    continue
-                try:
-                    results[variant].append(_child(python, variant, workdir, args, script=__file__))
-                except RuntimeError as err:
-                    if not variant.startswith("trl"):
-                        raise
-                    trl_note, trl_python = str(err), None
+        results, trl_note = alternate_children(variants, workdir, args, trl_python, trl_note, script=__file__)
     summary, ratios = summarize(results)
     lines = table(results, summary, ratios, trl_note)
     print(

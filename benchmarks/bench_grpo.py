@@ -57,7 +57,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from bench_ppo import KL_COEF, LR, NEW_TOKENS, IterationClock, _child, ensure_venv, write_workload
+from bench_ppo import KL_COEF, LR, NEW_TOKENS, IterationClock, alternate_children, ensure_venv, write_workload
 
 PROMPTS, SAMPLES, EPOCHS, MINIBATCHES = 4, 4, 1, 2
 ANSWERS = PROMPTS * SAMPLES
@@ -278,21 +278,10 @@ def main() -> None:
     if any(v.startswith("trl") for v in variants):
         trl_python, trl_note = ensure_venv(TRL_VENV, TRL_PINS, "trl.trainer.grpo_trainer, trl.trainer.rloo_trainer")
     print(f"command: {command}\nTRL: {TRL_VENV} ({trl_note})", flush=True)
-    results: dict[str, list[dict]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         write_workload(workdir)
-        for _ in range(args.repeats):  # alternate, so background load hits every variant alike
-            for variant in variants:
-                python = trl_python if variant.startswith("trl") else sys.executable
-                if python is None:
-                    continue
-                try:
-                    results[variant].append(_child(python, variant, workdir, args, script=__file__))
-                except RuntimeError as err:
-                    if not variant.startswith("trl"):
-                        raise
-                    trl_note, trl_python = str(err), None
+        results, trl_note = alternate_children(variants, workdir, args, trl_python, trl_note, script=__file__)
     summary, trl_runs = _summary(results), [r for v, runs in results.items() if v.startswith("trl") for r in runs]
     ratios = _ratios(summary)
     table = _table(results, summary, ratios, trl_note)

@@ -360,6 +360,27 @@ def _child(python, variant: str, workdir: Path, args, script: str = __file__) ->
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def alternate_children(
+    variants: list[str], workdir: Path, args, trl_python, trl_note: str, script: str = __file__
+) -> tuple[dict[str, list[dict]], str]:
+    """``args.repeats`` fresh processes per variant, the variants alternated so that background load hits them
+    alike: ``({variant: [its JSON, ...]}, trl_note)``. ``trl_*`` variants run under ``trl_python`` (skipped when it
+    is None); the first that fails stops the TRL side and its error becomes the note. A lit_rlhf failure raises."""
+    results: dict[str, list[dict]] = {v: [] for v in variants}
+    for _ in range(args.repeats):
+        for variant in variants:
+            python = trl_python if variant.startswith("trl") else sys.executable
+            if python is None:
+                continue
+            try:
+                results[variant].append(_child(python, variant, workdir, args, script=script))
+            except RuntimeError as err:
+                if not variant.startswith("trl"):
+                    raise
+                trl_note, trl_python = str(err), None
+    return results, trl_note
+
+
 def _report(results: dict[str, list[dict]], trl_note: str, args) -> None:
     print(
         f"workload: {PROMPTS} prompts x {NEW_TOKENS} new tokens, {PPO_EPOCHS} PPO epochs x {MINIBATCHES} "
@@ -433,26 +454,10 @@ def main() -> None:
         print(json.dumps({"variant": args.variant, **out}))
         return
     trl_python, trl_note = (None, "--skip-trl") if args.skip_trl else ensure_trl_venv()
-    pythons = {
-        "lit": sys.executable,
-        "lit_fused_backward": sys.executable,
-        "lit_compiled": sys.executable,
-        "trl": trl_python,
-    }
-    results: dict[str, list[dict]] = {v: [] for v in VARIANTS}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         write_workload(workdir)
-        for _ in range(args.repeats):  # alternate, so background load hits every variant alike
-            for variant in VARIANTS:
-                if pythons[variant] is None:
-                    continue
-                try:
-                    results[variant].append(_child(pythons[variant], variant, workdir, args))
-                except RuntimeError as err:
-                    if variant != "trl":
-                        raise
-                    trl_note, pythons["trl"] = str(err), None
+        results, trl_note = alternate_children(list(VARIANTS), workdir, args, trl_python, trl_note)
     _report(results, trl_note, args)
 
 
