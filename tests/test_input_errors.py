@@ -304,8 +304,16 @@ def test_more_cuda_devices_than_visible_is_one_line(compose_config, monkeypatch)
 TINY = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64}
 
 
-def test_ppo_refuses_a_reward_model_critic_of_another_tokenizer_before_any_generation(
-    compose_config, tmp_path, monkeypatch
+@pytest.mark.parametrize(
+    "critic_init, message",
+    [
+        ("reward_model", "ppo.critic_init=reward_model needs the reward model to share the policy's tokenizer"),
+        ("shared", "ppo.critic_init=shared needs a LoRA policy (model.lora)"),
+        ("value_head", "ppo.critic_init must be one of policy, reward_model, shared; got 'value_head'"),
+    ],
+)
+def test_ppo_refuses_a_critic_that_cannot_work_before_any_generation(
+    compose_config, tmp_path, monkeypatch, critic_init, message
 ):
     import lit_rlhf.ppo.stage as ppo_stage
     from lit_rlhf.models import build_policy, save_hf_checkpoint
@@ -323,11 +331,8 @@ def test_ppo_refuses_a_reward_model_critic_of_another_tokenizer_before_any_gener
 
     monkeypatch.setattr(ppo_stage, "_rl_prompts", no_prompts)
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    cfg = compose_config("experiment=gym_ppo", "debug=fast", "ppo.critic_init=reward_model")
-    with pytest.raises(
-        SystemExit,
-        match=re.escape("ppo.critic_init=reward_model needs the reward model to share the policy's tokenizer"),
-    ):
+    cfg = compose_config("experiment=gym_ppo", "debug=fast", f"ppo.critic_init={critic_init}")
+    with pytest.raises(SystemExit, match=re.escape(message)):
         cli.run_command(cfg, "lit-rlhf-train")
 
 
