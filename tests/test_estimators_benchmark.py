@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 import estimators as bench  # noqa: E402
+from win_rows import win_row  # noqa: E402
 
 from lit_rlhf.evaluation import parallel_runs  # noqa: E402
 from lit_rlhf.run import compose  # noqa: E402
@@ -70,19 +71,9 @@ def test_a_failed_run_fails_the_sweep_after_the_others_ran(tmp_path, monkeypatch
         bench.run_all(tmp_path, [4], ["gae", "grpo"], [0], jobs=2)
 
 
-def _row(n, win, loss):
-    return {
-        "n": n,
-        "win": win / n,
-        "tie": (n - win - loss) / n,
-        "loss": loss / n,
-        "win_minus_loss": 100 * (win - loss) / n,
-    }
-
-
 def _write_run(run: Path, win: int, loss: int, kl: float, cpu: float) -> None:
     run.mkdir(parents=True)
-    table = {"all": _row(20, win, loss), "math": _row(10, win // 2, loss // 2)}
+    table = {"all": win_row(20, win, loss), "math": win_row(10, win // 2, loss // 2)}
     vs_sft = {
         "win_tie_loss": table,
         "probes": {"identity": 0.6, "format": 0.5},

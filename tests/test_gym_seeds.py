@@ -3,19 +3,9 @@
 import json
 
 import pytest
+from win_rows import win_row
 
 from lit_rlhf.evaluation.gym_seeds import main, pooled_row, summarize
-
-
-def _row(n, win, loss):
-    return {
-        "n": n,
-        "win": win / n,
-        "tie": (n - win - loss) / n,
-        "loss": loss / n,
-        "win_minus_loss": 100 * (win - loss) / n,
-        "ci95": [0.0, 0.0],
-    }
 
 
 def _results(all_row, math_row, runs, probes):
@@ -29,7 +19,7 @@ def _results(all_row, math_row, runs, probes):
 
 
 def test_pooling_counts_every_comparison_of_every_gym():
-    row = pooled_row([_row(10, 6, 2), _row(30, 3, 9)])
+    row = pooled_row([win_row(10, 6, 2), win_row(30, 3, 9)])
     # 9 wins, 11 losses, 20 ties of 40
     assert row["n"] == 40 and row["win_minus_loss"] == pytest.approx(-5.0)
     assert row["win"] == pytest.approx(9 / 40) and row["loss"] == pytest.approx(11 / 40)
@@ -37,10 +27,13 @@ def test_pooling_counts_every_comparison_of_every_gym():
 
 
 def test_table_per_gym_and_pooled(tmp_path, capsys):
-    for seed, (all_row, runs) in {0: (_row(20, 10, 2), [30.0, 50.0]), 4: (_row(20, 4, 8), [-10.0, -30.0])}.items():
+    for seed, (all_row, runs) in {
+        0: (win_row(20, 10, 2), [30.0, 50.0]),
+        4: (win_row(20, 4, 8), [-10.0, -30.0]),
+    }.items():
         path = tmp_path / f"g{seed}" / "eval" / "results.json"
         path.parent.mkdir(parents=True)
-        path.write_text(json.dumps(_results(all_row, _row(4, 1, 1), runs, {"identity": 0.25, "format": 0.5})))
+        path.write_text(json.dumps(_results(all_row, win_row(4, 1, 1), runs, {"identity": 0.25, "format": 0.5})))
     assert main(["--gym-seeds", "0", "4", "--root", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "gym_seeds.json").read_text())
     assert summary["pooled"]["ppo"]["all"]["n"] == 40
@@ -48,7 +41,7 @@ def test_table_per_gym_and_pooled(tmp_path, capsys):
     table = (tmp_path / "gym_seeds.md").read_text()
     assert "| 0 | **+40.0" in table and "| 4 | **-20.0" in table and "| pooled | **+10.0" in table
     assert "+30.0, +50.0" in table and "0.25 (0.50) / 0.50 (0.40)" in table and "| 0.80 |" in table
-    assert summarize({0: _results(_row(2, 1, 0), _row(2, 1, 0), [50.0], {})})["gyms"][0]["ppo"]["runs"] == [50.0]
+    assert summarize({0: _results(win_row(2, 1, 0), win_row(2, 1, 0), [50.0], {})})["gyms"][0]["ppo"]["runs"] == [50.0]
 
 
 def test_a_missing_gym_is_named(tmp_path, capsys):

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 import ppo_defaults_sweep as sweep  # noqa: E402
+from win_rows import win_row  # noqa: E402
 
 from lit_rlhf.run import compose  # noqa: E402
 
@@ -25,19 +26,9 @@ def test_each_variant_composes_to_what_it_says(name, tmp_path):
         assert (OmegaConf.to_container(got) if OmegaConf.is_config(got) else got) == yaml.safe_load(value), key
 
 
-def _row(n, win, loss):
-    return {
-        "n": n,
-        "win": win / n,
-        "tie": (n - win - loss) / n,
-        "loss": loss / n,
-        "win_minus_loss": 100 * (win - loss) / n,
-    }
-
-
 def _write_run(run: Path, win: int, loss: int, identity: float) -> None:
     run.mkdir(parents=True)
-    table = {"all": _row(20, win, loss), "writing": _row(10, win // 2, loss // 2)}
+    table = {"all": win_row(20, win, loss), "writing": win_row(10, win // 2, loss // 2)}
     probes = {"identity": identity, "format": 0.5}
     vs_sft = {"win_tie_loss": table, "probes": probes, "probes_sft": {"identity": 0.5, "format": 0.5}}
     (run / "results.json").write_text(json.dumps({"vs_sft": vs_sft}))
