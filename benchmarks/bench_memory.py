@@ -30,6 +30,8 @@ Variants (``VARIANTS``):
   (``RewardModel.load(path, dtype="bfloat16")``, what ``ppo.reward_model_dtype=bfloat16`` does).
 - ``lit_lora_shared``: ``lit_lora_gc`` with the critic as a second adapter and a value head on the policy's
   own base (``SharedBaseCritic``, what ``ppo.critic_init=shared`` builds: no copy of the base).
+- ``lit_grpo``: ``lit_full`` with no critic: GRPO's advantages over k = 4 answers to each of 2 prompts per
+  iteration (the same 8 answers), what ``ablation=estimator_grpo`` uses.
 - ``trl_full``: ``trl.experimental.ppo.PPOTrainer``; reference: ``ref_model=None``, so TRL makes its own
   copy of the policy; critic: TRL takes any ``value_model`` and has no default (its example script loads it
   from the reward model's checkpoint); here, for equal footing with ``lit_full``, a
@@ -79,7 +81,8 @@ SIZES = {
 PROMPTS, PROMPT_TOKENS, NEW_TOKENS, PPO_EPOCHS, MINIBATCHES = 8, 64, 32, 2, 2
 WARMUP, ITERATIONS = 1, 1
 LORA = {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"}
-VARIANTS = ("lit_full", "lit_lora", "lit_lora_gc", "lit_lora_shared", "trl_full", "trl_peft")
+VARIANTS = ("lit_full", "lit_lora", "lit_lora_gc", "lit_lora_shared", "lit_grpo", "trl_full", "trl_peft")
+GRPO_SAMPLES = 4  # answers per prompt of lit_grpo: PROMPTS // GRPO_SAMPLES prompts give the same answers per iteration
 PEER = "trl_full"
 RESULTS = Path(__file__).parent / "results"
 GB = 1e9
@@ -212,18 +215,26 @@ def run_lit(variant: str, size: str, reward_path: Path) -> dict:
         max_grad_norm=None,
         kl_coef=KL_COEF,
         whiten_advantages=True,
+        **(dict(advantage_estimator="grpo", samples_per_prompt=GRPO_SAMPLES) if variant == "lit_grpo" else {}),
     )
+    if variant == "lit_grpo":
+        critic = None
+    elif variant == "lit_lora_shared":
+        critic = SharedBaseCritic(policy)  # ppo.critic_init=shared
+    else:
+        critic = ValueModel.from_policy(policy)  # ppo.critic_init=policy
     module = PPOModule(  # reference=None: a frozen copy, or the adapted policy with its adapters off
         policy,
         tokenizer,
         reward.score,
         config,
-        # ppo.critic_init=shared, else =policy
-        critic=SharedBaseCritic(policy) if variant == "lit_lora_shared" else ValueModel.from_policy(policy),
+        critic=critic,
         optimizer=functools.partial(torch.optim.AdamW, lr=LR),
         param_groups={},
     )
     rss_models = _rss()
+    per_iteration = PROMPTS // config.samples_per_prompt  # prompts per iteration: PROMPTS answers either way
+    batches = (rows * (WARMUP + ITERATIONS))[: per_iteration * (WARMUP + ITERATIONS)]
     clock, lengths = _lit_clock(L)
     L.Trainer(
         accelerator="cpu",
@@ -234,7 +245,7 @@ def run_lit(variant: str, size: str, reward_path: Path) -> dict:
         enable_progress_bar=False,
         enable_model_summary=False,
         callbacks=[clock],
-    ).fit(module, DataLoader(rows * (WARMUP + ITERATIONS), batch_size=PROMPTS, collate_fn=collate_prompts))
+    ).fit(module, DataLoader(batches, batch_size=per_iteration, collate_fn=collate_prompts))
     optimizer = module.optimizers().optimizer
     return {
         **clock.clock.intervals(WARMUP),
