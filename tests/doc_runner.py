@@ -56,6 +56,9 @@ NOT_RUN_HERE = {
     "srun": "a SLURM job step on 2 nodes",
     "source": "activates a virtual environment of the cluster",
 }
+# Benchmark scripts the pages run as ``python benchmarks/X.py``: through ``main(argv)``, their training runs shrunk
+# like lit-rlhf-train's and in this process, with the first value of each list flag (one gym seed, one training seed).
+BENCHMARK_SCRIPTS = {"benchmarks/estimators.py": ("--gym-seeds", "--seeds")}
 TINY = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64}
 SHRINK = {
     "trainer.max_epochs": 1,
@@ -289,6 +292,8 @@ def run_segment(words: list[str], step: Step, shell: Shell) -> None:
         if args[:1] == ["-c"]:
             shell.ran += 1
             return check_printed(step, run_python(args[1], shell, f"{step} (-c)", {}))
+        if args[:1] and args[0] in BENCHMARK_SCRIPTS:
+            return run_benchmark_script(args[0], args[1:], step, shell)
         assert args[:1] == ["-m"], f"{step}: python {args[:1]} is neither -c, -m nor -"
         program, args = MODULE_PROGRAMS.get(args[1], args[1]), args[2:]
     if program in NOT_RUN_HERE:
@@ -335,6 +340,34 @@ def run_python(code: str, shell: Shell, where: str, namespace: dict) -> str:
         patch.setattr(lightning.pytorch, "Trainer", ShrunkTrainer)
         exec(compile(code, where, "exec"), namespace)  # noqa: S102 (the pages' own code is what is tested)
     return out.getvalue()
+
+
+def first_values(args: list[str], flags: tuple[str, ...]) -> list[str]:
+    """``args`` with only the first value after each of ``flags`` (``--seeds 0 1 2`` -> ``--seeds 0``)."""
+    out, dropping = [], False
+    for arg in args:
+        if arg.startswith("--"):
+            dropping = False
+        elif dropping:
+            continue
+        out.append(arg)
+        dropping = bool(out[-2:-1]) and out[-2] in flags
+    return out
+
+
+def run_benchmark_script(path: str, args: list[str], step: Step, shell: Shell) -> None:
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    script = importlib.import_module(Path(path).stem)
+    shell.ran += 1
+    use_shrunk_plan(shell, [])
+
+    def train_here(runs: list, jobs: int = 1) -> int:
+        for overrides, _log in runs:
+            run_hydra_program("lit-rlhf-train", overrides, step, shell)
+        return 0
+
+    shell.monkeypatch.setattr(script, "train_in_processes", train_here)
+    assert script.main(first_values(args, BENCHMARK_SCRIPTS[path])) == 0, f"{step}: {path} did not return 0"
 
 
 def run_hydra_program(program: str, args: list[str], step: Step, shell: Shell) -> None:

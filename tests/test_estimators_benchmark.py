@@ -29,6 +29,8 @@ def test_each_variant_composes_to_its_estimator_judged_on_test_prompts(name, tmp
     assert config.advantage_estimator == ESTIMATOR[name]
     assert config.reference_baseline == (name in ("gae", "gae_math", "reinforce_pp"))  # a per-prompt offset
     assert ("math" in (cfg.ppo.reward_parts or {})) == (name == "gae_math")
+    # without a critic the critic's learning rate is left out, so nothing warns that it reaches nothing
+    assert (cfg.module.param_groups.critic is None) == (ESTIMATOR[name] != "gae")
 
 
 def test_missing_runs_are_trained_seed_by_seed_each_in_its_own_process(tmp_path, monkeypatch):

@@ -123,7 +123,7 @@ class PPOModule(L.LightningModule):
 
     def configure_optimizers(self):
         c = self.config
-        if self.critic is None and "critic" in self.param_groups:
+        if self.critic is None and self.param_groups.get("critic"):
             rank_zero_warn(
                 f"param_groups.critic is unused: advantage_estimator={c.advantage_estimator} trains no critic"
             )

@@ -139,9 +139,9 @@ def actor_critic_param_groups(
     unknown = sorted(set(options) - {"policy", "critic"})
     if unknown:
         raise ConfigError(f"param_groups: unknown group(s) {unknown}; the groups are 'policy' and 'critic'")
-    groups = [{**options.get("policy", {}), "params": policy_params, "name": "policy"}]
+    groups = [{**(options.get("policy") or {}), "params": policy_params, "name": "policy"}]
     if critic_params:
-        groups.append({**options.get("critic", {}), "params": critic_params, "name": "critic"})
+        groups.append({**(options.get("critic") or {}), "params": critic_params, "name": "critic"})
     return groups
 
 

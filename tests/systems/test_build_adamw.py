@@ -63,3 +63,11 @@ def test_frozen_parameters_are_left_out_and_all_frozen_is_an_error():
         build_adamw(net, lr=1e-3)
     with pytest.raises(ValueError, match="no parameters"):
         build_adamw([], lr=1e-3)
+
+
+def test_a_group_given_no_settings_takes_the_optimizers():
+    from lit_rlhf.systems.adamw import actor_critic_param_groups
+
+    policy, critic = _net(), nn.Linear(4, 1)
+    groups = actor_critic_param_groups(policy, critic, {"policy": None, "critic": None})  # what `critic: null` gives
+    assert [(g["name"], set(g) - {"params"}) for g in groups] == [("policy", {"name"}), ("critic", {"name"})]
