@@ -25,7 +25,7 @@ from statistics import mean, median
 
 from lit_rlhf.evaluation.ablation import read_curves
 from lit_rlhf.evaluation.gym_seeds import pooled_row
-from lit_rlhf.evaluation.parallel_runs import train_in_processes
+from lit_rlhf.evaluation.parallel_runs import train_sweep
 from lit_rlhf.evaluation.plots import _pyplot, _save, smooth
 
 # name -> (the ablation that makes it, what it is)
@@ -60,26 +60,10 @@ def run_overrides(root: Path, gym_seed: int, variant: str, seed: int) -> list[st
 
 
 def run_all(root: Path, gym_seeds: list[int], variants: list[str], seeds: list[int], jobs: int) -> None:
-    """The shared stages once per gym (in this process), then the missing runs, ``jobs`` at a time, seed by
-    seed so that a stopped sweep has every variant at the same number of seeds."""
-    from lit_rlhf.pipeline import run_pipeline
-
-    for gym_seed in gym_seeds:
-        run_pipeline(
-            [f"paths.artifacts={root / f'g{gym_seed}'}", f"gym.seed={gym_seed}"],
-            only=["sft", "preferences", "reward_model"],
-        )
-    pending = [
-        (g, v, s)
-        for s in seeds
-        for g in gym_seeds
-        for v in variants
-        if not (run_dir(root, g, v, s) / "results.json").exists()
-    ]
-    runs = [(run_overrides(root, *job), run_dir(root, *job).with_suffix(".log")) for job in pending]
-    failed = train_in_processes(runs, jobs)
-    if failed:
-        raise SystemExit(f"{failed} of {len(pending)} runs failed; their logs are beside their run folders")
+    """The shared stages once per gym, then the missing runs, ``jobs`` at a time, seed by seed so that a stopped
+    sweep has every variant at the same number of seeds."""
+    jobs_in_order = [(g, v, s) for s in seeds for g in gym_seeds for v in variants]
+    train_sweep(root, gym_seeds, [(run_overrides(root, *job), run_dir(root, *job)) for job in jobs_in_order], jobs)
 
 
 def run_summary(path: Path) -> dict:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from lit_rlhf.evaluation.ablation import read_curves
 from lit_rlhf.evaluation.gym_seeds import pooled_row
-from lit_rlhf.evaluation.parallel_runs import train_in_processes
+from lit_rlhf.evaluation.parallel_runs import train_sweep
 from lit_rlhf.evaluation.plots import _pyplot, _save, smooth
 
 # The gym PPO settings before this sweep; every variant changes some of them (a later default moves nothing here).
@@ -94,23 +94,13 @@ def variant_overrides(root: Path, gym_seed: int, name: str, seed: int) -> list[s
 def run_variants(root: Path, gym_seeds: list[int], variants: list[str], seeds: list[int], jobs: int = 1) -> None:
     """The shared stages once per gym, then each variant's missing PPO runs, ``jobs`` at a time in their own
     processes (each resumes, or is skipped when done)."""
-    from lit_rlhf.pipeline import run_pipeline
-
-    for gym_seed in gym_seeds:
-        run_pipeline(
-            [f"paths.artifacts={root / f'g{gym_seed}'}", f"gym.seed={gym_seed}"],
-            only=["sft", "preferences", "reward_model"],
-        )
     runs = [
-        (variant_overrides(root, g, name, seed), run_dir(root, g, name, seed).with_suffix(".log"))
+        (variant_overrides(root, g, name, seed), run_dir(root, g, name, seed))
         for seed in seeds
         for g in gym_seeds
         for name in variants
-        if not (run_dir(root, g, name, seed) / "results.json").exists()
     ]
-    failed = train_in_processes(runs, jobs)
-    if failed:
-        raise SystemExit(f"{failed} of {len(runs)} runs failed; their logs are beside their run folders")
+    train_sweep(root, gym_seeds, runs, jobs)
 
 
 def summarize(root: Path, gym_seeds: list[int], variants: list[str], seeds: list[int]) -> dict:

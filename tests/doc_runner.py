@@ -356,7 +356,9 @@ def first_values(args: list[str], flags: tuple[str, ...]) -> list[str]:
 
 
 def run_benchmark_script(path: str, args: list[str], step: Step, shell: Shell) -> None:
-    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import lit_rlhf.evaluation.parallel_runs
+
+    shell.monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
     script = importlib.import_module(Path(path).stem)
     shell.ran += 1
     use_shrunk_plan(shell, [])
@@ -366,7 +368,7 @@ def run_benchmark_script(path: str, args: list[str], step: Step, shell: Shell) -
             run_hydra_program("lit-rlhf-train", overrides, step, shell)
         return 0
 
-    shell.monkeypatch.setattr(script, "train_in_processes", train_here)
+    shell.monkeypatch.setattr(lit_rlhf.evaluation.parallel_runs, "train_in_processes", train_here)
     assert script.main(first_values(args, BENCHMARK_SCRIPTS[path])) == 0, f"{step}: {path} did not return 0"
 
 

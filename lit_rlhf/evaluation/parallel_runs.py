@@ -1,4 +1,5 @@
-"""Training runs of a sweep side by side: each ``lit-rlhf-train`` run in its own process, ``jobs`` at a time."""
+"""Training runs of a sweep over gyms side by side: each ``lit-rlhf-train`` run in its own process, ``jobs`` at a
+time, after the pipeline's shared stages of each gym."""
 
 from __future__ import annotations
 
@@ -29,3 +30,20 @@ def train_in_processes(runs: list[tuple[list[str], Path]], jobs: int = 1) -> int
 
     with ThreadPoolExecutor(jobs) as pool:
         return sum(code != 0 for code in pool.map(train, runs))
+
+
+def train_sweep(root: Path, gym_seeds: list[int], runs: list[tuple[list[str], Path]], jobs: int = 1) -> None:
+    """The pipeline's shared stages (SFT, preferences, reward model) once per gym under ``root/g<seed>``, in this
+    process and skipped when done; then each ``(overrides, run folder)`` whose folder has no ``results.json`` yet,
+    logging to ``<run folder>.log`` (a killed run resumes). ``SystemExit`` saying how many failed, after all ran."""
+    from lit_rlhf.pipeline import run_pipeline
+
+    for gym_seed in gym_seeds:
+        run_pipeline(
+            [f"paths.artifacts={root / f'g{gym_seed}'}", f"gym.seed={gym_seed}"],
+            only=["sft", "preferences", "reward_model"],
+        )
+    missing = [(overrides, out.with_suffix(".log")) for overrides, out in runs if not (out / "results.json").exists()]
+    failed = train_in_processes(missing, jobs)
+    if failed:
+        raise SystemExit(f"{failed} of {len(missing)} runs failed; their logs are beside their run folders")

@@ -248,12 +248,12 @@ def _offset_reward(offsets, reward, rows: list[dict]):
 CRITIC_INITS = ("policy", "reward_model", "shared")
 
 
-def check_critic_init(init: str, reward_model: RewardModel, tokenizer, policy=None) -> None:
+def check_critic_init(init: str, reward_model: RewardModel, tokenizer, policy) -> None:
     """``ConfigError`` unless ``ppo.critic_init`` is ``policy``, ``reward_model`` with the policy's tokenizer
     (the critic reads the policy's token ids), or ``shared`` with a LoRA policy."""
     if init not in CRITIC_INITS:
         raise ConfigError(f"ppo.critic_init must be one of {', '.join(CRITIC_INITS)}; got {init!r}")
-    if init == "shared" and policy is not None:
+    if init == "shared":
         SharedBaseCritic.check(policy)
     if init == "reward_model" and reward_model.tokenizer.get_vocab() != tokenizer.get_vocab():
         raise ConfigError(
