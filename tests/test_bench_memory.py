@@ -29,3 +29,21 @@ def test_one_point_of_the_memory_benchmark(tmp_path):
     points = [p for p in report["points"] if p["variant"] == "lit_lora"]
     assert len(points) == 1 and points[0]["status"] == "ok"
     assert 0.3 < points[0]["peak_rss_gb"] < 22 and points[0]["cpu_sec_per_iter"] > 0
+
+
+@pytest.mark.slow  # one PPO iteration of the 30M policy
+def test_the_memory_phase_probe_reports_every_phase_and_the_checkpointed_blocks():
+    done = subprocess.run(
+        [sys.executable, str(BENCH.parent / "memory_phases.py"), "30M", "lit_lora_shared"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in done.stdout.splitlines() if " RSS " in line]
+    assert lines[0].startswith("models built") and lines[1].startswith("rollout done") and lines[-1].startswith("end")
+    forwards = [line for line in lines if "after the loss forward" in line]
+    assert len(forwards) == 4  # 2 epochs x 2 minibatches
+    # 4 blocks of the policy and 4 of the critic on the same base, each under checkpointing
+    assert all("(8 blocks checkpointed)" in line for line in forwards)
