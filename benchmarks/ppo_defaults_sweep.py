@@ -32,6 +32,7 @@ BEFORE = {
     "module.config.adaptive_kl": "false",
     "module.config.ntp_coef": "0.1",
     "data.train.categories": "null",
+    "ppo.reward_parts": "null",
 }
 ADAPTIVE_KL = {"module.config.adaptive_kl": "true", "module.config.kl_target": "0.5", "module.config.kl_horizon": "500"}
 CAPABILITY_NTP = {"data.train.categories": "[identity,format]"}
