@@ -14,8 +14,8 @@ CPU, one thread per process (``--threads``).
 Workload, both libraries: 8 prompts x 64 prompt tokens, 32 new tokens sampled per iteration (a random
 policy over 32k words practically never samples EOS, so every response is 32 tokens), 2 PPO epochs x 2
 minibatches (4 optimizer steps), AdamW (fused kernels on both sides) at one learning rate, no gradient
-clipping (TRL's PPO loop has none), no reward normalisation, no reference baseline. One warm-up iteration,
-then one timed one. Differences in the work done: TRL keeps the sampling logits as the old log-probs (lit_rlhf
+clipping (TRL's PPO loop has none), no reward normalisation, no reference baseline. One warm-up iteration
+(``--warmup``), then one timed one. Differences in the work done: TRL keeps the sampling logits as the old log-probs (lit_rlhf
 recomputes them in one forward) and computes logits at every position (lit_rlhf at the response positions).
 
 Variants (``VARIANTS``):
@@ -49,6 +49,10 @@ that the kernel kills; a variant out of memory (or past ``--timeout``) at one si
 ones. Seconds per iteration are CPU time (``time.process_time``) and wall time
 of the timed iteration; with one thread CPU time counts the work and barely depends on other jobs.
 Ratios are taken against ``trl_full`` at the same size, in the same run.
+
+The C allocator: glibc's own by default. ``--malloc-mmap-threshold 65536`` fixes its mmap threshold in every
+point of both libraries (what lit_rlhf's ``malloc_mmap_threshold`` does; a TRL user gets the same from the
+environment variable ``MALLOC_MMAP_THRESHOLD_``), so freed activations leave the resident set.
 """
 
 from __future__ import annotations
@@ -363,6 +367,11 @@ def child_main(args) -> None:
     """One point in this process: prints a JSON line ``{"status": "ok"|"oom", ...}``."""
     import torch
 
+    from lit_rlhf.systems.host_memory import set_mmap_threshold
+
+    global WARMUP
+    WARMUP = args.warmup
+    set_mmap_threshold(args.malloc_mmap_threshold)  # before any model is built: it steers later allocations only
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     try:
@@ -386,7 +395,9 @@ def run_point(size: str, variant: str, reward: Path, workdir: Path, args) -> dic
 
     cap = int(args.mem_cap_gb * GB)
     cmd = [sys.executable, __file__, "--child", "--variant", variant, "--size", size, "--reward", str(reward)]
-    cmd += ["--workdir", str(workdir), "--threads", str(args.threads)]
+    cmd += ["--workdir", str(workdir), "--threads", str(args.threads), "--warmup", str(args.warmup)]
+    if args.malloc_mmap_threshold is not None:
+        cmd += ["--malloc-mmap-threshold", str(args.malloc_mmap_threshold)]
     threads = str(args.threads)
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "TOKENIZERS_PARALLELISM": "false"}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONWARNINGS="ignore")
@@ -514,6 +525,7 @@ def _environment(args) -> dict:
         "ram_gb": round(psutil.virtual_memory().total / GB, 1),
         "threads_per_point": args.threads,
         "mem_cap_gb": args.mem_cap_gb,
+        "malloc_mmap_threshold": args.malloc_mmap_threshold,
     }
 
 
@@ -523,7 +535,7 @@ def _header(args, sizes: list[str], command: str) -> dict:
         f"{parameter_count(REWARD_SIZE) - (VOCAB - 1) * SIZES[REWARD_SIZE][0]:,} parameters"
     )
     workload = dict(prompts=PROMPTS, prompt_tokens=PROMPT_TOKENS, new_tokens=NEW_TOKENS, ppo_epochs=PPO_EPOCHS)
-    workload.update(minibatches=MINIBATCHES, warmup_iterations=WARMUP, timed_iterations=ITERATIONS, vocab=VOCAB)
+    workload.update(minibatches=MINIBATCHES, warmup_iterations=args.warmup, timed_iterations=ITERATIONS, vocab=VOCAB)
     shapes = {s: dict(zip(("hidden", "layers", "heads", "mlp"), SIZES[s]), params=parameter_count(s)) for s in sizes}
     return {
         "command": command,
@@ -564,6 +576,12 @@ def main() -> None:
     parser.add_argument("--mem-cap-gb", type=float, default=22.0, help="RSS above which a point is OOM")
     parser.add_argument("--threads", type=int, default=1, help="torch / OpenMP threads per point")
     parser.add_argument("--out", help="JSON file (default benchmarks/results/bench_memory_<sizes>.json)")
+    parser.add_argument(
+        "--malloc-mmap-threshold",
+        type=int,
+        help="bytes: glibc's mmap threshold fixed in every point, both libraries (lit_rlhf's malloc_mmap_threshold)",
+    )
+    parser.add_argument("--warmup", type=int, default=WARMUP, help="untimed iterations before the timed one")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     for hidden in ("--variant", "--size", "--reward", "--workdir", "--write-reward"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)

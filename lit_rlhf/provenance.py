@@ -50,6 +50,7 @@ UNTRACKED = (
     "callbacks.samples",
     "callbacks.cost",
     "resume",
+    "malloc_mmap_threshold",  # where freed host memory goes, not what a run computes
     "hydra",
 )
 

@@ -17,7 +17,8 @@ def test_one_point_of_the_memory_benchmark(tmp_path):
     pytest.importorskip("peft")
     out = tmp_path / "points.json"
     done = subprocess.run(
-        [sys.executable, str(BENCH), "--sizes", "30M", "--variants", "lit_lora", "--out", str(out)],
+        [sys.executable, str(BENCH), "--sizes", "30M", "--variants", "lit_lora", "--out", str(out)]
+        + ["--malloc-mmap-threshold", "65536", "--warmup", "0"],
         capture_output=True,
         text=True,
         timeout=900,
@@ -29,6 +30,7 @@ def test_one_point_of_the_memory_benchmark(tmp_path):
     points = [p for p in report["points"] if p["variant"] == "lit_lora"]
     assert len(points) == 1 and points[0]["status"] == "ok"
     assert 0.3 < points[0]["peak_rss_gb"] < 22 and points[0]["cpu_sec_per_iter"] > 0
+    assert report["malloc_mmap_threshold"] == 65536 and report["workload"]["warmup_iterations"] == 0
 
 
 @pytest.mark.slow  # one PPO iteration of the 30M policy

@@ -23,14 +23,17 @@ from lit_rlhf.data.jsonl import atomic_write
 from lit_rlhf.data.ntp import IndexedBatches
 from lit_rlhf.provenance import changes, recipe
 from lit_rlhf.systems.checkpoint_io import AtomicCheckpointIO
+from lit_rlhf.systems.host_memory import set_mmap_threshold
 
 
 def seed_and_threads(cfg: DictConfig) -> None:
-    """Seed everything (inside the run, not at import) and keep CPU threads to the machine's cores."""
+    """Seed everything (inside the run, not at import), keep CPU threads to the machine's cores and set how
+    the host allocator returns freed memory (``malloc_mmap_threshold``)."""
     L.seed_everything(int(cfg.seed), workers=True)
     threads = cfg.get("num_threads")
     if threads:
         torch.set_num_threads(int(threads))
+    set_mmap_threshold(cfg.get("malloc_mmap_threshold"))
 
 
 def build_trainer(cfg: DictConfig, **overrides) -> L.Trainer:
