@@ -15,8 +15,9 @@ Workload, both libraries: 8 prompts x 64 prompt tokens, 32 new tokens sampled pe
 policy over 32k words practically never samples EOS, so every response is 32 tokens), 2 PPO epochs x 2
 minibatches (4 optimizer steps), AdamW (fused kernels on both sides) at one learning rate, no gradient
 clipping (TRL's PPO loop has none), no reward normalisation, no reference baseline. One warm-up iteration
-(``--warmup``), then one timed one. Differences in the work done: TRL keeps the sampling logits as the old log-probs (lit_rlhf
-recomputes them in one forward) and computes logits at every position (lit_rlhf at the response positions).
+(``--warmup``), then one timed one. Differences in the work done: TRL keeps the sampling logits as the old
+log-probs (lit_rlhf recomputes them in one forward) and computes logits at every position (lit_rlhf at the
+response positions).
 
 Variants (``VARIANTS``):
 
@@ -391,9 +392,6 @@ def child_main(args) -> None:
 # ---- parent: one child per point, memory watched ---------------------------------------------------
 def run_point(size: str, variant: str, reward: Path, workdir: Path, args) -> dict:
     """Runs one point in a fresh child; its status, peak RSS (``ru_maxrss`` of that child) and results."""
-    import psutil
-
-    cap = int(args.mem_cap_gb * GB)
     cmd = [sys.executable, __file__, "--child", "--variant", variant, "--size", size, "--reward", str(reward)]
     cmd += ["--workdir", str(workdir), "--threads", str(args.threads), "--warmup", str(args.warmup)]
     if args.malloc_mmap_threshold is not None:
@@ -401,6 +399,15 @@ def run_point(size: str, variant: str, reward: Path, workdir: Path, args) -> dic
     threads = str(args.threads)
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "TOKENIZERS_PARALLELISM": "false"}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONWARNINGS="ignore")
+    return {"size": size, "variant": variant, "params": parameter_count(size), **watch_child(cmd, env, args)}
+
+
+def watch_child(cmd: list[str], env: dict, args) -> dict:
+    """Runs ``cmd`` (any python and script) as a child under ``args.mem_cap_gb`` and ``args.timeout``; its status,
+    peak RSS (``ru_maxrss`` of that child) and the JSON it printed last."""
+    import psutil
+
+    cap = int(args.mem_cap_gb * GB)
     backstop = cap + int(2 * GB)  # allocations fail past this even if sampling missed a fast rise
 
     def limit():
@@ -433,12 +440,7 @@ def run_point(size: str, variant: str, reward: Path, workdir: Path, args) -> dic
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0), err.seek(0)
         stdout, stderr = out.read(), err.read()
-    point = {
-        "size": size,
-        "variant": variant,
-        "params": parameter_count(size),
-        "peak_rss_gb": usage.ru_maxrss * 1024 / GB,
-    }
+    point = {"peak_rss_gb": usage.ru_maxrss * 1024 / GB}
     point.update(sampled_peak_rss_gb=sampled / GB, seconds=time.monotonic() - started)
     lines = stdout.strip().splitlines()
     if killed == "cap":
