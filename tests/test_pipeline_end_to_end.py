@@ -97,6 +97,8 @@ def test_small_pipeline_writes_the_report_resumes_and_reruns_stale_stages(tmp_pa
     assert "### ppo vs sft" in report and "### dpo vs sft" in report and "## Reward model" in report
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert set(results["pairwise"]) == {"ppo", "dpo"} and results["reward_model"]["heldout"]["pairs"] > 0
+    # gym_ppo's reward: the reward model and its length part, each logged
+    assert {"reward/part/reward_model", "reward/part/length"} <= set(first["ppo"]["train_metrics"])
 
     again = run_pipeline(overrides, plan=SMALL_PLAN)  # everything done: a resumed pipeline skips it all
     assert all(again[s["name"]].get("skipped") is True for s in SMALL_PLAN)
