@@ -570,21 +570,26 @@ def sweep(args, sizes: list[str], variants: list[str], report: dict, out: Path) 
                 print(f"{size:>5s} {variant:12s} {point['status']:8s} {shown} {point.get('why', '')[:200]}", flush=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_sweep_arguments(parser, variants, results_name: str, step: str) -> None:
+    """The options of a memory benchmark's sweep: which points, their limits, the allocator, the warm-up."""
     parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
-    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", choices=list(variants), default=list(variants))
     parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds per point (default 4 h)")
     parser.add_argument("--mem-cap-gb", type=float, default=22.0, help="RSS above which a point is OOM")
     parser.add_argument("--threads", type=int, default=1, help="torch / OpenMP threads per point")
-    parser.add_argument("--out", help="JSON file (default benchmarks/results/bench_memory_<sizes>.json)")
+    parser.add_argument("--out", help=f"JSON file (default benchmarks/results/{results_name}_<sizes>.json)")
     parser.add_argument(
         "--malloc-mmap-threshold",
         type=int,
         help="bytes: glibc's mmap threshold fixed in every point, both libraries (lit_rlhf's malloc_mmap_threshold)",
     )
-    parser.add_argument("--warmup", type=int, default=WARMUP, help="untimed iterations before the timed one")
+    parser.add_argument("--warmup", type=int, default=WARMUP, help=f"untimed {step}s before the timed one")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_sweep_arguments(parser, VARIANTS, "bench_memory", "iteration")
     for hidden in ("--variant", "--size", "--reward", "--workdir", "--write-reward"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
     args = parser.parse_args()

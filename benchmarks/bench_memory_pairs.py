@@ -97,6 +97,7 @@ from bench_memory import (
     _environment,
     _largest,
     _rss,
+    add_sweep_arguments,
     build_tokenizer,
     llama_config,
     parameter_count,
@@ -107,7 +108,7 @@ from bench_ppo import LR, IterationClock, ensure_venv
 
 PAIRS, PROMPT_TOKENS, ANSWER_TOKENS = 8, 64, 32
 SEQUENCE_TOKENS = PROMPT_TOKENS + ANSWER_TOKENS
-WARMUP, TIMED_STEPS = 1, 1
+TIMED_STEPS = 1  # after --warmup untimed ones
 PINS = [*TRL_PINS, "peft==0.21.2"]
 TRL_MODULES = "trl.trainer.dpo_trainer, trl.trainer.reward_trainer, peft"  # what the venv must import
 # name: (kind, library, LoRA, gradient checkpointing)
@@ -601,19 +602,7 @@ def _check_threshold(parser, threshold: int | None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
-    parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds per point (default 4 h)")
-    parser.add_argument("--mem-cap-gb", type=float, default=22.0, help="RSS above which a point is OOM")
-    parser.add_argument("--threads", type=int, default=1, help="torch / OpenMP threads per point")
-    parser.add_argument("--out", help="JSON file (default benchmarks/results/bench_memory_pairs_<sizes>.json)")
-    parser.add_argument(
-        "--malloc-mmap-threshold",
-        type=int,
-        help="bytes: glibc's mmap threshold fixed in every point, both libraries (lit_rlhf's malloc_mmap_threshold)",
-    )
-    parser.add_argument("--warmup", type=int, default=WARMUP, help="untimed optimizer steps before the timed one")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    add_sweep_arguments(parser, VARIANTS, "bench_memory_pairs", "optimizer step")
     for hidden in ("--variant", "--size", "--workdir", "--write-workload"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
     args = parser.parse_args()
