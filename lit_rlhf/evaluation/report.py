@@ -184,18 +184,26 @@ def reward_model_section(rm: dict | None) -> list[str]:
     if not rm:
         return []
     held = rm.get("heldout", {})
-    return [
+    interval = held.get("accuracy_ci95")
+    accuracy = f"{held.get('accuracy', float('nan')):.3f}" + (
+        f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else ""
+    )
+    lines = [
         "## Reward model",
         "",
         (
             f"Held-out pairs: {held.get('pairs', '-')}; accuracy on the human (simulated) "
-            f"labels {held.get('accuracy', float('nan')):.3f}; agreement with the gold judge "
+            f"labels {accuracy}; agreement with the gold judge "
             f"{held.get('gold_accuracy', float('nan')):.3f} on "
             f"{held.get('gold_decided_pairs', '-')} pairs it decides; score-length Pearson "
             f"correlation {held.get('length_pearson', float('nan')):+.2f}."
         ),
         "",
     ]
+    if interval and interval[0] <= 0.5:
+        note = "**Its accuracy is not above chance** (the 95% interval reaches 0.5): RL against it may have followed"
+        lines += [note + " its noise.", ""]
+    return lines
 
 
 def ablation_section(root: str | Path | None) -> list[str]:

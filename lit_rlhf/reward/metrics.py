@@ -113,6 +113,17 @@ class RewardMetrics(torch.nn.Module):
             metric.reset()
 
 
+def accuracy_interval(accuracy: float, pairs: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95% for z = 1.96) of an accuracy measured on ``pairs`` pairs: whether a reward
+    model is better than a coin on its held-out pairs, without resampling."""
+    if pairs <= 0:
+        return (math.nan, math.nan)
+    spread = z * z / pairs
+    centre = (accuracy + spread / 2) / (1 + spread)
+    half = z * math.sqrt(accuracy * (1 - accuracy) / pairs + spread / (4 * pairs)) / (1 + spread)
+    return (centre - half, centre + half)
+
+
 def evaluate_pairs(scorer, rows: list[dict], judge=None, tokenizer=None, batch_size: int = 64) -> dict[str, float]:
     """Score held-out pairs with ``scorer`` (anything with ``score(prompts, responses)``).
 

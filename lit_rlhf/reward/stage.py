@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from lit_rlhf.reward.metrics import evaluate_pairs
+from lit_rlhf.reward.metrics import accuracy_interval, evaluate_pairs
 from lit_rlhf.stages.common import (
     banner,
     build_trainer,
@@ -63,6 +63,7 @@ def run(cfg: DictConfig) -> dict:
             f"held-out ({summary['heldout_split']}): "
             + ", ".join(f"{k}={v:.3f}" for k, v in summary["heldout"].items())
         )
+        warn_if_near_chance(summary["heldout"])
     stats = summary.get("heldout", {})
     checkpoint = module.scorer.save(
         out / "checkpoint", extra={"score_mean": stats.get("score_mean"), "score_std": stats.get("score_std")}
@@ -70,6 +71,20 @@ def run(cfg: DictConfig) -> dict:
     summary["checkpoint"] = str(checkpoint)
     write_json(out / "results.json", summary)  # written last: marks the stage as done
     return summary
+
+
+def warn_if_near_chance(heldout: dict) -> None:
+    """Adds ``accuracy_ci95`` to the held-out metrics, and warns when that interval reaches 0.5: PPO or
+    best-of-n against such a model follows its noise (on gym 9, PPO's reward for math rose sevenfold while
+    the gold judge's fell)."""
+    lo, hi = accuracy_interval(heldout["accuracy"], heldout["pairs"])
+    heldout["accuracy_ci95"] = [lo, hi]
+    if lo <= 0.5:
+        rank_zero_warn(
+            f"reward model: held-out accuracy {heldout['accuracy']:.3f} on {heldout['pairs']} pairs, 95% interval "
+            f"[{lo:.2f}, {hi:.2f}], is not above chance (0.5); RL against it may optimise noise "
+            "(more or cleaner preference pairs, or a stronger backbone, would help)"
+        )
 
 
 def gold_judge(cfg: DictConfig, rows: list[dict]):
