@@ -44,6 +44,8 @@ def test_stage_smoke_run_saves_a_reloadable_checkpoint_and_metrics(compose_confi
     metrics = json.loads((out / "results.json").read_text())
     assert metrics == json.loads(json.dumps(summary, sort_keys=True))
     assert {"accuracy", "gold_accuracy", "label_gold_accuracy", "length_pearson"} <= set(metrics["heldout"])
+    lo, hi = metrics["heldout"]["accuracy_ci95"]  # the Wilson interval the near-chance warning reads
+    assert 0 <= lo <= metrics["heldout"]["accuracy"] <= hi <= 1
     assert "test/reward/accuracy" in metrics["test_metrics"] and metrics["length_balance"]["mode"] == "downsample"
     assert set(metrics["truncated"]) == {"train", "val", "test"}
     assert metrics["skipped"]["train"].startswith("kept ")  # the gym's skip report (ties, identical pairs)
