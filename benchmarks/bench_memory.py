@@ -597,6 +597,7 @@ def main() -> None:
         return child_main(args)
     if args.write_reward:
         return write_reward_model(Path(args.write_reward))
+    check_threshold(parser, args.malloc_mmap_threshold)
     sizes = sorted(args.sizes, key=list(SIZES).index)
     variants = [v for v in VARIANTS if v in args.variants]
     if any(v.startswith("trl") for v in variants) and not _has_trl_ppo():
@@ -607,13 +608,25 @@ def main() -> None:
     report = _header(args, sizes, command)
     print(f"command: {command}\nreward model: {report['workload']['reward_model']}\n", flush=True)
     sweep(args, sizes, variants, report, out)
-    table = _table(report["points"])
+    finish_report(report, _table(report["points"]), out, variants, args, command)
+
+
+def finish_report(report: dict, table: list[str], out: Path, variants, args, command: str) -> None:
+    """The table into the results file and on screen, then the largest size each variant completed."""
     report["table_markdown"] = "\n".join(table)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print("\n" + "\n".join(table))
     largest = "\n".join(_largest(report["points"], variants))
     print(f"\nlargest size completed within {args.mem_cap_gb:g} GB RSS:\n{largest}")
     print(f"\nresults: {out}\ncommand: {command}")
+
+
+def check_threshold(parser, threshold: int | None) -> None:
+    """A bad ``--malloc-mmap-threshold`` stops the sweep before any point runs, not in every child."""
+    from lit_rlhf.systems.host_memory import MAX_THRESHOLD
+
+    if threshold is not None and not 0 <= threshold <= MAX_THRESHOLD:
+        parser.error(f"--malloc-mmap-threshold must be in [0, {MAX_THRESHOLD}] bytes (glibc's limit)")
 
 
 if __name__ == "__main__":

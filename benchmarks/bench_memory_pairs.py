@@ -95,10 +95,11 @@ from bench_memory import (
     VOCAB,
     _count,
     _environment,
-    _largest,
     _rss,
     add_sweep_arguments,
     build_tokenizer,
+    check_threshold,
+    finish_report,
     llama_config,
     parameter_count,
     random_policy,
@@ -593,13 +594,6 @@ def _header(args, sizes: list[str], command: str, trl_note: str) -> dict:
     }
 
 
-def _check_threshold(parser, threshold: int | None) -> None:
-    from lit_rlhf.systems.host_memory import MAX_THRESHOLD
-
-    if threshold is not None and not 0 <= threshold <= MAX_THRESHOLD:
-        parser.error(f"--malloc-mmap-threshold must be in [0, {MAX_THRESHOLD}] bytes (glibc's limit)")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_sweep_arguments(parser, VARIANTS, "bench_memory_pairs", "optimizer step")
@@ -610,7 +604,7 @@ def main() -> None:
         return child_main(args)
     if args.write_workload:
         return write_workload(Path(args.write_workload), args.sizes, PAIRS * (args.warmup + TIMED_STEPS))
-    _check_threshold(parser, args.malloc_mmap_threshold)
+    check_threshold(parser, args.malloc_mmap_threshold)
     sizes = sorted(args.sizes, key=list(SIZES).index)
     variants = [v for v in VARIANTS if v in args.variants]
     trl_python, trl_note = None, "no trl_* variant asked for"
@@ -624,13 +618,7 @@ def main() -> None:
     sweep(args, sizes, variants, report, out, (trl_python, trl_note))
     trl_points = [p for p in report["points"] if p["status"] == "ok" and "versions" in p]
     report["trl_versions"] = trl_points[0]["versions"] if trl_points else None  # "versions": lit_rlhf's environment
-    table = _table(report["points"])
-    report["table_markdown"] = "\n".join(table)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print("\n" + "\n".join(table))
-    largest = "\n".join(_largest(report["points"], variants))
-    print(f"\nlargest size completed within {args.mem_cap_gb:g} GB RSS:\n{largest}")
-    print(f"\nresults: {out}\ncommand: {command}")
+    finish_report(report, _table(report["points"]), out, variants, args, command)
 
 
 if __name__ == "__main__":
