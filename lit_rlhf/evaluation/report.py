@@ -6,6 +6,7 @@ from pathlib import Path
 
 from lit_rlhf.evaluation.ablation import CURVES, markdown_table, read_curves
 from lit_rlhf.evaluation.plots import plot_category_scores, plot_curves
+from lit_rlhf.reward.metrics import above_chance
 
 
 def _signed(v: float) -> str:
@@ -200,7 +201,7 @@ def reward_model_section(rm: dict | None) -> list[str]:
         ),
         "",
     ]
-    if interval and interval[0] <= 0.5:
+    if interval and not above_chance(interval):
         note = "**Its accuracy is not above chance** (the 95% interval reaches 0.5): RL against it may have followed"
         lines += [note + " its noise.", ""]
     return lines

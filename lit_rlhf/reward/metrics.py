@@ -124,6 +124,11 @@ def accuracy_interval(accuracy: float, pairs: int, z: float = 1.96) -> tuple[flo
     return (centre - half, centre + half)
 
 
+def above_chance(interval: list[float] | tuple[float, float]) -> bool:
+    """Whether an accuracy's interval (``accuracy_interval``) lies wholly above a coin's 0.5."""
+    return interval[0] > 0.5
+
+
 def evaluate_pairs(scorer, rows: list[dict], judge=None, tokenizer=None, batch_size: int = 64) -> dict[str, float]:
     """Score held-out pairs with ``scorer`` (anything with ``score(prompts, responses)``).
 

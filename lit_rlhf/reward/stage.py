@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from lit_rlhf.reward.metrics import accuracy_interval, evaluate_pairs
+from lit_rlhf.reward.metrics import above_chance, accuracy_interval, evaluate_pairs
 from lit_rlhf.stages.common import (
     banner,
     build_trainer,
@@ -79,7 +79,7 @@ def warn_if_near_chance(heldout: dict) -> None:
     the gold judge's fell)."""
     lo, hi = accuracy_interval(heldout["accuracy"], heldout["pairs"])
     heldout["accuracy_ci95"] = [lo, hi]
-    if lo <= 0.5:
+    if not above_chance((lo, hi)):
         rank_zero_warn(
             f"reward model: held-out accuracy {heldout['accuracy']:.3f} on {heldout['pairs']} pairs, 95% interval "
             f"[{lo:.2f}, {hi:.2f}], is not above chance (0.5); RL against it may optimise noise "
