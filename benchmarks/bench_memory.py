@@ -623,10 +623,13 @@ def finish_report(report: dict, table: list[str], out: Path, variants, args, com
 
 def check_threshold(parser, threshold: int | None) -> None:
     """A bad ``--malloc-mmap-threshold`` stops the sweep before any point runs, not in every child."""
-    from lit_rlhf.systems.host_memory import MAX_THRESHOLD
+    from lit_rlhf.data.errors import ConfigError
+    from lit_rlhf.systems.host_memory import check_mmap_threshold
 
-    if threshold is not None and not 0 <= threshold <= MAX_THRESHOLD:
-        parser.error(f"--malloc-mmap-threshold must be in [0, {MAX_THRESHOLD}] bytes (glibc's limit)")
+    try:
+        check_mmap_threshold(threshold)
+    except ConfigError as err:
+        parser.error(f"--malloc-mmap-threshold: {err}")
 
 
 if __name__ == "__main__":

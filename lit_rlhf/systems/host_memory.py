@@ -20,15 +20,22 @@ M_MMAP_THRESHOLD = -3  # <malloc.h>
 MAX_THRESHOLD = 32 * 1024 * 1024  # glibc refuses a larger one on 64-bit systems (HEAP_MAX_SIZE / 2)
 
 
-def set_mmap_threshold(threshold: int | None) -> bool:
-    """Fixes glibc's mmap threshold at ``threshold`` bytes; ``None`` leaves the allocator alone. Returns whether
-    the setting took (False off glibc, e.g. macOS or musl, where there is nothing to set)."""
+def check_mmap_threshold(threshold) -> None:
+    """A ``ConfigError`` naming the key unless ``threshold`` is ``None`` or a whole number of bytes glibc takes."""
     if threshold is None:
-        return False
+        return
     if isinstance(threshold, bool) or not isinstance(threshold, int) or not 0 <= threshold <= MAX_THRESHOLD:
         raise ConfigError(
             f"malloc_mmap_threshold must be a whole number of bytes in [0, {MAX_THRESHOLD}], got {threshold!r}"
         )
+
+
+def set_mmap_threshold(threshold: int | None) -> bool:
+    """Fixes glibc's mmap threshold at ``threshold`` bytes; ``None`` leaves the allocator alone. Returns whether
+    the setting took (False off glibc, e.g. macOS or musl, where there is nothing to set)."""
+    check_mmap_threshold(threshold)
+    if threshold is None:
+        return False
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
