@@ -190,7 +190,7 @@ def _count(params) -> int:
 
 
 # ---- lit_rlhf side ---------------------------------------------------------------------------------
-def run_lit(variant: str, size: str, reward_path: Path) -> dict:
+def run_lit(variant: str, size: str, reward_path: Path, warmup: int = WARMUP) -> dict:
     import functools
 
     import lightning as L
@@ -239,7 +239,7 @@ def run_lit(variant: str, size: str, reward_path: Path) -> dict:
     )
     rss_models = _rss()
     per_iteration = PROMPTS // config.samples_per_prompt  # prompts per iteration: PROMPTS answers either way
-    batches = (rows * (WARMUP + ITERATIONS))[: per_iteration * (WARMUP + ITERATIONS)]
+    batches = (rows * (warmup + ITERATIONS))[: per_iteration * (warmup + ITERATIONS)]
     clock, lengths = _lit_clock(L)
     L.Trainer(
         accelerator="cpu",
@@ -253,7 +253,7 @@ def run_lit(variant: str, size: str, reward_path: Path) -> dict:
     ).fit(module, DataLoader(batches, batch_size=per_iteration, collate_fn=collate_prompts))
     optimizer = module.optimizers().optimizer
     return {
-        **clock.clock.intervals(WARMUP),
+        **clock.clock.intervals(warmup),
         "rss_imports_gb": rss_imports,
         "rss_models_gb": rss_models,
         "trainable_params": _count(p for g in optimizer.param_groups for p in g["params"]),
@@ -284,7 +284,7 @@ def _lit_clock(L):
 
 
 # ---- TRL side --------------------------------------------------------------------------------------
-def run_trl(variant: str, size: str, reward_path: Path, workdir: Path) -> dict:
+def run_trl(variant: str, size: str, reward_path: Path, workdir: Path, warmup: int = WARMUP) -> dict:
     import copy
 
     import torch
@@ -334,7 +334,7 @@ def run_trl(variant: str, size: str, reward_path: Path, workdir: Path) -> dict:
         MINIBATCHES,
         PPO_EPOCHS,
         NEW_TOKENS,
-        iterations=WARMUP + ITERATIONS,
+        iterations=warmup + ITERATIONS,
         bf16=False,
         gradient_checkpointing=False,
     )
@@ -354,7 +354,7 @@ def run_trl(variant: str, size: str, reward_path: Path, workdir: Path) -> dict:
     trainer.train()
     optimizer = getattr(trainer.optimizer, "optimizer", trainer.optimizer)
     return {
-        **clock.clock.intervals(WARMUP),
+        **clock.clock.intervals(warmup),
         "rss_imports_gb": rss_imports,
         "rss_models_gb": rss_models,
         "trainable_params": _count(p for g in optimizer.param_groups for p in g["params"]),
@@ -370,16 +370,14 @@ def child_main(args) -> None:
 
     from lit_rlhf.systems.host_memory import set_mmap_threshold
 
-    global WARMUP
-    WARMUP = args.warmup
     set_mmap_threshold(args.malloc_mmap_threshold)  # before any model is built: it steers later allocations only
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     try:
         if args.variant.startswith("lit"):
-            out = run_lit(args.variant, args.size, Path(args.reward))
+            out = run_lit(args.variant, args.size, Path(args.reward), args.warmup)
         else:
-            out = run_trl(args.variant, args.size, Path(args.reward), Path(args.workdir))
+            out = run_trl(args.variant, args.size, Path(args.reward), Path(args.workdir), args.warmup)
         out["status"] = "ok"
     except (MemoryError, RuntimeError) as err:  # torch's CPU allocator raises RuntimeError
         if not isinstance(err, MemoryError) and "allocate" not in str(err) and "memory" not in str(err).lower():
