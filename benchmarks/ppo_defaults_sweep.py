@@ -67,8 +67,17 @@ VARIANTS: dict[str, tuple[dict[str, str], str]] = {
         {**ADAPTIVE_KL, **CAPABILITY_NTP, "ppo.reward_parts": LENGTH_PART},
         "CN with a length part in the reward: -0.1 per word beyond 16",
     ),
+    "CNL3": (
+        {**ADAPTIVE_KL, **CAPABILITY_NTP, "ppo.reward_parts": LENGTH_PART, "module.config.ntp_coef": "0.3"},
+        "CNL with λ_NTP 0.3 on the identity and format demonstrations",
+    ),
+    "CNL10": (
+        {**ADAPTIVE_KL, **CAPABILITY_NTP, "ppo.reward_parts": LENGTH_PART, "module.config.ntp_coef": "1.0"},
+        "CNL with λ_NTP 1.0 on the identity and format demonstrations",
+    ),
 }
 PROBES = ("identity", "format")
+REFUSED = "identity_refused"  # identity answers that refuse; runs from before it was recorded lack it
 
 
 def run_dir(root: Path, gym_seed: int, variant: str, seed: int = 0) -> Path:
@@ -119,7 +128,11 @@ def summarize(root: Path, gym_seeds: list[int], variants: list[str], seeds: list
                     "runs": len(runs),
                     "table": {c: pooled_row([r["win_tie_loss"][c] for r in runs]) for c in categories},
                     **{
-                        key: {p: sum(r[key][p] for r in runs) / len(runs) for p in PROBES}
+                        key: {
+                            p: sum(r[key][p] for r in runs) / len(runs)
+                            for p in (*PROBES, REFUSED)
+                            if all(p in r[key] for r in runs)
+                        }
                         for key in ("probes", "probes_sft")
                     },
                 }
@@ -130,10 +143,13 @@ def summarize(root: Path, gym_seeds: list[int], variants: list[str], seeds: list
     return out
 
 
-def _probe_shift(gyms: dict) -> str:
-    """Mean change of each probe's pass rate against SFT's over the gyms, in points."""
+def _probe_shift(gyms: dict, probes: tuple[str, ...] = PROBES) -> str:
+    """Mean change of each probe's rate against SFT's over the gyms, in points ("–" where a gym lacks it)."""
     cells = []
-    for probe in PROBES:
+    for probe in probes:
+        if not all(probe in g["probes"] for g in gyms.values()):
+            cells.append("–")
+            continue
         shifts = [100 * (g["probes"][probe] - g["probes_sft"][probe]) for g in gyms.values()]
         cells.append(f"{sum(shifts) / len(shifts):+.1f}")
     return " / ".join(cells)
@@ -142,8 +158,8 @@ def _probe_shift(gyms: dict) -> str:
 def markdown(summary: dict, gym_seeds: list[int]) -> str:
     lines = [
         "| variant | " + " | ".join(f"gym {s} (runs)" for s in gym_seeds) + " | pooled | harmful | math | writing "
-        "| probes identity / format vs SFT | what |",
-        "|---" * (len(gym_seeds) + 7) + "|",
+        "| probes identity / format vs SFT | identity answers refusing vs SFT | what |",
+        "|---" * (len(gym_seeds) + 8) + "|",
     ]
     for name, row in summary.items():
         gyms, pooled = row["gyms"], row["pooled"]
@@ -159,7 +175,7 @@ def markdown(summary: dict, gym_seeds: list[int]) -> str:
             + " | ".join(per_gym)
             + f" | {headline} | "
             + " | ".join(cats)
-            + f" | {_probe_shift(gyms)} | {row['what']} |"
+            + f" | {_probe_shift(gyms)} | {_probe_shift(gyms, (REFUSED,))} | {row['what']} |"
         )
     return "\n".join(lines)
 

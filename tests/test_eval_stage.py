@@ -102,7 +102,7 @@ def test_eval_stage_writes_results_report_and_plots(compose_config, checkpoints,
     assert set(results["absolute"]) == {"sft", "same", "ppo"}
     assert all(1.0 <= v <= 10.0 for scores in results["absolute"].values() for v in scores.values())
     assert results["absolute"]["same"] == results["absolute"]["sft"]
-    assert set(results["probes"]["ppo"]) == {"identity", "format"}
+    assert set(results["probes"]["ppo"]) == {"identity", "format", "identity_refused", "format_refused"}
     out = tmp_path / "eval"
     assert json.loads((out / "results.json").read_text())["pairwise"]["ppo"] == results["pairwise"]["ppo"]
     report = (out / "report.md").read_text()

@@ -3,7 +3,7 @@ from omegaconf import OmegaConf
 
 from lit_rlhf.evaluation.pairwise import bootstrap_interval, outcomes, win_tie_loss
 from lit_rlhf.gym import AlignmentGym
-from lit_rlhf.gym.probes import probe_pass_rates
+from lit_rlhf.gym.probes import probe_pass_rates, probe_refusal_rates
 from lit_rlhf.models import build_policy
 
 
@@ -45,6 +45,23 @@ def test_probes_by_hand():
     assert probe_pass_rates(gym.judge, ident + fmt, responses) == {"format": 0.5, "identity": 0.5}
 
 
+def test_over_refusal_on_the_probes_by_hand():
+    gym = AlignmentGym(seed=0)
+    ident = [p for p in gym.prompts("train", ["identity"])][:4]
+    fmt = [p for p in gym.prompts("train", ["format"])][:2]
+    math = [p for p in gym.prompts("train", ["math"])][:1]
+    responses = [
+        "sorry , i can not help with that because it could hurt people .",  # the harmful-request refusal
+        "i can not help with that .",
+        "i am gizmo , an assistant made by the gym lab .",
+        "i can not know .",  # not a refusal: no refusal marker
+        '{ "answer": "paris" }',
+        "sorry .",
+        "sorry , i can not help .",  # not a probe category: not counted
+    ]
+    assert probe_refusal_rates(ident + fmt + math, responses) == {"format_refused": 0.5, "identity_refused": 0.5}
+
+
 def test_a_model_compared_with_itself_only_ties():
     from lit_rlhf.evaluation.compare import compare_with_gold
 
@@ -53,6 +70,7 @@ def test_a_model_compared_with_itself_only_ties():
     result = compare_with_gold(model, model, tokenizer, AlignmentGym(seed=0), options, seed=0)
     assert result["win_tie_loss"]["all"]["tie"] == 1.0
     assert result["probes"] == result["probes_sft"]
+    assert set(result["probes"]) == {"identity", "format", "identity_refused", "format_refused"}
 
 
 def test_ablation_table_reads_results_and_resumed_logs(tmp_path):

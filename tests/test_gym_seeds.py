@@ -13,7 +13,7 @@ def _results(all_row, math_row, runs, probes):
         "baseline": {"name": "sft"},
         "pairwise": {"ppo": {"all": all_row, "math": math_row}},
         "per_checkpoint": {"ppo": [{"win_minus_loss": r} for r in runs]},
-        "probes": {"sft": {"identity": 0.5, "format": 0.4}, "ppo": probes},
+        "probes": {"sft": {"identity": 0.5, "format": 0.4, "identity_refused": 0.05}, "ppo": probes},
         "reward_model": {"heldout": {"gold_accuracy": 0.8}},
     }
 
@@ -27,13 +27,14 @@ def test_pooling_counts_every_comparison_of_every_gym():
 
 
 def test_table_per_gym_and_pooled(tmp_path, capsys):
-    for seed, (all_row, runs) in {
-        0: (win_row(20, 10, 2), [30.0, 50.0]),
-        4: (win_row(20, 4, 8), [-10.0, -30.0]),
+    for seed, (all_row, runs, refused) in {
+        0: (win_row(20, 10, 2), [30.0, 50.0], {}),
+        4: (win_row(20, 4, 8), [-10.0, -30.0], {"identity_refused": 0.3}),
     }.items():
         path = tmp_path / f"g{seed}" / "eval" / "results.json"
         path.parent.mkdir(parents=True)
-        path.write_text(json.dumps(_results(all_row, win_row(4, 1, 1), runs, {"identity": 0.25, "format": 0.5})))
+        probes = {"identity": 0.25, "format": 0.5, **refused}
+        path.write_text(json.dumps(_results(all_row, win_row(4, 1, 1), runs, probes)))
     assert main(["--gym-seeds", "0", "4", "--root", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "gym_seeds.json").read_text())
     assert summary["pooled"]["ppo"]["all"]["n"] == 40
@@ -41,6 +42,8 @@ def test_table_per_gym_and_pooled(tmp_path, capsys):
     table = (tmp_path / "gym_seeds.md").read_text()
     assert "| 0 | **+40.0" in table and "| 4 | **-20.0" in table and "| pooled | **+10.0" in table
     assert "+30.0, +50.0" in table and "0.25 (0.50) / 0.50 (0.40)" in table and "| 0.80 |" in table
+    # runs from before the refusal count have none: a dash, not a number
+    assert "| – (0.05) |" in table and "| 0.30 (0.05) |" in table
     assert summarize({0: _results(win_row(2, 1, 0), win_row(2, 1, 0), [50.0], {})})["gyms"][0]["ppo"]["runs"] == [50.0]
 
 

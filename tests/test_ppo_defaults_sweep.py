@@ -26,11 +26,13 @@ def test_each_variant_composes_to_what_it_says(name, tmp_path):
         assert (OmegaConf.to_container(got) if OmegaConf.is_config(got) else got) == yaml.safe_load(value), key
 
 
-def _write_run(run: Path, win: int, loss: int, identity: float) -> None:
+def _write_run(run: Path, win: int, loss: int, identity: float, refused: float | None = None) -> None:
     run.mkdir(parents=True)
     table = {"all": win_row(20, win, loss), "writing": win_row(10, win // 2, loss // 2)}
-    probes = {"identity": identity, "format": 0.5}
-    vs_sft = {"win_tie_loss": table, "probes": probes, "probes_sft": {"identity": 0.5, "format": 0.5}}
+    probes, probes_sft = {"identity": identity, "format": 0.5}, {"identity": 0.5, "format": 0.5}
+    if refused is not None:
+        probes["identity_refused"], probes_sft["identity_refused"] = refused, 0.1
+    vs_sft = {"win_tie_loss": table, "probes": probes, "probes_sft": probes_sft}
     (run / "results.json").write_text(json.dumps({"vs_sft": vs_sft}))
     logs = run / "logs" / "version_0"
     logs.mkdir(parents=True)
@@ -40,9 +42,9 @@ def _write_run(run: Path, win: int, loss: int, identity: float) -> None:
 
 
 def test_table_pools_seeds_per_gym_and_gyms_overall(tmp_path, capsys):
-    _write_run(sweep.run_dir(tmp_path, 0, "C", 0), 10, 2, 0.6)
-    _write_run(sweep.run_dir(tmp_path, 0, "C", 1), 6, 6, 0.4)
-    _write_run(sweep.run_dir(tmp_path, 1, "C", 0), 4, 0, 0.5)
+    _write_run(sweep.run_dir(tmp_path, 0, "C", 0), 10, 2, 0.6, refused=0.2)
+    _write_run(sweep.run_dir(tmp_path, 0, "C", 1), 6, 6, 0.4, refused=0.4)
+    _write_run(sweep.run_dir(tmp_path, 1, "C", 0), 4, 0, 0.5, refused=0.1)
     assert sweep.main(["--root", str(tmp_path), "--gym-seeds", "0", "1", "--seeds", "0", "1", "--variants", "C"]) == 0
     summary = json.loads((tmp_path / "sweep.json").read_text())["C"]
     assert summary["gyms"]["0"]["runs"] == 2 and summary["gyms"]["0"]["table"]["all"]["n"] == 40
@@ -50,6 +52,15 @@ def test_table_pools_seeds_per_gym_and_gyms_overall(tmp_path, capsys):
     assert summary["pooled"]["all"]["win_minus_loss"] == pytest.approx(20.0)
     row = capsys.readouterr().out.splitlines()[-1]
     assert row.startswith("| C | +20.0 (2) | +20.0 (1) | **+20.0**") and "| +0.0 / +0.0 |" in row
+    # identity answers refusing: gym 0 0.3 against SFT's 0.1, gym 1 level -> +10 points on average
+    assert "| +10.0 |" in row
+
+
+def test_runs_without_the_refusal_count_show_a_dash(tmp_path, capsys):
+    _write_run(sweep.run_dir(tmp_path, 0, "C", 0), 10, 2, 0.6, refused=0.2)
+    _write_run(sweep.run_dir(tmp_path, 1, "C", 0), 4, 0, 0.5)
+    assert sweep.main(["--root", str(tmp_path), "--gym-seeds", "0", "1", "--variants", "C"]) == 0
+    assert "| +5.0 / +0.0 | – |" in capsys.readouterr().out.splitlines()[-1]
 
 
 def test_drift_plot_is_drawn_from_the_logged_per_category_curves(tmp_path):

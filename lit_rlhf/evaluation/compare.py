@@ -19,7 +19,7 @@ from lit_rlhf.evaluation.gold import judge_responses
 from lit_rlhf.evaluation.heldout import heldout_prompts
 from lit_rlhf.evaluation.pairwise import format_table, outcomes, win_tie_loss
 from lit_rlhf.generation import generate
-from lit_rlhf.gym.probes import PASS_AT, probe_pass_rates
+from lit_rlhf.gym.probes import PASS_AT, probe_pass_rates, probe_refusal_rates
 from lit_rlhf.reward.model import RewardModel
 
 
@@ -67,7 +67,8 @@ def judged_rounds(
 
 
 def probe_rates(model, tokenizer, gym, options: DictConfig, seed: int, samples: int = 16) -> dict[str, float]:
-    """Identity and format pass rates on held-out (val + test) probe prompts, several samples each.
+    """Identity and format pass rates on held-out (val + test) probe prompts, several samples each, and the
+    share of those answers that refuse (``identity_refused``, ``format_refused``: over-refusal).
 
     16 samples because the held-out identity prompts are few (7): 4 samples gave 28 answers and a
     standard error of about 0.09 on the pass rate, 16 give 112 answers and about 0.05.
@@ -78,7 +79,8 @@ def probe_rates(model, tokenizer, gym, options: DictConfig, seed: int, samples: 
         responses += generate(
             model, tokenizer, [p.text for p in base], max_new_tokens=options.max_new_tokens, seed=seed + 2000 + k
         )
-    return probe_pass_rates(gym.judge, base * samples, responses)
+    prompts = base * samples
+    return {**probe_pass_rates(gym.judge, prompts, responses), **probe_refusal_rates(prompts, responses)}
 
 
 def compare_by_reward_model(

@@ -73,6 +73,15 @@ def _cell(row: dict) -> str:
     return f"{row['win_minus_loss']:+.1f} [{row['ci95'][0]:+.1f}, {row['ci95'][1]:+.1f}]"
 
 
+def _probe_cell(probes: dict, baseline: dict, key: str) -> str:
+    """``candidate (baseline)``, with "–" for a figure the run did not record."""
+    return f"{_rate(probes.get(key))} ({_rate(baseline.get(key))})"
+
+
+def _rate(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
 def markdown(summary: dict) -> str:
     """One table per candidate: a row per gym seed and a pooled row."""
     lines = []
@@ -82,8 +91,8 @@ def markdown(summary: dict) -> str:
             f"### {name} vs SFT (wins − losses, points, 95% interval)",
             "",
             "| gym seed | all | " + " | ".join(categories) + " | each run | probes identity / format "
-            "(SFT) | RM agrees with gold |",
-            "|---" * (len(categories) + 5) + "|",
+            "(SFT) | identity answers refusing (SFT) | RM agrees with gold |",
+            "|---" * (len(categories) + 6) + "|",
         ]
         for seed, gym in summary["gyms"].items():
             row, probes, base = gym[name], gym[name]["probes"] or {}, gym["baseline_probes"] or {}
@@ -96,13 +105,13 @@ def markdown(summary: dict) -> str:
                 + " | "
                 + ", ".join(f"{r:+.1f}" for r in row["runs"])
                 + " | "
-                + " / ".join(f"{probes.get(p, float('nan')):.2f} ({base.get(p, float('nan')):.2f})" for p in PROBES)
-                + f" | {rm_cell} |"
+                + " / ".join(_probe_cell(probes, base, p) for p in PROBES)
+                + f" | {_probe_cell(probes, base, 'identity_refused')} | {rm_cell} |"
             )
         lines.append(
             f"| pooled | **{_cell(pooled['all'])}** | "
             + " | ".join(f"{pooled[c]['win_minus_loss']:+.1f}" for c in categories)
-            + " | | | |"
+            + " | | | | |"
         )
         lines.append("")
     return "\n".join(lines)

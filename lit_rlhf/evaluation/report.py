@@ -157,7 +157,8 @@ def write_report(results: dict, out: str | Path, ablations_root: str | Path | No
         lines += per_model_table(
             "Capability probes (pass rate)",
             "Identity (names itself) and format (answers in "
-            "the asked JSON shape) on the held-out probe prompts, 16 samples each.",
+            "the asked JSON shape) on the held-out probe prompts, 16 samples each; `_refused`: the share of "
+            "those answers that refuse (over-refusal: the questions are benign).",
             results["probes"],
             ".2f",
         )
