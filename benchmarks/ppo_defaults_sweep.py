@@ -31,11 +31,13 @@ BEFORE = {
     "module.config.kl_coef": "0.1",
     "module.config.adaptive_kl": "false",
     "module.config.ntp_coef": "0.1",
+    "module.config.ntp_target": "labels",
     "data.train.categories": "null",
     "ppo.reward_parts": "null",
 }
 ADAPTIVE_KL = {"module.config.adaptive_kl": "true", "module.config.kl_target": "0.5", "module.config.kl_horizon": "500"}
 CAPABILITY_NTP = {"data.train.categories": "[identity,format]"}
+REFERENCE_NTP = {"module.config.ntp_target": "reference"}
 LENGTH_PART = (
     "{reward_model: {weight: 1.0}, "
     "length: {_target_: lit_rlhf.ppo.reward_parts.LengthPenalty, per_word: 0.1, free_words: 16}}"
@@ -74,6 +76,26 @@ VARIANTS: dict[str, tuple[dict[str, str], str]] = {
     "CNL10": (
         {**ADAPTIVE_KL, **CAPABILITY_NTP, "ppo.reward_parts": LENGTH_PART, "module.config.ntp_coef": "1.0"},
         "CNL with λ_NTP 1.0 on the identity and format demonstrations",
+    ),
+    "CNLR3": (
+        {
+            **ADAPTIVE_KL,
+            **CAPABILITY_NTP,
+            "ppo.reward_parts": LENGTH_PART,
+            **REFERENCE_NTP,
+            "module.config.ntp_coef": "0.3",
+        },
+        "CNL with the NTP term against the reference's answers (KL), λ 0.3",
+    ),
+    "CNLR10": (
+        {
+            **ADAPTIVE_KL,
+            **CAPABILITY_NTP,
+            "ppo.reward_parts": LENGTH_PART,
+            **REFERENCE_NTP,
+            "module.config.ntp_coef": "1.0",
+        },
+        "CNL with the NTP term against the reference's answers (KL), λ 1.0",
     ),
 }
 PROBES = ("identity", "format")

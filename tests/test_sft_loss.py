@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from lit_rlhf.core.sft_loss import IGNORE_INDEX, masked_lm_loss, response_labels, token_nll
+from lit_rlhf.core.sft_loss import IGNORE_INDEX, masked_lm_loss, masked_reference_kl, response_labels, token_nll
 
 
 def test_response_labels_mask_prompt_and_padding():
@@ -42,3 +42,34 @@ def test_no_labelled_tokens_gives_zero_not_nan():
     logits = torch.randn(1, 3, 4)
     labels = torch.full((1, 3), IGNORE_INDEX)
     assert masked_lm_loss(logits, labels).item() == 0.0
+
+
+def test_reference_kl_by_hand():
+    # one labelled position (label 1 sits at t=1, so logit 0 predicts it); p = (1/2, 1/2), p_ref = (3/4, 1/4)
+    logits = torch.tensor([[[0.0, 0.0], [5.0, -5.0], [1.0, 2.0]]])
+    ref_logits = torch.tensor([[[math.log(3.0), 0.0], [0.0, 0.0], [0.0, 0.0]]])
+    labels = torch.tensor([[IGNORE_INDEX, 1, IGNORE_INDEX]])
+    expected = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)  # 0.1308
+    assert masked_reference_kl(logits, ref_logits, labels).item() == pytest.approx(expected, rel=1e-6)
+    # unlabelled positions (whatever their logits) and the labels' values do not count
+    assert masked_reference_kl(logits, ref_logits, torch.tensor([[IGNORE_INDEX, 0, IGNORE_INDEX]])).item() == (
+        pytest.approx(expected, rel=1e-6)
+    )
+    assert masked_reference_kl(logits, ref_logits, torch.full((1, 3), IGNORE_INDEX)).item() == 0.0
+
+
+def test_reference_kl_is_zero_with_zero_gradient_at_the_reference():
+    torch.manual_seed(0)
+    ref_logits = torch.randn(2, 5, 7)
+    logits = ref_logits.clone().requires_grad_(True)
+    labels = torch.tensor([[IGNORE_INDEX, 3, 4, 5, IGNORE_INDEX], [IGNORE_INDEX, IGNORE_INDEX, 1, 2, 3]])
+    loss = masked_reference_kl(logits, ref_logits, labels)
+    loss.backward()
+    assert loss.item() == pytest.approx(0.0, abs=1e-6)
+    assert logits.grad.abs().max().item() < 1e-6
+    # away from the reference it is positive and pulls back: a step against the gradient lowers it
+    moved = (ref_logits + torch.randn(2, 5, 7)).requires_grad_(True)
+    away = masked_reference_kl(moved, ref_logits, labels)
+    away.backward()
+    assert away.item() > 0
+    assert masked_reference_kl(moved - 0.1 * moved.grad, ref_logits, labels).item() < away.item()

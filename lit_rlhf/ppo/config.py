@@ -66,6 +66,10 @@ class PPOConfig:
     """GRPO divides by the group's std; False only centres (Dr. GRPO)."""
     ntp_coef: float = 0.0
     """λ of L = L_PPO + λ·L_NTP on SFT batches, against capability forgetting; 0 turns it off."""
+    ntp_target: str = "labels"
+    """What L_NTP fits on those batches. labels: their tokens (cross-entropy; the paper's NTP term). reference:
+    the reference's next-token distribution at the same positions (KL(p_ref ‖ p)), which holds the policy's
+    answers to those prompts where SFT left them instead of fitting the labels further (docs/ppo.md)."""
     max_grad_norm: float | None = 1.0
     """Global gradient-norm clipping; must be None with ``fused_backward``."""
     fused_backward: bool = False
@@ -91,6 +95,7 @@ class PPOConfig:
             "kl_estimator": self.kl_estimator in ("k1", "k2", "k3"),
             "reward_normalization": self.reward_normalization in ("none", "running", "batch"),
             "ntp_coef": self.ntp_coef >= 0,
+            "ntp_target": self.ntp_target in ("labels", "reference"),
             "advantage_estimator": self.advantage_estimator in ESTIMATORS,
             "samples_per_prompt": self.samples_per_prompt >= (2 if self.advantage_estimator in GROUPED else 1),
             "kl_penalty": self.kl_penalty in ("reward", "loss"),

@@ -18,7 +18,7 @@ from lit_rlhf.core.masked import masked_aggregate, masked_mean, masked_var
 from lit_rlhf.core.ppo_losses import clipped_policy_loss, clipped_value_loss
 from lit_rlhf.core.reward_normalization import build_reward_normalizer
 from lit_rlhf.core.rewards import kl_penalized_rewards, reference_baseline_reward
-from lit_rlhf.core.sft_loss import masked_lm_loss
+from lit_rlhf.core.sft_loss import masked_lm_loss, masked_reference_kl
 from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.models.adapters import frozen_reference
 from lit_rlhf.models.modes import eval_mode
@@ -243,9 +243,12 @@ class PPOModule(L.LightningModule):
             return None
         batch = {k: v.to(self.device) for k, v in self.ntp_batches(self.ntp_step).items()}
         self.ntp_step += 1
-        logits = self.policy(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
-        ).logits
+        inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "use_cache": False}
+        logits = self.policy(**inputs).logits
+        if self.config.ntp_target == "reference":
+            with torch.no_grad(), eval_mode(self.reference):
+                ref_logits = self.reference(**inputs).logits
+            return masked_reference_kl(logits, ref_logits, batch["labels"])
         return masked_lm_loss(logits, batch["labels"])
 
     def training_step(self, batch: dict, batch_idx: int) -> None:

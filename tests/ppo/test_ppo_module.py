@@ -14,6 +14,7 @@ from naive_reference import (
 )
 from torch.utils.data import DataLoader
 
+from lit_rlhf.data.errors import ConfigError
 from lit_rlhf.gym import AlignmentGym
 from lit_rlhf.models import build_policy
 from lit_rlhf.ppo.config import PPOConfig
@@ -461,3 +462,40 @@ def test_logged_reward_parts_are_the_sampled_answers_also_under_remax(policy):
     sampled_words = sum(len(r.split()) for r in info["responses"]) / 4
     assert float(info["stats"]["reward/part/words"]) == pytest.approx(sampled_words)
     torch.testing.assert_close(info["raw"], torch.tensor(gold(info["prompts"], info["responses"])))
+
+
+@pytest.mark.parametrize("lora", [None, {"r": 4, "dropout": 0.0}], ids=["full", "lora"])
+def test_ntp_against_the_reference_holds_the_policy_where_it_started(lora):
+    """``ntp_target=reference``: on the NTP batch, KL of the reference's next-token distribution to the policy's;
+    0 while they are equal, positive once the policy moves, with a gradient for the policy only."""
+    from lit_rlhf.data.ntp import IndexedBatches
+    from lit_rlhf.sft.data import SFTCollator, SFTDataset
+
+    model, tokenizer = build_policy(
+        "embedded",
+        seed=0,
+        tiny={"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64},
+        lora=lora,
+    )
+    ntp = IndexedBatches(
+        SFTDataset(GYM.demonstrations("train", 1)[:8], tokenizer, 64), SFTCollator(tokenizer.pad_token_id), 4, seed=0
+    )
+    config = PPOConfig(reference_baseline=False, ntp_coef=0.1, ntp_target="reference")
+    module = PPOModule(model, tokenizer, gold, config, ntp_batches=ntp).eval()  # no dropout: equal means equal
+    assert module._ntp_loss().item() == pytest.approx(0.0, abs=1e-6)
+    with torch.no_grad():
+        for p in (p for p in module.policy.parameters() if p.requires_grad):
+            p.add_(0.05 * torch.randn_like(p))
+    module.ntp_step = 0  # the same batch again
+    loss = module._ntp_loss()
+    loss.backward()
+    assert loss.item() > 1e-4
+    trained = [p for p in module.policy.parameters() if p.requires_grad]
+    assert all(p.grad is not None for p in trained) and any(p.grad.abs().sum() > 0 for p in trained)
+    if lora is None:  # a frozen copy; under LoRA the reference is the same base with the adapters off
+        assert all(p.grad is None for p in module.reference.parameters())
+
+
+def test_an_unknown_ntp_target_is_refused_by_name():
+    with pytest.raises(ConfigError, match="ntp_target='demos'"):
+        PPOConfig(ntp_target="demos")
