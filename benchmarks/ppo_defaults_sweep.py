@@ -97,6 +97,16 @@ VARIANTS: dict[str, tuple[dict[str, str], str]] = {
         },
         "CNL with the NTP term against the reference's answers (KL), λ 1.0",
     ),
+    "CNLR30": (
+        {
+            **ADAPTIVE_KL,
+            **CAPABILITY_NTP,
+            "ppo.reward_parts": LENGTH_PART,
+            **REFERENCE_NTP,
+            "module.config.ntp_coef": "3.0",
+        },
+        "CNL with the NTP term against the reference's answers (KL), λ 3.0",
+    ),
 }
 PROBES = ("identity", "format")
 REFUSED = "identity_refused"  # identity answers that refuse; runs from before it was recorded lack it
