@@ -54,6 +54,7 @@ CHOICES = {
     "advantage_estimator": ["gae", "reinforce_pp"],  # the group estimators need samples_per_prompt >= 2 too
     "kl_penalty": ["reward", "loss"],
     "loss_aggregation": ["token", "sequence"],
+    "ntp_target": ["labels", "reference"],
 }
 # Flipping these alone would make the config invalid on purpose (each is checked elsewhere): the partner
 # setting that makes the flipped value valid.
