@@ -73,14 +73,20 @@ def probe_rates(model, tokenizer, gym, options: DictConfig, seed: int, samples: 
     16 samples because the held-out identity prompts are few (7): 4 samples gave 28 answers and a
     standard error of about 0.09 on the pass rate, 16 give 112 answers and about 0.05.
     """
+    prompts, responses = probe_answers(model, tokenizer, gym, options, seed, samples)
+    return {**probe_pass_rates(gym.judge, prompts, responses), **probe_refusal_rates(prompts, responses)}
+
+
+def probe_answers(model, tokenizer, gym, options: DictConfig, seed: int, samples: int = 16) -> tuple[list, list[str]]:
+    """The held-out probe prompts ``samples`` times over and the model's answer to each (sample k seeded
+    ``seed + 2000 + k``, the same for every model)."""
     base = [p for split in ("val", "test") for p in gym.prompts(split, list(PASS_AT))]
     responses = []
     for k in range(samples):
         responses += generate(
             model, tokenizer, [p.text for p in base], max_new_tokens=options.max_new_tokens, seed=seed + 2000 + k
         )
-    prompts = base * samples
-    return {**probe_pass_rates(gym.judge, prompts, responses), **probe_refusal_rates(prompts, responses)}
+    return base * samples, responses
 
 
 def compare_by_reward_model(
