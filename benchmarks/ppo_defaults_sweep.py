@@ -42,6 +42,8 @@ LENGTH_PART = (
     "{reward_model: {weight: 1.0}, "
     "length: {_target_: lit_rlhf.ppo.reward_parts.LengthPenalty, per_word: 0.1, free_words: 16}}"
 )
+# adaptive KL, the NTP feed of identity and format demonstrations, the length part: the variants below start here
+CNL_SETTINGS = {**ADAPTIVE_KL, **CAPABILITY_NTP, "ppo.reward_parts": LENGTH_PART}
 # name -> (what it changes from BEFORE, what it tries)
 VARIANTS: dict[str, tuple[dict[str, str], str]] = {
     "A": ({}, "the settings before this sweep: 8 epochs, β 0.1, y_ref one greedy answer, λ_NTP 0.1 on all SFT data"),
@@ -66,45 +68,27 @@ VARIANTS: dict[str, tuple[dict[str, str], str]] = {
         "CN with a 5× faster KL controller (horizon 100 samples: β can move 6.6% per iteration, not 1.3%)",
     ),
     "CNL": (
-        {**ADAPTIVE_KL, **CAPABILITY_NTP, "ppo.reward_parts": LENGTH_PART},
+        CNL_SETTINGS,
         "CN with a length part in the reward: -0.1 per word beyond 16",
     ),
     "CNL3": (
-        {**ADAPTIVE_KL, **CAPABILITY_NTP, "ppo.reward_parts": LENGTH_PART, "module.config.ntp_coef": "0.3"},
+        {**CNL_SETTINGS, "module.config.ntp_coef": "0.3"},
         "CNL with λ_NTP 0.3 on the identity and format demonstrations",
     ),
     "CNL10": (
-        {**ADAPTIVE_KL, **CAPABILITY_NTP, "ppo.reward_parts": LENGTH_PART, "module.config.ntp_coef": "1.0"},
+        {**CNL_SETTINGS, "module.config.ntp_coef": "1.0"},
         "CNL with λ_NTP 1.0 on the identity and format demonstrations",
     ),
     "CNLR3": (
-        {
-            **ADAPTIVE_KL,
-            **CAPABILITY_NTP,
-            "ppo.reward_parts": LENGTH_PART,
-            **REFERENCE_NTP,
-            "module.config.ntp_coef": "0.3",
-        },
+        {**CNL_SETTINGS, **REFERENCE_NTP, "module.config.ntp_coef": "0.3"},
         "CNL with the NTP term against the reference's answers (KL), λ 0.3",
     ),
     "CNLR10": (
-        {
-            **ADAPTIVE_KL,
-            **CAPABILITY_NTP,
-            "ppo.reward_parts": LENGTH_PART,
-            **REFERENCE_NTP,
-            "module.config.ntp_coef": "1.0",
-        },
+        {**CNL_SETTINGS, **REFERENCE_NTP, "module.config.ntp_coef": "1.0"},
         "CNL with the NTP term against the reference's answers (KL), λ 1.0",
     ),
     "CNLR30": (
-        {
-            **ADAPTIVE_KL,
-            **CAPABILITY_NTP,
-            "ppo.reward_parts": LENGTH_PART,
-            **REFERENCE_NTP,
-            "module.config.ntp_coef": "3.0",
-        },
+        {**CNL_SETTINGS, **REFERENCE_NTP, "module.config.ntp_coef": "3.0"},
         "CNL with the NTP term against the reference's answers (KL), λ 3.0",
     ),
 }

@@ -19,7 +19,7 @@ from lit_rlhf.evaluation.gold import judge_responses
 from lit_rlhf.evaluation.heldout import heldout_prompts
 from lit_rlhf.evaluation.pairwise import format_table, outcomes, win_tie_loss
 from lit_rlhf.generation import generate
-from lit_rlhf.gym.probes import PASS_AT, probe_pass_rates, probe_refusal_rates
+from lit_rlhf.gym.probes import PASS_AT, probe_rates_of
 from lit_rlhf.reward.model import RewardModel
 
 
@@ -74,7 +74,7 @@ def probe_rates(model, tokenizer, gym, options: DictConfig, seed: int, samples: 
     standard error of about 0.09 on the pass rate, 16 give 112 answers and about 0.05.
     """
     prompts, responses = probe_answers(model, tokenizer, gym, options, seed, samples)
-    return {**probe_pass_rates(gym.judge, prompts, responses), **probe_refusal_rates(prompts, responses)}
+    return probe_rates_of(gym.judge, prompts, responses)
 
 
 def probe_answers(model, tokenizer, gym, options: DictConfig, seed: int, samples: int = 16) -> tuple[list, list[str]]:

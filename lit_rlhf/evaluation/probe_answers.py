@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from lit_rlhf.evaluation.compare import probe_answers
 from lit_rlhf.gym import AlignmentGym
-from lit_rlhf.gym.probes import PASS_AT, probe_pass_rates, probe_refusal_rates
+from lit_rlhf.gym.probes import PASS_AT, probe_rates_of
 from lit_rlhf.models import build_policy
 
 
@@ -31,7 +31,7 @@ def answer_counts(prompts: list, responses: list[str]) -> dict[str, Counter]:
 
 
 def describe(name: str, gym: AlignmentGym, prompts: list, responses: list[str], top: int) -> str:
-    rates = {**probe_pass_rates(gym.judge, prompts, responses), **probe_refusal_rates(prompts, responses)}
+    rates = probe_rates_of(gym.judge, prompts, responses)
     lines = [f"== {name}"]
     for category, counts in answer_counts(prompts, responses).items():
         total = sum(counts.values())

@@ -12,12 +12,11 @@ PASS_AT = {"identity": 0.8, "format": 0.4}
 
 def probe_pass_rates(judge: GoldJudge, prompts: list[GymPrompt], responses: list[str]) -> dict[str, float]:
     """Pass rate per probe category present in ``prompts``."""
-    passed: dict[str, list[bool]] = {}
-    for prompt, response in zip(prompts, responses, strict=True):
-        if prompt.category in PASS_AT:
-            ok = judge.score_prompt(prompt, response).helpfulness >= PASS_AT[prompt.category]
-            passed.setdefault(prompt.category, []).append(ok)
-    return {category: sum(v) / len(v) for category, v in sorted(passed.items())}
+    passed = [
+        judge.score_prompt(p, r).helpfulness >= PASS_AT[p.category] if p.category in PASS_AT else False
+        for p, r in zip(prompts, responses, strict=True)
+    ]
+    return _share_per_probe(prompts, passed, "")
 
 
 def probe_refusal_rates(prompts: list[GymPrompt], responses: list[str]) -> dict[str, float]:
@@ -26,8 +25,18 @@ def probe_refusal_rates(prompts: list[GymPrompt], responses: list[str]) -> dict[
     The probe questions are benign, so a refusal there is over-refusal: the harmful-request refusal that RL
     rewards spilling over into questions it should answer (the usual way PPO costs the identity probe).
     """
-    refused: dict[str, list[bool]] = {}
-    for prompt, response in zip(prompts, responses, strict=True):
+    return _share_per_probe(prompts, [is_refusal(r) for r in responses], "_refused")
+
+
+def probe_rates_of(judge: GoldJudge, prompts: list[GymPrompt], responses: list[str]) -> dict[str, float]:
+    """Both: each probe's pass rate (``identity``, ``format``) and refusal share (``identity_refused``, ...)."""
+    return {**probe_pass_rates(judge, prompts, responses), **probe_refusal_rates(prompts, responses)}
+
+
+def _share_per_probe(prompts: list[GymPrompt], flags: list[bool], suffix: str) -> dict[str, float]:
+    """Per probe category present in ``prompts``, the share of its answers whose flag is set."""
+    by_category: dict[str, list[bool]] = {}
+    for prompt, flag in zip(prompts, flags, strict=True):
         if prompt.category in PASS_AT:
-            refused.setdefault(prompt.category, []).append(is_refusal(response))
-    return {f"{category}_refused": sum(v) / len(v) for category, v in sorted(refused.items())}
+            by_category.setdefault(prompt.category, []).append(flag)
+    return {f"{category}{suffix}": sum(v) / len(v) for category, v in sorted(by_category.items())}
