@@ -333,14 +333,19 @@ def test_config_rejects_bad_values_by_name():
         PPOConfig(adaptive_kl=True)
 
 
-def _one_iteration(lora: dict | None = None, **config_changes) -> PPOModule:
-    """A fresh tiny-policy module after one PPO iteration (2 minibatch steps), seed 0."""
-    model, tokenizer = build_policy(
+def _tiny_policy(lora: dict | None = None):
+    """The embedded policy at its smallest, seed 0, with LoRA adapters when ``lora`` is given."""
+    return build_policy(
         "embedded",
         seed=0,
         tiny={"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64},
         lora=lora,
     )
+
+
+def _one_iteration(lora: dict | None = None, **config_changes) -> PPOModule:
+    """A fresh tiny-policy module after one PPO iteration (2 minibatch steps), seed 0."""
+    model, tokenizer = _tiny_policy(lora)
     config = PPOConfig(
         reference_baseline=False,
         max_new_tokens=5,
@@ -471,12 +476,7 @@ def test_ntp_against_the_reference_holds_the_policy_where_it_started(lora):
     from lit_rlhf.data.ntp import IndexedBatches
     from lit_rlhf.sft.data import SFTCollator, SFTDataset
 
-    model, tokenizer = build_policy(
-        "embedded",
-        seed=0,
-        tiny={"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64},
-        lora=lora,
-    )
+    model, tokenizer = _tiny_policy(lora)
     ntp = IndexedBatches(
         SFTDataset(GYM.demonstrations("train", 1)[:8], tokenizer, 64), SFTCollator(tokenizer.pad_token_id), 4, seed=0
     )
